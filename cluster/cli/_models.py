@@ -1,0 +1,27 @@
+"""``garden models``: local checkpoints."""
+
+from __future__ import annotations
+
+import click
+
+from cluster.cli._main import cli
+from cluster.cli._options import config_option, load
+
+
+@cli.group("models")
+def models_group() -> None:
+    """Manage the garden's local model checkpoints."""
+
+
+@models_group.command("build")
+@config_option
+@click.option("--force", is_flag=True, help="Rebuild even when up to date.")
+def build(config_path: str | None, force: bool) -> None:
+    """Build the tiny local checkpoints of every model with a `tiny` section."""
+    from deployments.tiny import build_missing
+
+    results = build_missing(load(config_path), force=force)
+    if not results:
+        click.echo("no model has a `tiny` section; nothing to build")
+    for r in results:
+        click.echo(f"{r.model:<12} {'built' if r.built else 'up to date':<10} {r.path}")

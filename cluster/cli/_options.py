@@ -1,0 +1,31 @@
+"""Options shared by several ``garden`` commands."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from cluster.config import GardenConfig, load_config
+
+__all__ = ["config_option", "load"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_option(fn: F) -> F:
+    """``--config FILE``; the embedded default garden when omitted."""
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=str),
+        default=None,
+        envvar="GARDEN_CONFIG",
+        help="garden.yaml to use (default: the embedded garden; env GARDEN_CONFIG).",
+    )(fn)
+
+
+def load(config_path: str | None) -> GardenConfig:
+    """Load the config, raising ConfigError (exit 2) with key paths."""
+    return load_config(config_path)

@@ -1,0 +1,97 @@
+"""``garden up``, ``garden status`` and ``garden down``."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+from cluster.cli._main import cli
+from cluster.cli._options import config_option, load
+from cluster.lifecycle import DeploymentProgress, down, read_state, status, up
+
+
+class _ProgressPrinter:
+    """Prints a deployment's line whenever its state changes."""
+
+    def __init__(self) -> None:
+        self._start = time.monotonic()
+        self._last: dict[str, tuple[str, int, int]] = {}
+
+    def __call__(self, progress: list[DeploymentProgress]) -> None:
+        for p in progress:
+            key = (p.status, p.running, p.target)
+            if self._last.get(p.name) != key:
+                self._last[p.name] = key
+                elapsed = time.monotonic() - self._start
+                click.echo(
+                    f"  [{elapsed:5.0f}s] {p.name:<12} {p.status:<11} "
+                    f"{p.running}/{p.target} replicas"
+                )
+
+
+def _table(progress: list[DeploymentProgress]) -> str:
+    rows = [f"{'DEPLOYMENT':<14}{'STATUS':<13}{'REPLICAS':<10}MESSAGE"]
+    for p in progress:
+        rows.append(f"{p.name:<14}{p.status:<13}{f'{p.running}/{p.target}':<10}{p.message}")
+    return "\n".join(rows)
+
+
+@cli.command("up")
+@config_option
+@click.option(
+    "--address",
+    default=None,
+    help="Join the Ray cluster at this address instead "
+    "of starting a local one (e.g. 'auto' or 'ray://head:10001').",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    default=900.0,
+    show_default=True,
+    help="Seconds to wait for every model to become healthy.",
+)
+def up_cmd(config_path: str | None, address: str | None, timeout_s: float) -> None:
+    """Start the garden and wait until every model is healthy."""
+    garden = load(config_path)
+    where = address or "a local Ray"
+    click.echo(f"garden up: deploying {garden.name!r} ({len(garden.models)} models) on {where}")
+    start = time.monotonic()
+    state = up(garden, address=address, timeout_s=timeout_s, on_progress=_ProgressPrinter())
+    click.echo(f"garden {garden.name!r} is ready in {time.monotonic() - start:.0f}s")
+    click.echo(f"  endpoint: {state.endpoint}")
+    click.echo(f"  models:   {', '.join(m.name for m in garden.models)}")
+    click.echo("  status: garden status    stop: garden down")
+
+
+@cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def status_cmd(as_json: bool) -> None:
+    """Show every deployment of the running garden: status and replicas."""
+    from cluster._ray import connect
+
+    state = read_state()
+    if state is None:
+        raise click.ClickException("no garden is running from this machine (start one: garden up)")
+    connect(state.address)
+    progress = status(state.app)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"endpoint": state.endpoint, "deployments": [p.__dict__ for p in progress]},
+                indent=2,
+            )
+        )
+    else:
+        click.echo(f"garden {state.app!r} at {state.endpoint}\n{_table(progress)}")
+
+
+@cli.command("down")
+def down_cmd() -> None:
+    """Stop the garden and every engine process it started."""
+    survivors = down()
+    if survivors:
+        raise click.ClickException(f"processes survived SIGKILL: {survivors}")
+    click.echo("garden is down")

@@ -1,0 +1,160 @@
+"""The garden's exception hierarchy.
+
+Every error the garden raises on purpose derives from :class:`GardenError`.
+Operator-facing errors (config, cluster) carry what to do next; request-facing
+errors (:class:`RequestError`) carry everything the ingress needs to answer in
+the OpenAI error shape, so no layer has to guess a status code.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ClusterError",
+    "ConfigError",
+    "ContextLengthError",
+    "GardenError",
+    "InvalidRequestError",
+    "ModelNotFoundError",
+    "ModelSourceError",
+    "ModelUnavailableError",
+    "PortInUseError",
+    "QueueFullError",
+    "RequestError",
+    "StartupError",
+    "UpstreamError",
+]
+
+
+class GardenError(Exception):
+    """Base of every error the garden raises deliberately."""
+
+
+# --- operator-facing -------------------------------------------------------
+
+
+class ConfigError(GardenError):
+    """A garden config is invalid. ``problems`` holds one line per bad key path."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid garden config {source}:\n{lines}")
+
+
+class ModelSourceError(GardenError):
+    """A model's weights are not where its config says."""
+
+    def __init__(self, model: str, source: str, hint: str) -> None:
+        self.model = model
+        self.source = source
+        super().__init__(f"model {model!r}: no checkpoint at {source}. {hint}")
+
+
+class ClusterError(GardenError):
+    """Ray or Ray Serve could not be started, reached or stopped."""
+
+
+class PortInUseError(ClusterError):
+    """The ingress port is already bound by another process."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        super().__init__(
+            f"port {port} on {host} is already in use. Stop whatever listens there "
+            f"(`garden down` if it is an earlier garden) or set router.port in the config."
+        )
+
+
+class StartupError(ClusterError):
+    """A deployment failed or did not become healthy in time."""
+
+
+# --- request-facing --------------------------------------------------------
+
+
+class RequestError(GardenError):
+    """An error answered to an HTTP client in the OpenAI error shape.
+
+    Subclasses fix ``status_code`` and ``error_type``; instances may add the
+    offending ``param``, a machine-readable ``code`` and a ``retry_after``
+    hint in seconds.
+    """
+
+    status_code: int = 400
+    error_type: str = "invalid_request_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+        self.retry_after = retry_after
+
+    def to_body(self) -> dict[str, dict[str, str | None]]:
+        """The OpenAI error body: ``{"error": {message, type, param, code}}``."""
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.error_type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+class InvalidRequestError(RequestError):
+    """Malformed body or parameter (400)."""
+
+
+class ContextLengthError(InvalidRequestError):
+    """Prompt plus max_tokens exceed the model's context window (400)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, param="max_tokens", code="context_length_exceeded")
+
+
+class ModelNotFoundError(RequestError):
+    """The requested model id is not served by this garden (404)."""
+
+    status_code = 404
+
+    def __init__(self, model: str, available: list[str]) -> None:
+        super().__init__(
+            f"The model {model!r} does not exist. Available models: {', '.join(available)}.",
+            param="model",
+            code="model_not_found",
+        )
+
+
+class QueueFullError(RequestError):
+    """The model's bounded queue is full (429); retry after ``retry_after`` s."""
+
+    status_code = 429
+    error_type = "rate_limit_error"
+
+
+class ModelUnavailableError(RequestError):
+    """The model has no healthy replica right now (503)."""
+
+    status_code = 503
+    error_type = "service_unavailable"
+
+
+class UpstreamError(RequestError):
+    """The engine failed while serving the request (500 unless told)."""
+
+    status_code = 500
+    error_type = "server_error"
+
+    def __init__(self, message: str, *, status_code: int = 500, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.status_code = status_code

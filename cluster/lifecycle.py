@@ -1,0 +1,214 @@
+"""Bring a garden up, report on it, and take it down.
+
+``up`` starts (or joins) Ray, deploys the Serve application built from the
+config, and waits until every model is healthy. A small state file records
+where the garden runs so that ``status`` and ``down`` find it later.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from cluster._processes import kill_garden_processes
+from cluster._ray import (
+    check_port_free,
+    connect,
+    local_ray_alive,
+    start_local_ray,
+    stop_local_ray,
+)
+from cluster.app import build_app
+from cluster.config import GardenConfig
+from cluster.exceptions import ClusterError, StartupError
+
+__all__ = ["DeploymentProgress", "RunState", "down", "read_state", "run_dir", "status", "up"]
+
+
+def run_dir() -> Path:
+    """Where run state and logs live (``$GARDEN_RUN_DIR``, default ~/.cache/model-garden/run)."""
+    default = Path("~/.cache/model-garden/run").expanduser()
+    return Path(os.environ.get("GARDEN_RUN_DIR", default)).expanduser()
+
+
+@dataclass(frozen=True)
+class RunState:
+    """Where a running garden lives."""
+
+    address: str
+    app: str
+    host: str
+    port: int
+    owns_cluster: bool
+
+    @property
+    def endpoint(self) -> str:
+        """Base URL of the OpenAI-compatible API."""
+        return f"http://{self.host}:{self.port}/v1"
+
+
+@dataclass(frozen=True)
+class DeploymentProgress:
+    """One deployment's state as Ray Serve reports it."""
+
+    name: str
+    status: str
+    running: int
+    target: int
+    message: str
+
+    @property
+    def healthy(self) -> bool:
+        """True once the deployment serves with all its replicas."""
+        return self.status == "HEALTHY"
+
+
+def _state_file() -> Path:
+    return run_dir() / "garden.json"
+
+
+def read_state() -> RunState | None:
+    """The state of the garden started from this machine, if any."""
+    try:
+        return RunState(**json.loads(_state_file().read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _write_state(state: RunState) -> None:
+    path = _state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(state), indent=2))
+
+
+def _serve_running() -> bool:
+    # Looks for the controller actor: serve.status() would start Serve itself.
+    import ray
+    from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
+
+    try:
+        ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+    except ValueError:
+        return False
+    return True
+
+
+def status(app: str) -> list[DeploymentProgress]:
+    """Per-deployment progress of ``app`` on the connected cluster."""
+    from ray import serve
+
+    apps = serve.status().applications
+    if app not in apps:
+        raise ClusterError(f"no garden application {app!r} is deployed on this cluster")
+    out = []
+    for name, dep in apps[app].deployments.items():
+        states = {str(getattr(k, "value", k)): v for k, v in dep.replica_states.items()}
+        out.append(
+            DeploymentProgress(
+                name=name,
+                status=str(getattr(dep.status, "value", dep.status)),
+                running=states.get("RUNNING", 0),
+                target=sum(states.values()),
+                message=dep.message,
+            )
+        )
+    return out
+
+
+def _wait_healthy(
+    app: str,
+    timeout_s: float,
+    on_progress: Callable[[list[DeploymentProgress]], None] | None,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    from ray import serve
+
+    deadline = clock() + timeout_s
+    while True:
+        overview = serve.status().applications.get(app)
+        if overview is not None:
+            progress = status(app)
+            if on_progress:
+                on_progress(progress)
+            app_status = str(getattr(overview.status, "value", overview.status))
+            if app_status == "RUNNING" and all(p.healthy for p in progress):
+                return
+            if app_status == "DEPLOY_FAILED" or any(p.status == "DEPLOY_FAILED" for p in progress):
+                failed = [f"{p.name}: {p.message}" for p in progress if p.status != "HEALTHY"]
+                raise StartupError(
+                    "garden failed to deploy:\n  " + "\n  ".join(failed or [overview.message])
+                )
+        if clock() > deadline:
+            raise StartupError(
+                f"garden not healthy after {timeout_s:.0f}s; `garden status` shows what is pending"
+            )
+        time.sleep(1.0)
+
+
+def up(
+    garden: GardenConfig,
+    *,
+    address: str | None = None,
+    timeout_s: float = 900,
+    on_progress: Callable[[list[DeploymentProgress]], None] | None = None,
+) -> RunState:
+    """Deploy ``garden`` and wait until every model is healthy.
+
+    With ``address`` None a local Ray is started (or the one an earlier
+    ``up`` started is reused); otherwise the cluster at ``address`` is joined.
+    Raises before starting anything when a checkpoint is missing or the
+    port is taken.
+    """
+    from ray import serve
+
+    from deployments.model import resolve_source
+
+    for spec in garden.models:  # a missing checkpoint fails before anything starts
+        resolve_source(garden, spec)
+    previous = read_state()
+    owns = address is None
+    log = run_dir() / "ray.log"
+    if address is None and previous is not None and previous.owns_cluster and local_ray_alive():
+        address = previous.address  # reuse the Ray an earlier `garden up` started
+    if address is None:
+        check_port_free(garden.router.host, garden.router.port)
+        address = start_local_ray(log)
+    connect(address)
+    if not _serve_running():
+        check_port_free(garden.router.host, garden.router.port)
+        serve.start(http_options={"host": garden.router.host, "port": garden.router.port})
+    state = RunState(address, garden.name, garden.router.host, garden.router.port, owns)
+    _write_state(state)
+    serve.run_many(
+        [serve.RunTarget(build_app(garden), name=garden.name, route_prefix="/")],
+        wait_for_ingress_deployment_creation=False,
+        wait_for_applications_running=False,
+    )
+    _wait_healthy(garden.name, timeout_s, on_progress)
+    return state
+
+
+def down(*, timeout_s: float = 30) -> list[int]:
+    """Stop the garden this machine started; return pids that survived (none expected).
+
+    A cluster the garden started is stopped whole (``ray stop --force``); on a
+    joined cluster only the garden's application is deleted. Either way every
+    process carrying the garden marker, orphaned vLLM engines included, is
+    killed with its process tree.
+    """
+    state = read_state()
+    app = state.app if state else None
+    if state is not None and not state.owns_cluster:
+        from ray import serve
+
+        connect(state.address)
+        serve.delete(state.app)
+    elif state is not None:
+        stop_local_ray(run_dir() / "ray.log")
+    survivors = kill_garden_processes(app, timeout=timeout_s)
+    _state_file().unlink(missing_ok=True)
+    return [p.pid for p in survivors]

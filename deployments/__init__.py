@@ -1,0 +1,1 @@
+"""Model deployments: one ``ray.serve.llm`` code path for every model."""

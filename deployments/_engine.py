@@ -1,0 +1,72 @@
+"""The vLLM engine of a garden replica: Ray Serve LLM's, lighter on the CPU.
+
+On the CPU, Ray Serve LLM and vLLM start three processes per model: the Serve
+replica, a spawned ``VLLM::EngineCore`` and a spawned ``VLLM::Worker``, and
+each spawned one imports torch and vLLM from scratch (about 0.7 GB and 15 s
+of a core each on a 2-core machine). A single-worker CPU engine needs neither
+extra import:
+
+* vLLM's CPU platform forces the multiprocess executor only to set OpenMP up
+  per worker; the garden sets ``OMP_NUM_THREADS`` and
+  ``VLLM_CPU_OMP_THREADS_BIND`` itself (each model's ``env``), so the worker
+  runs inside the EngineCore with vLLM's own ``uni`` executor.
+* vLLM forces ``spawn`` inside Ray actors only so that a spawned child learns
+  the Ray address; a ``uni`` engine never talks to Ray, so the EngineCore is
+  forked from the replica, which has already imported everything it needs
+  (and shares those pages copy-on-write).
+
+GPU and multi-worker engines keep Ray Serve LLM's behaviour unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from ray.llm._internal.serve.engines.vllm.vllm_engine import VLLMEngine
+from vllm.utils import system_utils
+
+from deployments._limits import install_strict_max_tokens
+
+__all__ = ["GardenEngine"]
+
+install_strict_max_tokens()
+
+
+@contextlib.contextmanager
+def _fork_allowed() -> Iterator[None]:
+    """Let vLLM use its default ``fork`` start method inside this Ray actor."""
+    forced = system_utils._maybe_force_spawn
+    method = os.environ.get("VLLM_WORKER_MULTIPROC_METHOD")
+    system_utils._maybe_force_spawn = lambda: None
+    os.environ["VLLM_WORKER_MULTIPROC_METHOD"] = "fork"
+    try:
+        yield
+    finally:
+        system_utils._maybe_force_spawn = forced
+        if method is None:
+            os.environ.pop("VLLM_WORKER_MULTIPROC_METHOD", None)
+        else:
+            os.environ["VLLM_WORKER_MULTIPROC_METHOD"] = method
+
+
+class GardenEngine(VLLMEngine):
+    """``VLLMEngine`` that runs a single-worker CPU engine in one forked process."""
+
+    _light: bool = False
+
+    def _prepare_engine_config(self, callback_ctx: Any) -> tuple[Any, Any, Any]:
+        engine_args, frontend_args, vllm_config = super()._prepare_engine_config(callback_ctx)
+        parallel = vllm_config.parallel_config
+        if vllm_config.device_config.device_type == "cpu" and parallel.world_size == 1:
+            parallel.distributed_executor_backend = "uni"
+            self._light = True
+        return engine_args, frontend_args, vllm_config
+
+    def _start_async_llm_engine(self, *args: Any, **kwargs: Any) -> Any:
+        if not self._light:
+            return super()._start_async_llm_engine(*args, **kwargs)
+        with _fork_allowed():
+            return super()._start_async_llm_engine(*args, **kwargs)

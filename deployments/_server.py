@@ -1,0 +1,98 @@
+"""The one deployment class every model runs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pydantic import ValidationError
+from ray.serve.llm import LLMServer
+
+from deployments.protocol import ENDPOINTS, ReplyHead
+
+__all__ = ["GardenModel"]
+
+
+def _error_body(message: str, err_type: str, param: Any = None, code: str | None = None) -> bytes:
+    return json.dumps(
+        {"error": {"message": message, "type": err_type, "param": param, "code": code}}
+    ).encode()
+
+
+def _validation_reply(err: ValidationError) -> ReplyHead:
+    first = err.errors(include_url=False)[0]
+    loc = ".".join(str(p) for p in first["loc"]) or None
+    message = f"{loc}: {first['msg']}" if loc else first["msg"]
+    return ReplyHead(400, _error_body(message, "invalid_request_error", loc))
+
+
+def _chunk_text(item: Any) -> str:
+    # Ray Serve LLM batches stream chunks into lists of SSE strings.
+    if isinstance(item, list):
+        return "".join(_chunk_text(i) for i in item)
+    if isinstance(item, str):
+        return item
+    # A pydantic stream object (an ErrorResponse raised mid-stream, say).
+    return f"data: {item.model_dump_json()}\n\n"
+
+
+class GardenModel(LLMServer):
+    """Ray Serve LLM's ``LLMServer`` with a vLLM-free wire format for the router.
+
+    The engine class (``deployments._engine.GardenEngine``) is imported
+    lazily: it imports vLLM, which only the replica process needs.
+    """
+
+    def _get_default_engine_class(self) -> Any:
+        from deployments._engine import GardenEngine
+
+        return GardenEngine
+
+    async def _start_engine(self) -> None:
+        # Ray Serve LLM also pushes a usage-telemetry report here, which starts
+        # a cluster-wide TelemetryAgent actor (~0.4 GB, importing vLLM again).
+        # The garden runs with usage stats off, so it only starts the engine.
+        if self.engine is None:
+            raise ValueError("engine is not set")
+        await self.engine.start()
+
+    async def generate(self, endpoint: str, body: dict[str, Any]) -> AsyncIterator[Any]:
+        """Serve one OpenAI request given as its JSON body.
+
+        Yields a :class:`ReplyHead`, then the remaining SSE chunks of a stream.
+        The body is validated here with vLLM's own request schema, so the
+        router never needs vLLM's classes.
+        """
+        from ray.llm._internal.serve.core.configs.openai_api_models import (
+            ChatCompletionRequest,
+            CompletionRequest,
+        )
+
+        if endpoint not in ENDPOINTS:
+            raise ValueError(f"unknown endpoint {endpoint!r}")
+        schema = ChatCompletionRequest if endpoint == "chat" else CompletionRequest
+        try:
+            request = schema.model_validate(body)
+        except ValidationError as err:
+            yield _validation_reply(err)
+            return
+        stream = await getattr(self, endpoint)(request)
+        first = await anext(stream, None)
+        if first is None:
+            yield ReplyHead(500, _error_body("engine returned no output", "server_error"))
+            return
+        head_item = first[0] if isinstance(first, list) and first else first
+        error = getattr(head_item, "error", None)
+        if error is not None:
+            status = int(error.code)
+            # vLLM names its exception class as the type; OpenAI clients expect these.
+            err_type = "invalid_request_error" if status < 500 else "server_error"
+            yield ReplyHead(status, _error_body(error.message, err_type, error.param))
+            return
+        if not getattr(request, "stream", False):
+            yield ReplyHead(200, first.model_dump_json().encode())
+            return
+        yield ReplyHead(200, _chunk_text(first).encode(), stream=True)
+        async for item in stream:
+            yield _chunk_text(item)

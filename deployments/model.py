@@ -1,0 +1,132 @@
+"""Turn a :class:`~cluster.config.ModelSpec` into a ``ray.serve.llm`` deployment.
+
+Every model, specialist or generalist, CPU or GPU, goes through
+:func:`build_model_deployment` and runs the same deployment class,
+:class:`GardenModel` (Ray Serve LLM's ``LLMServer``); only the config differs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cluster.config import GardenConfig, ModelSpec
+from cluster.exceptions import ModelSourceError
+from deployments.tiny import is_built, model_path
+
+if TYPE_CHECKING:
+    from ray.serve.deployment import Application
+    from ray.serve.llm import LLMConfig
+
+__all__ = [
+    "GARDEN_ENV_MARKER",
+    "build_llm_config",
+    "build_model_deployment",
+    "deployment_options",
+    "resolve_source",
+]
+
+#: Set in every model replica and inherited by its engine processes, so that
+#: ``garden down`` can find engines that outlived their replica.
+GARDEN_ENV_MARKER = "MODEL_GARDEN_APP"
+
+
+def resolve_source(garden: GardenConfig, spec: ModelSpec) -> str:
+    """The checkpoint vLLM should load for ``spec``: a checked local path or a model id.
+
+    Raises :class:`ModelSourceError` naming the model when a local checkpoint
+    is missing (or a tiny one is stale), before anything is deployed.
+    """
+    if spec.tiny is not None:
+        path = model_path(garden, spec)
+        if not is_built(path, spec.tiny):
+            raise ModelSourceError(spec.name, str(path), "Build it with `garden models build`.")
+        return str(path)
+    assert spec.source is not None  # guaranteed by ModelSpec validation
+    local = Path(spec.source).expanduser()
+    looks_local = spec.source.startswith(("/", "~", ".")) or local.exists()
+    if looks_local and not (local / "config.json").is_file():
+        raise ModelSourceError(
+            spec.name, str(local), "Point 'source' at a directory with a config.json."
+        )
+    return str(local) if looks_local else spec.source
+
+
+def _placement(spec: ModelSpec) -> dict[str, Any]:
+    """Placement group of one replica: the replica actor and its engine share it."""
+    res = spec.resources
+    if res.gpus == 0:
+        return {"bundles": [{"CPU": res.cpus}], "strategy": "PACK"}
+    workers = int(spec.engine.get("tensor_parallel_size", 1)) * int(
+        spec.engine.get("pipeline_parallel_size", 1)
+    )
+    per_worker = {"GPU": res.gpus / workers, "CPU": res.cpus / workers}
+    return {"bundle_per_worker": per_worker, "strategy": "PACK"}
+
+
+def deployment_options(garden: GardenConfig, spec: ModelSpec) -> dict[str, Any]:
+    """Ray Serve deployment options of ``spec``'s deployment.
+
+    Admission limits replace Ray Serve LLM's 1e9 defaults, so requests queue
+    (boundedly) at the router and the autoscaler sees real load.
+    """
+    scaling = spec.autoscaling
+    timing = garden.autoscaling
+    return {
+        "name": spec.name,
+        "max_ongoing_requests": spec.limits.max_ongoing_requests,
+        "max_queued_requests": spec.limits.max_queued_requests,
+        "backpressure_config": {
+            "status_code": 429,
+            "retry_after_s": garden.router.retry_after_s,
+        },
+        "autoscaling_config": {
+            "min_replicas": scaling.min_replicas,
+            "max_replicas": scaling.max_replicas,
+            "initial_replicas": scaling.start_replicas,
+            "target_ongoing_requests": scaling.target_ongoing_requests,
+            "upscale_delay_s": timing.upscale_delay_s,
+            "downscale_delay_s": timing.downscale_delay_s,
+            "look_back_period_s": timing.look_back_period_s,
+            "metrics_interval_s": timing.metrics_interval_s,
+        },
+        # The replica's CPU share lives in the placement bundle it shares with the engine.
+        "ray_actor_options": {"num_cpus": 0},
+    }
+
+
+def build_llm_config(garden: GardenConfig, spec: ModelSpec) -> LLMConfig:
+    """The ``LLMConfig`` of ``spec``; engine args pass through unchanged."""
+    from ray.serve.llm import LLMConfig
+
+    from ray.llm._internal.common.callbacks.base import CallbackConfig
+
+    from deployments._callbacks import LocalCheckpoint
+
+    env = {**spec.env, GARDEN_ENV_MARKER: garden.name}
+    source = resolve_source(garden, spec)
+    local = Path(source).is_dir()
+    return LLMConfig(
+        model_loading_config={"model_id": spec.name, "model_source": source},
+        callback_config=CallbackConfig(callback_class=LocalCheckpoint)
+        if local
+        else CallbackConfig(),
+        engine_kwargs=dict(spec.engine),
+        accelerator_type=spec.resources.accelerator_type,
+        placement_group_config=_placement(spec),
+        deployment_config=deployment_options(garden, spec),
+        runtime_env={"env_vars": env},
+    )
+
+
+def build_model_deployment(garden: GardenConfig, spec: ModelSpec) -> Application:
+    """The bound Serve deployment serving ``spec`` (not yet deployed)."""
+    from ray.serve.llm import build_llm_deployment
+
+    from deployments._server import GardenModel
+
+    return build_llm_deployment(
+        build_llm_config(garden, spec),
+        deployment_cls=GardenModel,
+        override_serve_options={"name": spec.name},
+    )

