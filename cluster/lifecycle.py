@@ -208,6 +208,9 @@ def down(*, timeout_s: float = 30) -> list[int]:
         connect(state.address)
         serve.delete(state.app)
     elif state is not None:
+        import ray
+
+        ray.shutdown()  # disconnect first, so this driver does not report the stop as a crash
         stop_local_ray(run_dir() / "ray.log")
     survivors = kill_garden_processes(app, timeout=timeout_s)
     _state_file().unlink(missing_ok=True)

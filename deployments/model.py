@@ -97,9 +97,8 @@ def deployment_options(garden: GardenConfig, spec: ModelSpec) -> dict[str, Any]:
 
 def build_llm_config(garden: GardenConfig, spec: ModelSpec) -> LLMConfig:
     """The ``LLMConfig`` of ``spec``; engine args pass through unchanged."""
-    from ray.serve.llm import LLMConfig
-
     from ray.llm._internal.common.callbacks.base import CallbackConfig
+    from ray.serve.llm import LLMConfig
 
     from deployments._callbacks import LocalCheckpoint
 
