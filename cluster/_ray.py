@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from cluster.exceptions import ClusterError, PortInUseError
@@ -59,10 +60,12 @@ def _env() -> dict[str, str]:
     return env
 
 
-def start_local_ray(log_file: Path) -> str:
-    """Start a detached single-node Ray head here; return its GCS address.
+def start_local_ray(log_file: Path, *, meanwhile: Callable[[], object] | None = None) -> str:
+    """Start a detached single-node Ray head here; return its address.
 
-    The dashboard is left out: it costs memory and the garden has ``garden
+    ``meanwhile`` runs while Ray boots (``garden up`` imports Ray Serve LLM
+    then, which takes as long as Ray's start on a small machine). The
+    dashboard is left out: it costs memory and the garden has ``garden
     status``. Ray's own output goes to ``log_file``.
     """
     try:
@@ -82,11 +85,16 @@ def start_local_ray(log_file: Path) -> str:
     ]
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("w") as log:
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env(), check=False)
-    if proc.returncode != 0:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env())
+        try:
+            if meanwhile is not None:
+                meanwhile()
+        finally:
+            returncode = proc.wait()
+    if returncode != 0:
         tail = log_file.read_text(errors="replace").strip().splitlines()[-5:]
         raise ClusterError(
-            f"`ray start` failed (exit {proc.returncode}); see {log_file}:\n  " + "\n  ".join(tail)
+            f"`ray start` failed (exit {returncode}); see {log_file}:\n  " + "\n  ".join(tail)
         )
     # "auto" finds this machine's cluster whatever address Ray picked for the node.
     return "auto"

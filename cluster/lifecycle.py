@@ -8,6 +8,7 @@ where the garden runs so that ``status`` and ``down`` find it later.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -97,6 +98,16 @@ def _serve_running() -> bool:
     return True
 
 
+def _import_serving_code() -> None:
+    # Ray Serve LLM imports vLLM and torch: ~15 s of a core, overlapped with Ray's start.
+    # The driver only builds configs, so vLLM's and Ray Serve LLM's INFO logs are noise here.
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    import deployments._server  # noqa: F401
+
+    logging.getLogger("ray.llm").setLevel(logging.WARNING)
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)
+
+
 def status(app: str) -> list[DeploymentProgress]:
     """Per-deployment progress of ``app`` on the connected cluster."""
     from ray import serve
@@ -176,8 +187,9 @@ def up(
         address = previous.address  # reuse the Ray an earlier `garden up` started
     if address is None:
         check_port_free(garden.router.host, garden.router.port)
-        address = start_local_ray(log)
+        address = start_local_ray(log, meanwhile=_import_serving_code)
     connect(address)
+    _import_serving_code()  # no-op when Ray's start already did it
     if not _serve_running():
         check_port_free(garden.router.host, garden.router.port)
         serve.start(http_options={"host": garden.router.host, "port": garden.router.port})

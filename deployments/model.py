@@ -23,6 +23,7 @@ __all__ = [
     "build_llm_config",
     "build_model_deployment",
     "deployment_options",
+    "placement_group_config",
     "resolve_source",
 ]
 
@@ -52,7 +53,7 @@ def resolve_source(garden: GardenConfig, spec: ModelSpec) -> str:
     return str(local) if looks_local else spec.source
 
 
-def _placement(spec: ModelSpec) -> dict[str, Any]:
+def placement_group_config(spec: ModelSpec) -> dict[str, Any]:
     """Placement group of one replica: the replica actor and its engine share it."""
     res = spec.resources
     if res.gpus == 0:
@@ -112,7 +113,7 @@ def build_llm_config(garden: GardenConfig, spec: ModelSpec) -> LLMConfig:
         else CallbackConfig(),
         engine_kwargs=dict(spec.engine),
         accelerator_type=spec.resources.accelerator_type,
-        placement_group_config=_placement(spec),
+        placement_group_config=placement_group_config(spec),
         deployment_config=deployment_options(garden, spec),
         runtime_env={"env_vars": env},
     )

@@ -1,0 +1,63 @@
+"""ModelSpec → Serve deployment options and placement: one code path for CPU and GPU."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from cluster.config import default_config_text, load_config, parse_config
+from cluster.exceptions import ModelSourceError
+from deployments.model import deployment_options, placement_group_config, resolve_source
+
+pytestmark = pytest.mark.unit
+
+
+def _gpu_garden() -> Any:
+    data = json.loads(json.dumps(yaml.safe_load(default_config_text())))
+    for m in data["models"]:
+        m.pop("tiny")
+        m.pop("env")
+        m["source"] = f"org/{m['name']}-8b"
+        m["engine"] = {"tensor_parallel_size": 2, "max_model_len": 8192}
+        m["resources"] = {"cpus": 4, "gpus": 2, "accelerator_type": "L4"}
+    return parse_config(data)
+
+
+def test_cpu_replica_shares_one_cpu_bundle_with_its_engine() -> None:
+    garden = load_config(None)
+    spec = garden.model("law")
+    assert placement_group_config(spec) == {"bundles": [{"CPU": 0.25}], "strategy": "PACK"}
+    opts = deployment_options(garden, spec)
+    assert opts["ray_actor_options"] == {"num_cpus": 0}
+
+
+def test_gpu_replica_gets_one_bundle_per_tensor_parallel_worker() -> None:
+    garden = _gpu_garden()
+    pg = placement_group_config(garden.model("medicine"))
+    assert pg == {"bundle_per_worker": {"GPU": 1.0, "CPU": 2.0}, "strategy": "PACK"}
+
+
+def test_limits_and_autoscaling_replace_ray_llm_defaults() -> None:
+    garden = load_config(None)
+    spec = garden.model("generalist")
+    opts = deployment_options(garden, spec)
+    assert opts["name"] == "generalist"
+    assert opts["max_ongoing_requests"] == spec.limits.max_ongoing_requests
+    assert opts["max_queued_requests"] == spec.limits.max_queued_requests
+    assert opts["backpressure_config"] == {"status_code": 429, "retry_after_s": 1}
+    scaling = opts["autoscaling_config"]
+    assert scaling["min_replicas"] == spec.autoscaling.min_replicas
+    assert scaling["max_replicas"] == spec.autoscaling.max_replicas
+    assert scaling["target_ongoing_requests"] == spec.autoscaling.target_ongoing_requests
+    assert scaling["upscale_delay_s"] == garden.autoscaling.upscale_delay_s
+
+
+def test_hub_ids_pass_through_and_missing_local_dirs_name_the_model(tmp_path: Any) -> None:
+    garden = _gpu_garden()
+    assert resolve_source(garden, garden.model("code")) == "org/code-8b"
+    local = garden.model("code").model_copy(update={"source": str(tmp_path / "gone")})
+    with pytest.raises(ModelSourceError, match="model 'code'"):
+        resolve_source(garden, local)
