@@ -36,15 +36,21 @@ def garden_processes(app: str | None = None) -> list[psutil.Process]:
     return found
 
 
-def kill_tree(procs: Iterable[psutil.Process], timeout: float = 10.0) -> list[psutil.Process]:
-    """SIGKILL ``procs`` and all their descendants; return the ones still alive."""
-    targets: dict[int, psutil.Process] = {}
+def with_descendants(procs: Iterable[psutil.Process]) -> dict[int, psutil.Process]:
+    """``procs`` and all their live descendants, by pid."""
+    tree: dict[int, psutil.Process] = {}
     for proc in procs:
         try:
             for p in [proc, *proc.children(recursive=True)]:
-                targets[p.pid] = p
+                tree[p.pid] = p
         except psutil.NoSuchProcess:
             continue
+    return tree
+
+
+def kill_tree(procs: Iterable[psutil.Process], timeout: float = 10.0) -> list[psutil.Process]:
+    """SIGKILL ``procs`` and all their descendants; return the ones still alive."""
+    targets = with_descendants(procs)
     for p in targets.values():
         try:
             p.kill()

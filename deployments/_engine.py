@@ -16,12 +16,21 @@ extra import:
   (and shares those pages copy-on-write).
 
 GPU and multi-worker engines keep Ray Serve LLM's behaviour unchanged.
+
+An engine must never outlive its replica: vLLM's EngineCore ignores SIGTERM
+and would spin a core with its memory held. Every child forked from a replica
+therefore asks the kernel for SIGKILL when the replica dies
+(``PR_SET_PDEATHSIG``), so an engine goes with its replica even when Ray kills
+the replica abruptly.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import signal
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,6 +42,20 @@ from deployments._limits import install_strict_max_tokens
 __all__ = ["GardenEngine"]
 
 install_strict_max_tokens()
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In a freshly forked child: get SIGKILL when the forking thread's process dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl(PR_SET_PDEATHSIG) failed: {os.strerror(err)}")
+
+
+if sys.platform == "linux":
+    os.register_at_fork(after_in_child=_die_with_parent)
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ from typing import Any
 
 import psutil
 
+from cluster._processes import with_descendants
 from cluster.config import GardenConfig
 from cluster.exceptions import ClusterError
 from cluster.lifecycle import down, read_state, up
@@ -53,13 +54,7 @@ def garden_memory() -> tuple[float, float, int]:
         for p in psutil.process_iter(["pid", "name", "cmdline"])
         if p.pid != me and _is_garden_process(p)
     ]
-    seen: dict[int, psutil.Process] = {}
-    for root in roots:
-        try:
-            for p in [root, *root.children(recursive=True)]:
-                seen[p.pid] = p
-        except psutil.NoSuchProcess:
-            continue
+    seen = with_descendants(roots)
     seen.pop(me, None)
     pss = rss = 0.0
     for pid in seen:
