@@ -1,0 +1,156 @@
+"""The dispatch policy: which model answers, as a pure function.
+
+``decide(features, model_states, config) -> Decision`` has no I/O and no
+clock. Given what the classifier said about a request and what the router
+knows about each model right now, it picks the top domain's specialist when
+that is safe, and the generalist otherwise, with a reason for each answer.
+Time-based fallbacks (``specialist_error``, ``first_token_deadline``) happen
+after dispatch, so they are made with :func:`fall_back`, not by ``decide``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+__all__ = [
+    "GENERAL_DOMAIN",
+    "Decision",
+    "Features",
+    "ModelState",
+    "PolicyConfig",
+    "Reason",
+    "decide",
+    "fall_back",
+]
+
+#: The label of requests that belong to no specialist.
+GENERAL_DOMAIN = "general"
+
+
+class Reason(StrEnum):
+    """Why a request went where it went (the ``x-garden-reason`` header)."""
+
+    SPECIALIST = "specialist"
+    GENERAL = "general"
+    LOW_CONFIDENCE = "low_confidence"
+    OVERLOADED = "overloaded"
+    UNHEALTHY = "unhealthy"
+    COLD_START = "cold_start"
+    BUDGET_CAPPED = "budget_capped"
+    SPECIALIST_ERROR = "specialist_error"
+    FIRST_TOKEN_DEADLINE = "first_token_deadline"
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """What the classifier says about one request.
+
+    ``domain`` is the top-scoring domain (``general`` included) and
+    ``confidence`` its calibrated probability in [0, 1]; ``scores`` holds
+    every domain's probability.
+    """
+
+    domain: str
+    confidence: float
+    scores: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.confidence <= 1.0:
+            raise ValueError(f"confidence must be in [0, 1], got {self.confidence}")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelState:
+    """The router's live view of one model deployment."""
+
+    healthy: bool
+    queued: int = 0
+    queue_limit: int = 1
+    starting: bool = False
+    budget_capped: bool = False
+
+    @property
+    def has_capacity(self) -> bool:
+        """True while the model's queue is under its limit."""
+        return self.queued < self.queue_limit
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    """One virtual model's policy.
+
+    ``owners`` maps each domain to its specialist; ``thresholds`` overrides
+    ``default_threshold`` per domain. With ``spill`` false the specialist is
+    chosen whenever the classifier is confident, whatever its load, health
+    or budget (a "never falls back" virtual model).
+    """
+
+    generalist: str
+    owners: Mapping[str, str]
+    default_threshold: float = 0.5
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    spill: bool = True
+
+    def threshold(self, domain: str) -> float:
+        """The confidence a request of ``domain`` needs to reach its specialist."""
+        return self.thresholds.get(domain, self.default_threshold)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Where one request goes, and why."""
+
+    model: str
+    domain: str
+    confidence: float
+    reason: Reason
+    fallback_from: str | None = None
+
+
+def decide(
+    features: Features, model_states: Mapping[str, ModelState], config: PolicyConfig
+) -> Decision:
+    """Specialized-first dispatch.
+
+    The top domain's specialist serves when the confidence reaches that
+    domain's threshold and (with ``spill``) the specialist is healthy, has
+    queue room and is not budget-capped. Otherwise the generalist serves;
+    ``fallback_from`` names the specialist that was passed over because of
+    its state (not for low confidence, which is a classification outcome).
+    """
+
+    def to_generalist(reason: Reason, skipped: str | None = None) -> Decision:
+        return Decision(
+            config.generalist, features.domain, features.confidence, reason, fallback_from=skipped
+        )
+
+    specialist = config.owners.get(features.domain)
+    if specialist is None:
+        return to_generalist(Reason.GENERAL)
+    if features.confidence < config.threshold(features.domain):
+        return to_generalist(Reason.LOW_CONFIDENCE)
+    if config.spill:
+        state = model_states.get(specialist)
+        if state is None or not state.healthy:
+            starting = state is not None and state.starting
+            return to_generalist(Reason.COLD_START if starting else Reason.UNHEALTHY, specialist)
+        if state.budget_capped:
+            return to_generalist(Reason.BUDGET_CAPPED, specialist)
+        if not state.has_capacity:
+            return to_generalist(Reason.OVERLOADED, specialist)
+    return Decision(specialist, features.domain, features.confidence, Reason.SPECIALIST)
+
+
+def fall_back(decision: Decision, reason: Reason, config: PolicyConfig) -> Decision:
+    """Re-route a dispatched specialist request to the generalist, before any byte was sent.
+
+    Used for ``specialist_error`` and ``first_token_deadline``. A decision
+    that already went to the generalist cannot fall back further.
+    """
+    if reason not in (Reason.SPECIALIST_ERROR, Reason.FIRST_TOKEN_DEADLINE):
+        raise ValueError(f"{reason.value!r} is decided up front, not a dispatch-time fallback")
+    if decision.model == config.generalist:
+        raise ValueError("the generalist has nothing to fall back to")
+    return replace(decision, model=config.generalist, reason=reason, fallback_from=decision.model)
