@@ -200,6 +200,12 @@ class ModelSpec(_Strict):
         default_factory=list,
         description="Example prompts of the model's domains (the router fits on them).",
     )
+    exemplars_file: str | None = Field(
+        None,
+        min_length=1,
+        description="File of more example prompts, one per line: relative to the config "
+        "file, or a bundled set such as 'exemplars/law.txt'.",
+    )
     source: str | None = Field(
         None,
         min_length=1,
@@ -260,6 +266,17 @@ class ModelSpec(_Strict):
 
 class RouterSpec(_Strict):
     """The ingress deployment: the OpenAI-compatible HTTP front door."""
+
+    default_threshold: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Calibrated confidence a request needs to reach its domain's specialist.",
+    )
+    thresholds: dict[Domain, Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=dict,
+        description="Per-domain overrides of default_threshold, e.g. {law: 0.7}.",
+    )
 
     host: str = Field("127.0.0.1", description="Address the HTTP proxy binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port of the OpenAI-compatible API.")
@@ -336,6 +353,9 @@ class GardenConfig(_Strict):
                         f"domain {d!r} is claimed by both {owners[d]!r} and {m.name!r}"
                     )
                 owners[d] = m.name
+        unknown = sorted(set(self.router.thresholds) - set(owners) - {"general"})
+        if unknown:
+            raise ValueError(f"router.thresholds names domains no model owns: {unknown}")
         self._check_budget()
         return self
 
@@ -440,18 +460,29 @@ def parse_config(
     except ValidationError as err:
         raise ConfigError(source, _problems(err)) from err
     if base_dir is not None:
-        cfg = _resolve_sources(cfg, base_dir)
+        cfg = _resolve_sources(cfg, base_dir, source)
     return cfg
 
 
-def _resolve_sources(cfg: GardenConfig, base_dir: Path) -> GardenConfig:
+def _resolve_sources(cfg: GardenConfig, base_dir: Path, source: str) -> GardenConfig:
     models = []
-    for m in cfg.models:
+    for i, m in enumerate(cfg.models):
         src = m.source
         if src is not None and src.startswith(("./", "../")):
             src = str((base_dir / src).resolve())
-        models.append(m.model_copy(update={"source": src}))
+        ex = m.exemplars_file
+        if ex is not None and not Path(ex).expanduser().is_absolute():
+            local, bundled = base_dir / ex, _defaults_dir() / ex
+            # Relative to the config file, else one of the bundled exemplar sets.
+            ex = str((local if local.exists() or not bundled.exists() else bundled).resolve())
+        if ex is not None and not Path(ex).expanduser().is_file():
+            raise ConfigError(source, [f"models[{i}].exemplars_file: no such file (got {ex!r})"])
+        models.append(m.model_copy(update={"source": src, "exemplars_file": ex}))
     return cfg.model_copy(update={"models": models})
+
+
+def _defaults_dir() -> Path:
+    return Path(str(resources.files("cluster") / "defaults"))
 
 
 def default_config_text() -> str:
@@ -462,7 +493,7 @@ def default_config_text() -> str:
 def load_config(path: str | os.PathLike[str] | None = None) -> GardenConfig:
     """Load and validate ``path``, or the embedded default when ``path`` is None."""
     if path is None:
-        text, source, base = default_config_text(), DEFAULT_CONFIG_NAME, None
+        text, source, base = default_config_text(), DEFAULT_CONFIG_NAME, _defaults_dir()
     else:
         p = Path(path)
         try:

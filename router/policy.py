@@ -49,12 +49,14 @@ class Features:
 
     ``domain`` is the top-scoring domain (``general`` included) and
     ``confidence`` its calibrated probability in [0, 1]; ``scores`` holds
-    every domain's probability.
+    every domain's probability and ``stage`` names the classifier stage that
+    decided.
     """
 
     domain: str
     confidence: float
     scores: Mapping[str, float] = field(default_factory=dict)
+    stage: str = ""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.confidence <= 1.0:

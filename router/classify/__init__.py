@@ -1,5 +1,7 @@
-"""Domain classification of requests (the cascade itself is still to come)."""
+"""Domain classification of requests: the default cascade and its inputs."""
 
+from router.classify._cascade import CascadeClassifier
 from router.classify._text import MAX_CHARS, clip, request_text
+from router.classify._training import training_set
 
-__all__ = ["MAX_CHARS", "clip", "request_text"]
+__all__ = ["MAX_CHARS", "CascadeClassifier", "clip", "request_text", "training_set"]

@@ -1,0 +1,100 @@
+"""``garden route`` and ``garden route-eval``: the routing decision, offline."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cluster.cli._main import cli
+from cluster.cli._options import config_option, load
+
+
+def _ready_states(router: Any) -> dict[str, Any]:
+    from router.policy import ModelState
+
+    models = {router.policy.generalist, *router.policy.owners.values()}
+    return {m: ModelState(healthy=True, queued=0, queue_limit=1) for m in models}
+
+
+@cli.command("route")
+@config_option
+@click.argument("text")
+def route_cmd(config_path: str | None, text: str) -> None:
+    """Print where TEXT would go (all models healthy) and the per-domain scores."""
+    from router.routing import Router
+
+    router = Router(load(config_path))
+    features, decision = router.route(text, _ready_states(router))
+    click.echo(
+        f"model={decision.model} domain={decision.domain} "
+        f"confidence={decision.confidence:.3f} reason={decision.reason.value} "
+        f"stage={features.stage}"
+    )
+    for domain, score in sorted(features.scores.items(), key=lambda kv: -kv[1]):
+        click.echo(f"  {domain:<10} {score:.3f}")
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise click.UsageError(f"{path}:{n}: not JSON ({err.msg})") from err
+        if not isinstance(row, dict) or not {"prompt", "domain"} <= row.keys():
+            raise click.UsageError(f'{path}:{n}: rows need "prompt" and "domain"')
+        rows.append(row)
+    return rows
+
+
+@cli.command("route-eval")
+@config_option
+@click.option(
+    "--data",
+    "data",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help='JSONL rows {"prompt", "domain"}; domain is a configured domain or "general".',
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def route_eval_cmd(config_path: str | None, data: Path, as_json: bool) -> None:
+    """Measure routing accuracy, safety and decision latency on labelled prompts."""
+    from router.evaluation import route_metrics
+    from router.routing import Router
+
+    rows = _read_rows(data)
+    router = Router(load(config_path))
+    states = _ready_states(router)
+    decisions, latencies = [], []
+    for row in rows:  # one query at a time: the latency a request would see
+        start = time.perf_counter()
+        _, decision = router.route(str(row["prompt"]), states)
+        latencies.append((time.perf_counter() - start) * 1000)
+        decisions.append(decision)
+    metrics = route_metrics(
+        [str(r["domain"]) for r in rows], decisions, router.policy.owners, latencies
+    )
+    if as_json:
+        click.echo(json.dumps(metrics))
+        return
+    for key in (
+        "n",
+        "accuracy",
+        "macro_recall",
+        "wrong_specialist_rate",
+        "specialist_coverage",
+        "p50_ms",
+        "p99_ms",
+    ):
+        value = metrics[key]
+        click.echo(f"{key:<22} {value:.4f}" if isinstance(value, float) else f"{key:<22} {value}")
+    for domain, m in metrics["per_domain"].items():
+        click.echo(
+            f"  {domain:<10} precision {m['precision']:.3f}  recall {m['recall']:.3f}  n={m['n']}"
+        )

@@ -1,0 +1,72 @@
+"""Routing quality metrics, as ``garden route-eval`` reports them (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from router.policy import GENERAL_DOMAIN, Decision
+
+__all__ = ["route_metrics"]
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def route_metrics(
+    labels: Sequence[str],
+    decisions: Sequence[Decision],
+    owners: Mapping[str, str],
+    latencies_ms: Sequence[float],
+) -> dict[str, Any]:
+    """Accuracy and safety of routing ``labels`` (domains, or ``general``).
+
+    A row is right when it reaches the model that owns its label (the
+    generalist for ``general``). ``wrong_specialist_rate`` is the share of all
+    rows sent to a specialist that does not own their label;
+    ``specialist_coverage`` the share of specialist-labelled rows that reach
+    their own specialist.
+    """
+    if len(labels) != len(decisions):
+        raise ValueError(f"{len(labels)} labels but {len(decisions)} decisions")
+    model_domain = {m: d for d, m in owners.items()}
+    domains = sorted({*owners, GENERAL_DOMAIN})
+    routed = [model_domain.get(d.model, GENERAL_DOMAIN) for d in decisions]
+    confusion = {t: dict.fromkeys(domains, 0) for t in domains}
+    for truth, got in zip(labels, routed, strict=True):
+        confusion.setdefault(truth, dict.fromkeys(domains, 0))[got] += 1
+    per_domain = {}
+    for d in domains:
+        tp = confusion.get(d, {}).get(d, 0)
+        predicted = sum(row.get(d, 0) for row in confusion.values())
+        actual = sum(confusion.get(d, {}).values())
+        per_domain[d] = {
+            "precision": tp / predicted if predicted else 0.0,
+            "recall": tp / actual if actual else 0.0,
+            "n": actual,
+        }
+    n = len(labels)
+    correct = sum(t == g for t, g in zip(labels, routed, strict=True))
+    wrong_specialist = sum(
+        g != GENERAL_DOMAIN and g != t for t, g in zip(labels, routed, strict=True)
+    )
+    special = [(t, g) for t, g in zip(labels, routed, strict=True) if t in owners]
+    present = [d for d in domains if per_domain[d]["n"]]
+    return {
+        "n": n,
+        "accuracy": correct / n if n else 0.0,
+        "macro_recall": sum(per_domain[d]["recall"] for d in present) / len(present)
+        if present
+        else 0.0,
+        "wrong_specialist_rate": wrong_specialist / n if n else 0.0,
+        "specialist_coverage": sum(t == g for t, g in special) / len(special) if special else 0.0,
+        "per_domain": per_domain,
+        "confusion": confusion,
+        "p50_ms": _percentile(latencies_ms, 0.50),
+        "p99_ms": _percentile(latencies_ms, 0.99),
+    }

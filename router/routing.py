@@ -1,0 +1,36 @@
+"""The garden's routing decision as one call: classify the text, then ``decide``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from cluster.config import GardenConfig
+from router.classify import CascadeClassifier, training_set
+from router.policy import Decision, Features, ModelState, PolicyConfig, decide
+
+__all__ = ["Router", "policy_config"]
+
+
+def policy_config(garden: GardenConfig) -> PolicyConfig:
+    """The ``auto`` policy of ``garden``: domain owners and thresholds from the config."""
+    owners = {d: m.name for m in garden.specialists for d in m.domains}
+    return PolicyConfig(
+        generalist=garden.generalist.name,
+        owners=owners,
+        default_threshold=garden.router.default_threshold,
+        thresholds=dict(garden.router.thresholds),
+    )
+
+
+class Router:
+    """A classifier fitted on the garden's exemplars plus its dispatch policy."""
+
+    def __init__(self, garden: GardenConfig, *, semantic: bool = True) -> None:
+        texts, labels = training_set(garden)
+        self.classifier = CascadeClassifier(texts, labels, semantic=semantic)
+        self.policy = policy_config(garden)
+
+    def route(self, text: str, states: Mapping[str, ModelState]) -> tuple[Features, Decision]:
+        """Classify ``text`` and decide where it goes given the models' ``states``."""
+        features = self.classifier.classify(text)
+        return features, decide(features, states, self.policy)

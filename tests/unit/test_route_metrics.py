@@ -1,0 +1,35 @@
+"""route-eval's metrics on hand-made decisions."""
+
+from __future__ import annotations
+
+import pytest
+
+from router.evaluation import route_metrics
+from router.policy import Decision, Reason
+
+pytestmark = pytest.mark.unit
+
+OWNERS = {"law": "law", "code": "code"}
+
+
+def _d(model: str) -> Decision:
+    return Decision(model, "x", 0.9, Reason.SPECIALIST)
+
+
+def test_metrics_count_wrong_specialists_and_coverage() -> None:
+    labels = ["law", "law", "code", "general", "general"]
+    decisions = [_d("law"), _d("generalist"), _d("law"), _d("generalist"), _d("code")]
+    m = route_metrics(labels, decisions, OWNERS, [1.0, 2.0, 3.0, 4.0, 100.0])
+    assert m["n"] == 5
+    assert m["accuracy"] == pytest.approx(2 / 5)
+    assert m["wrong_specialist_rate"] == pytest.approx(2 / 5)  # code→law, general→code
+    assert m["specialist_coverage"] == pytest.approx(1 / 3)
+    assert m["confusion"]["code"]["law"] == 1
+    assert m["per_domain"]["law"] == {"precision": 0.5, "recall": 0.5, "n": 2}
+    assert m["macro_recall"] == pytest.approx((0.5 + 0.0 + 0.5) / 3)
+    assert m["p50_ms"] == 3.0 and m["p99_ms"] == 100.0
+
+
+def test_length_mismatch_is_an_error() -> None:
+    with pytest.raises(ValueError, match="2 labels but 1 decisions"):
+        route_metrics(["law", "code"], [_d("law")], OWNERS, [1.0])
