@@ -9,6 +9,7 @@ the same files, and a stamp file lets a rebuild be skipped when nothing changed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from cluster.config import GardenConfig, ModelSpec, TinyModelSpec
 
@@ -77,8 +79,9 @@ def _corpus_texts() -> Iterator[str]:
             yield entry.read_text(encoding="utf-8")
 
 
-def _train_tokenizer(out: Path) -> int:
-    """Train the byte-level BPE tokenizer into ``out``; return its vocabulary size."""
+@functools.cache
+def _trained_tokenizer() -> Any:
+    """The byte-level BPE tokenizer, trained once per process (every model shares it)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -101,8 +104,14 @@ def _train_tokenizer(out: Path) -> int:
         pad_token="</s>",
     )
     fast.chat_template = _CHAT_TEMPLATE
+    return fast
+
+
+def _write_tokenizer(out: Path) -> int:
+    """Save the shared tokenizer into ``out``; return its vocabulary size."""
+    fast = _trained_tokenizer()
     fast.save_pretrained(str(out))
-    return int(tok.get_vocab_size())
+    return len(fast)
 
 
 def _write_weights(out: Path, spec: TinyModelSpec, vocab_size: int) -> None:
@@ -134,7 +143,7 @@ def build_tiny_model(path: Path, spec: TinyModelSpec) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
     try:
-        vocab = _train_tokenizer(tmp)
+        vocab = _write_tokenizer(tmp)
         _write_weights(tmp, spec, vocab)
         (tmp / _STAMP).write_text(
             json.dumps({"fingerprint": _fingerprint(spec), "spec": spec.model_dump()}, indent=2)
