@@ -47,7 +47,11 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:
-    """In a freshly forked child: get SIGKILL when the forking thread's process dies."""
+    """In a freshly forked child: get SIGKILL when the thread that forked it exits.
+
+    That thread is the replica's long-lived user-code event loop (where
+    ``AsyncLLM`` starts its EngineCore), so in practice: when the replica dies.
+    """
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         err = ctypes.get_errno()

@@ -6,12 +6,23 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from ray.llm._internal.serve.core.configs.openai_api_models import (
+    ChatCompletionRequest,
+    CompletionRequest,
+)
 from ray.serve.llm import LLMServer
 
 from deployments.protocol import ENDPOINTS, ReplyHead
 
 __all__ = ["GardenModel"]
+
+#: vLLM's request schema of each endpoint in ``deployments.protocol.ENDPOINTS``.
+_SCHEMAS: dict[str, type[BaseModel]] = {
+    "chat": ChatCompletionRequest,
+    "completions": CompletionRequest,
+}
+assert set(_SCHEMAS) == set(ENDPOINTS)
 
 
 def _error_body(message: str, err_type: str, param: Any = None, code: str | None = None) -> bytes:
@@ -41,7 +52,8 @@ class GardenModel(LLMServer):
     """Ray Serve LLM's ``LLMServer`` with a vLLM-free wire format for the router.
 
     The engine class (``deployments._engine.GardenEngine``) is imported
-    lazily: it imports vLLM, which only the replica process needs.
+    lazily: importing it patches vLLM's serving modules and registers a fork
+    hook, which belong in replica processes only, not in the driver.
     """
 
     def _get_default_engine_class(self) -> Any:
@@ -64,14 +76,9 @@ class GardenModel(LLMServer):
         The body is validated here with vLLM's own request schema, so the
         router never needs vLLM's classes.
         """
-        from ray.llm._internal.serve.core.configs.openai_api_models import (
-            ChatCompletionRequest,
-            CompletionRequest,
-        )
-
-        if endpoint not in ENDPOINTS:
+        schema = _SCHEMAS.get(endpoint)
+        if schema is None:
             raise ValueError(f"unknown endpoint {endpoint!r}")
-        schema = ChatCompletionRequest if endpoint == "chat" else CompletionRequest
         try:
             request = schema.model_validate(body)
         except ValidationError as err:
