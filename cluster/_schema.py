@@ -11,17 +11,12 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from cluster._router_spec import RouterSpec
+from cluster._types import Domain, Name, Strict
 
 __all__ = [
-    "RESERVED_MODEL_IDS",
     "AutoscalingSpec",
     "BudgetSpec",
     "GardenConfig",
@@ -33,20 +28,6 @@ __all__ = [
     "SLOSpec",
     "TinyModelSpec",
 ]
-
-#: Model ids the ingress keeps for itself (virtual models of the router).
-RESERVED_MODEL_IDS = frozenset({"auto"})
-
-Name = Annotated[
-    str,
-    StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"),
-    Field(
-        description="Lowercase DNS label of at most 40 characters (used as model id, "
-        "Serve deployment name and Kubernetes label)."
-    ),
-]
-Domain = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
-
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -61,18 +42,7 @@ def _expand(text: str) -> str:
     return _VAR.sub(sub, text)
 
 
-class _Strict(BaseModel):
-    """Base of every config node: unknown keys are errors, values are immutable."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        validate_default=True,
-        use_attribute_docstrings=False,
-    )
-
-
-class ResourceSpec(_Strict):
+class ResourceSpec(Strict):
     """Resources reserved for one replica of a model (its engine included)."""
 
     cpus: float = Field(1.0, gt=0, le=512, description="Logical CPUs per replica.")
@@ -95,7 +65,7 @@ class ResourceSpec(_Strict):
         return self
 
 
-class ModelAutoscalingSpec(_Strict):
+class ModelAutoscalingSpec(Strict):
     """Replica bounds of one model, handed to Ray Serve's autoscaler."""
 
     min_replicas: int = Field(1, ge=0, le=1000, description="Fewest replicas kept running.")
@@ -126,7 +96,7 @@ class ModelAutoscalingSpec(_Strict):
         return self.min_replicas if self.initial_replicas is None else self.initial_replicas
 
 
-class LimitsSpec(_Strict):
+class LimitsSpec(Strict):
     """Admission limits: what one replica runs at once and what may wait for it."""
 
     max_ongoing_requests: int = Field(
@@ -145,14 +115,14 @@ class LimitsSpec(_Strict):
     )
 
 
-class SLOSpec(_Strict):
+class SLOSpec(Strict):
     """Service-level objectives of one model."""
 
     ttft_ms: float = Field(2000, gt=0, description="Time-to-first-token objective, ms.")
     tpot_ms: float = Field(200, gt=0, description="Time-per-output-token objective, ms.")
 
 
-class TinyModelSpec(_Strict):
+class TinyModelSpec(Strict):
     """A deterministic tiny Llama checkpoint that ``garden models build`` makes locally.
 
     Weights are random but seeded, so the same spec always yields the same bytes;
@@ -181,7 +151,7 @@ class TinyModelSpec(_Strict):
         return self.hidden_size // 64
 
 
-class ModelSpec(_Strict):
+class ModelSpec(Strict):
     """One served model: a specialist for some domains, or the generalist."""
 
     name: Name
@@ -263,33 +233,7 @@ class ModelSpec(_Strict):
         return v
 
 
-class RouterSpec(_Strict):
-    """The ingress deployment: the OpenAI-compatible HTTP front door."""
-
-    default_threshold: float = Field(
-        0.5,
-        ge=0,
-        le=1,
-        description="Calibrated confidence a request needs to reach its domain's specialist.",
-    )
-    thresholds: dict[Domain, Annotated[float, Field(ge=0, le=1)]] = Field(
-        default_factory=dict,
-        description="Per-domain overrides of default_threshold, e.g. {law: 0.7}.",
-    )
-
-    host: str = Field("127.0.0.1", description="Address the HTTP proxy binds.")
-    port: int = Field(8000, ge=1, le=65535, description="Port of the OpenAI-compatible API.")
-    num_replicas: int = Field(1, ge=1, le=64, description="Router replicas.")
-    cpus: float = Field(0.5, gt=0, le=64, description="Logical CPUs per router replica.")
-    retry_after_s: int = Field(
-        1, ge=1, le=3600, description="Retry-After seconds sent with 429 and 503 answers."
-    )
-    max_ongoing_requests: int = Field(
-        1024, ge=1, le=100_000, description="Requests one router replica handles at once."
-    )
-
-
-class AutoscalingSpec(_Strict):
+class AutoscalingSpec(Strict):
     """Garden-wide autoscaling timing, applied to every model's Serve autoscaler."""
 
     upscale_delay_s: float = Field(
@@ -306,7 +250,7 @@ class AutoscalingSpec(_Strict):
     )
 
 
-class BudgetSpec(_Strict):
+class BudgetSpec(Strict):
     """A garden-wide ceiling on what its replicas may cost."""
 
     max_cost_per_hour: float | None = Field(
@@ -317,7 +261,7 @@ class BudgetSpec(_Strict):
     )
 
 
-class GardenConfig(_Strict):
+class GardenConfig(Strict):
     """The whole garden: its models, router, autoscaling timing and budget."""
 
     name: Name = Field("garden", description="Serve application name.")
@@ -338,9 +282,10 @@ class GardenConfig(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"model names must be unique, repeated: {dupes}")
-        reserved = sorted(RESERVED_MODEL_IDS & set(names))
-        if reserved:
-            raise ValueError(f"model names {reserved} are reserved for the router")
+        virtual = {v.name for v in self.router.virtual_models}
+        taken = sorted(virtual & set(names))
+        if taken:
+            raise ValueError(f"model names {taken} are router.virtual_models names")
         generalists = [m.name for m in self.models if m.role == "generalist"]
         if len(generalists) != 1:
             raise ValueError(f"exactly one generalist is needed, got {generalists}")
@@ -352,9 +297,9 @@ class GardenConfig(_Strict):
                         f"domain {d!r} is claimed by both {owners[d]!r} and {m.name!r}"
                     )
                 owners[d] = m.name
-        unknown = sorted(set(self.router.thresholds) - set(owners) - {"general"})
+        unknown = sorted(self.router.threshold_domains() - set(owners))
         if unknown:
-            raise ValueError(f"router.thresholds names domains no model owns: {unknown}")
+            raise ValueError(f"router thresholds name domains no specialist owns: {unknown}")
         self._check_budget()
         return self
 

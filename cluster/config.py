@@ -10,8 +10,8 @@ this module is their public surface.
 """
 
 from cluster._loading import DEFAULT_CONFIG_NAME, default_config_text, load_config, parse_config
+from cluster._router_spec import ClassifierSpec, VirtualModelSpec
 from cluster._schema import (
-    RESERVED_MODEL_IDS,
     AutoscalingSpec,
     BudgetSpec,
     GardenConfig,
@@ -26,9 +26,9 @@ from cluster._schema import (
 
 __all__ = [
     "DEFAULT_CONFIG_NAME",
-    "RESERVED_MODEL_IDS",
     "AutoscalingSpec",
     "BudgetSpec",
+    "ClassifierSpec",
     "GardenConfig",
     "LimitsSpec",
     "ModelAutoscalingSpec",
@@ -37,6 +37,7 @@ __all__ = [
     "RouterSpec",
     "SLOSpec",
     "TinyModelSpec",
+    "VirtualModelSpec",
     "default_config_text",
     "load_config",
     "parse_config",

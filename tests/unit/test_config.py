@@ -70,7 +70,20 @@ def test_wrong_type_is_rejected_with_value() -> None:
     ("mutate", "expect"),
     [
         (lambda d: d["models"].pop(), "exactly one generalist"),
-        (lambda d: d["models"][0].update(name="auto"), "reserved"),
+        (lambda d: d["models"][0].update(name="auto"), "router.virtual_models names"),
+        (
+            lambda d: d["router"].update(virtual_models=[{"name": "a"}, {"name": "a"}]),
+            "repeated: ['a']",
+        ),
+        (
+            lambda d: d["router"].update(virtual_models=[{"name": "a", "thresholds": {"x": 1}}]),
+            "no specialist owns: ['x']",
+        ),
+        (
+            lambda d: d["router"].update(classifier={"import_path": "no-colon"}),
+            "router.classifier.import_path",
+        ),
+        (lambda d: d["router"].update(first_token_deadline_ms=0), "first_token_deadline_ms"),
         (lambda d: d["models"][1].update(name="medicine"), "unique"),
         (lambda d: d["models"][1].update(domains=["medicine"]), "claimed by both"),
         (lambda d: d["models"][0].update(domains=[]), "needs at least one domain"),

@@ -1,0 +1,116 @@
+"""The router's config nodes: the ingress, its classifier and its virtual models."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints, field_validator
+
+from cluster._types import Domain, Name, Strict
+
+__all__ = ["ClassifierSpec", "RouterSpec", "VirtualModelSpec"]
+
+_IMPORT_PATH = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
+
+
+class ClassifierSpec(Strict):
+    """The domain classifier the router builds at start-up."""
+
+    import_path: Annotated[str, StringConstraints(pattern=_IMPORT_PATH)] = Field(
+        "router.classify:CascadeClassifier",
+        description="'module:Class' of a classifier built as Class(texts, labels, **options) "
+        "from the garden's exemplars; it must offer classify(text) -> Features.",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments passed to the classifier class."
+    )
+
+
+class VirtualModelSpec(Strict):
+    """A model id the router answers by routing, such as ``auto``."""
+
+    name: Name
+    description: str = Field("", max_length=500, description="Shown in /v1/models.")
+    fallback: bool = Field(
+        True,
+        description="Send a specialist's request to the generalist when the specialist is "
+        "unhealthy, overloaded, over budget, failing or late. False never falls back "
+        "(low confidence still goes to the generalist).",
+    )
+    default_threshold: float | None = Field(
+        None, ge=0, le=1, description="Overrides router.default_threshold for this model."
+    )
+    thresholds: dict[Domain, Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=dict, description="Per-domain overrides on top of router.thresholds."
+    )
+
+
+def _default_virtual_models() -> list[VirtualModelSpec]:
+    return [
+        VirtualModelSpec(
+            name="auto", description="Specialized-first routing with generalist fallback."
+        )
+    ]
+
+
+class RouterSpec(Strict):
+    """The ingress deployment: the OpenAI-compatible HTTP front door."""
+
+    default_threshold: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Calibrated confidence a request needs to reach its domain's specialist.",
+    )
+    thresholds: dict[Domain, Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=dict,
+        description="Per-domain overrides of default_threshold, e.g. {law: 0.7}.",
+    )
+    classifier: ClassifierSpec = Field(
+        default_factory=ClassifierSpec, description="The domain classifier."
+    )
+    virtual_models: list[VirtualModelSpec] = Field(
+        default_factory=_default_virtual_models,
+        min_length=1,
+        description="Model ids answered by routing; the first is the default 'auto'.",
+    )
+    first_token_deadline_ms: int = Field(
+        10_000,
+        ge=50,
+        le=600_000,
+        description="A routed stream whose specialist has not sent its first token by then "
+        "is cancelled and served by the generalist.",
+    )
+    state_refresh_s: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="How often the router refreshes each model's health from Ray Serve.",
+    )
+
+    host: str = Field("127.0.0.1", description="Address the HTTP proxy binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port of the OpenAI-compatible API.")
+    num_replicas: int = Field(1, ge=1, le=64, description="Router replicas.")
+    cpus: float = Field(0.5, gt=0, le=64, description="Logical CPUs per router replica.")
+    retry_after_s: int = Field(
+        1, ge=1, le=3600, description="Retry-After seconds sent with 429 and 503 answers."
+    )
+    max_ongoing_requests: int = Field(
+        1024, ge=1, le=100_000, description="Requests one router replica handles at once."
+    )
+
+    @field_validator("virtual_models")
+    @classmethod
+    def _unique_virtual(cls, value: list[VirtualModelSpec]) -> list[VirtualModelSpec]:
+        names = [v.name for v in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"virtual model names must be unique, repeated: {dupes}")
+        return value
+
+    def threshold_domains(self) -> set[str]:
+        """Every domain named by a threshold, router-wide or per virtual model."""
+        named = set(self.thresholds)
+        for v in self.virtual_models:
+            named |= set(v.thresholds)
+        return named
