@@ -60,13 +60,16 @@ def _env() -> dict[str, str]:
     return env
 
 
-def start_local_ray(log_file: Path, *, meanwhile: Callable[[], object] | None = None) -> str:
+def start_local_ray(
+    log_file: Path, *, metrics_port: int, meanwhile: Callable[[], object] | None = None
+) -> str:
     """Start a detached single-node Ray head here; return its address.
 
     ``meanwhile`` runs while Ray boots (``garden up`` imports Ray Serve LLM
     then, which takes as long as Ray's start on a small machine). The
     dashboard is left out: it costs memory and the garden has ``garden
-    status``. Ray's own output goes to ``log_file``.
+    status``. Ray's metrics agent serves Prometheus on ``metrics_port``.
+    Ray's own output goes to ``log_file``.
     """
     try:
         check_port_free("127.0.0.1", _GCS_PORT)
@@ -75,6 +78,12 @@ def start_local_ray(log_file: Path, *, meanwhile: Callable[[], object] | None = 
             f"port {_GCS_PORT} is in use: another Ray cluster runs here. Join it with "
             "`garden up --address auto`, or stop it with `ray stop`."
         ) from err
+    try:
+        check_port_free("127.0.0.1", metrics_port)
+    except PortInUseError as err:
+        raise ClusterError(
+            f"telemetry.metrics_port={metrics_port} is in use; pick a free port in the config"
+        ) from err
     cmd = [
         ray_cli(),
         "start",
@@ -82,6 +91,7 @@ def start_local_ray(log_file: Path, *, meanwhile: Callable[[], object] | None = 
         f"--port={_GCS_PORT}",
         "--include-dashboard=false",
         "--disable-usage-stats",
+        f"--metrics-export-port={metrics_port}",
     ]
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("w") as log:

@@ -8,7 +8,7 @@ from pydantic import Field, StringConstraints, field_validator
 
 from cluster._types import Domain, Name, Strict
 
-__all__ = ["ClassifierSpec", "RouterSpec", "VirtualModelSpec"]
+__all__ = ["ClassifierSpec", "RouterSpec", "TelemetrySpec", "VirtualModelSpec"]
 
 _IMPORT_PATH = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
 
@@ -87,7 +87,6 @@ class RouterSpec(Strict):
         le=1,
         description="How often the router refreshes each model's health from Ray Serve.",
     )
-
     host: str = Field("127.0.0.1", description="Address the HTTP proxy binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port of the OpenAI-compatible API.")
     num_replicas: int = Field(1, ge=1, le=64, description="Router replicas.")
@@ -114,3 +113,23 @@ class RouterSpec(Strict):
         for v in self.virtual_models:
             named |= set(v.thresholds)
         return named
+
+
+class TelemetrySpec(Strict):
+    """Where the garden's traces and metrics go."""
+
+    traces_endpoint: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="OTLP/HTTP endpoint the router exports one span per request to, e.g. "
+        "http://otel-collector:4318/v1/traces. Unset: spans go to the process's global "
+        "OpenTelemetry provider (a no-op unless one is installed).",
+    )
+    metrics_port: int = Field(
+        8080,
+        ge=1,
+        le=65535,
+        description="Port of the Prometheus endpoint of Ray's metrics agent on a local "
+        "garden's head (ray start --metrics-export-port); garden_route_* and vLLM's and "
+        "Serve's series are scraped there.",
+    )

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from cluster._router_spec import RouterSpec
+from cluster._router_spec import RouterSpec, TelemetrySpec
 from cluster._types import Domain, Name, Strict
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "ResourceSpec",
     "RouterSpec",
     "SLOSpec",
+    "TelemetrySpec",
     "TinyModelSpec",
 ]
 
@@ -275,6 +276,9 @@ class GardenConfig(Strict):
         default_factory=AutoscalingSpec, description="Garden-wide autoscaling timing."
     )
     budget: BudgetSpec = Field(default_factory=BudgetSpec, description="Garden-wide cost ceiling.")
+    telemetry: TelemetrySpec = Field(
+        default_factory=TelemetrySpec, description="Traces and metrics export."
+    )
 
     @model_validator(mode="after")
     def _garden_shape(self) -> GardenConfig:

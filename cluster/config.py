@@ -10,7 +10,7 @@ this module is their public surface.
 """
 
 from cluster._loading import DEFAULT_CONFIG_NAME, default_config_text, load_config, parse_config
-from cluster._router_spec import ClassifierSpec, VirtualModelSpec
+from cluster._router_spec import ClassifierSpec, TelemetrySpec, VirtualModelSpec
 from cluster._schema import (
     AutoscalingSpec,
     BudgetSpec,
@@ -36,6 +36,7 @@ __all__ = [
     "ResourceSpec",
     "RouterSpec",
     "SLOSpec",
+    "TelemetrySpec",
     "TinyModelSpec",
     "VirtualModelSpec",
     "default_config_text",

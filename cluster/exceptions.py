@@ -12,6 +12,7 @@ __all__ = [
     "ClusterError",
     "ConfigError",
     "ContextLengthError",
+    "FirstTokenTimeoutError",
     "GardenError",
     "InvalidRequestError",
     "ModelNotFoundError",
@@ -158,3 +159,10 @@ class UpstreamError(RequestError):
     def __init__(self, message: str, *, status_code: int = 500, code: str | None = None) -> None:
         super().__init__(message, code=code)
         self.status_code = status_code
+
+
+class FirstTokenTimeoutError(UpstreamError):
+    """A model sent no first token within ``router.first_token_deadline_ms`` (504)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status_code=504, code="first_token_deadline")

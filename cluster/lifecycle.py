@@ -187,7 +187,9 @@ def up(
         address = previous.address  # reuse the Ray an earlier `garden up` started
     if address is None:
         check_port_free(garden.router.host, garden.router.port)
-        address = start_local_ray(log, meanwhile=_import_serving_code)
+        address = start_local_ray(
+            log, metrics_port=garden.telemetry.metrics_port, meanwhile=_import_serving_code
+        )
     connect(address)
     _import_serving_code()  # no-op when Ray's start already did it
     if not _serve_running():

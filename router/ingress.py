@@ -1,33 +1,41 @@
 """The garden's OpenAI-compatible ingress deployment.
 
 The router stays light on purpose: it parses just enough of a request to pick
-a model (``model``, ``stream``), and the chosen model replica validates the
-rest with vLLM's own schema (``deployments._server.GardenModel.generate``).
-No vLLM or torch import happens here, and response bytes pass through as the
-replica produced them.
+a model (``model``, ``stream``, the text of the last user turn), and the
+chosen model replica validates the rest with vLLM's own schema
+(``deployments._server.GardenModel.generate``). No vLLM import happens here,
+and response bytes pass through as the replica produced them.
+
+Requests naming a model go straight to it. Requests naming a virtual model
+(``auto``) are classified and dispatched specialized-first
+(:func:`router.policy.decide`); until the first byte reaches the client, a
+failing or late specialist is replaced by the generalist
+(:func:`router.policy.fall_back`). Every such response is explained by
+``x-garden-*`` headers, an OpenTelemetry span and Prometheus series, all
+made from the same final decision.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any
 
 from fastapi import FastAPI, Request
+from opentelemetry.trace import Span, TracerProvider
 from ray import serve
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayTaskError
-from ray.serve.exceptions import (
-    BackPressureError,
-    DeploymentUnavailableError,
-    ReplicaUnavailableError,
-)
-from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
+from ray.serve.exceptions import ReplicaUnavailableError
+from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from cluster.config import GardenConfig
 from cluster.exceptions import (
+    FirstTokenTimeoutError,
     InvalidRequestError,
     ModelNotFoundError,
     ModelUnavailableError,
@@ -35,12 +43,34 @@ from cluster.exceptions import (
     RequestError,
     UpstreamError,
 )
-from deployments.protocol import ReplyHead
+from router import _health
+from router._dispatch import Dispatcher, Reply
 from router._http import error_response
+from router._state import ModelStates
+from router._telemetry import (
+    RayRouteMetrics,
+    RouteMetrics,
+    RouteTelemetry,
+    explanation_headers,
+    usage_of,
+)
+from router._tracing import tracer_provider
+from router._virtual import virtual_policies
+from router.classify import build_classifier, request_text
+from router.policy import Decision, PolicyConfig, Reason, decide, fall_back
 
 __all__ = ["Router", "app"]
 
+logger = logging.getLogger("ray.serve")
+
 app = FastAPI(title="Model Garden", openapi_url=None, docs_url=None, redoc_url=None)
+
+_MID_STREAM_FAILURES = (
+    RayTaskError,
+    ActorDiedError,
+    ActorUnavailableError,
+    ReplicaUnavailableError,
+)
 
 
 @app.exception_handler(RequestError)
@@ -72,45 +102,59 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-async def _sse(
-    head: ReplyHead, rest: DeploymentResponseGenerator[Any]
-) -> AsyncIterator[bytes | str]:
-    yield head.body
-    try:
-        async for chunk in rest:
-            yield chunk
-    except (RayTaskError, ActorDiedError, ActorUnavailableError, ReplicaUnavailableError) as err:
-        # Bytes already reached the client: end the stream with an error event
-        # and no [DONE], so the client sees a failed stream, not a short one.
-        body = UpstreamError(f"stream interrupted: {type(err).__name__}").to_body()
-        yield f"data: {json.dumps(body)}\n\n"
+def _request_id(request: Request) -> str:
+    # Serve's proxy sets x-request-id (the client's, or a fresh one) and echoes it.
+    return request.headers.get("x-request-id", "")
+
+
+def _model_and_stream(body: dict[str, Any]) -> tuple[str, bool]:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequestError("'model' is required and must be a string", param="model")
+    stream = body.get("stream", False)
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequestError(f"'stream' must be a boolean, got {stream!r}", param="stream")
+    return model, bool(stream)
 
 
 @serve.deployment
 @serve.ingress(app)
 class Router:
-    """Dispatches OpenAI requests to the model deployments by ``model`` id."""
+    """Dispatches OpenAI requests to model deployments, routing virtual models.
 
-    def __init__(self, models: dict[str, DeploymentHandle[Any]], config: dict[str, Any]) -> None:
+    ``tracer_provider`` and ``metrics`` are injectable; by default they come
+    from ``telemetry.traces_endpoint`` and Ray's metrics.
+    """
+
+    def __init__(
+        self,
+        models: dict[str, DeploymentHandle[Any]],
+        config: dict[str, Any],
+        *,
+        tracer: TracerProvider | None = None,
+        metrics: RouteMetrics | None = None,
+    ) -> None:
         garden = GardenConfig.model_validate(config)
-        self._handles = {name: h.options(stream=True) for name, h in models.items()}
-        self._retry_after = garden.router.retry_after_s
-        created = int(time.time())
-        self._cards = [
-            {
-                "id": m.name,
-                "object": "model",
-                "created": created,
-                "owned_by": "model-garden",
-                "role": m.role,
-                "domains": list(m.domains),
-            }
-            for m in garden.models
-        ]
+        spec = garden.router
+        self._app_name = garden.name
+        self._refresh_s = spec.state_refresh_s
+        self._deadline_s = spec.first_token_deadline_ms / 1000
+        self._states = ModelStates({m.name: m.limits.max_ongoing_requests for m in garden.models})
+        self._dispatcher = Dispatcher(models, self._states, spec.retry_after_s)
+        self._policies = virtual_policies(garden)
+        self._classifier = build_classifier(garden)
+        self._telemetry = RouteTelemetry(
+            tracer or tracer_provider(garden.telemetry.traces_endpoint),
+            metrics if metrics is not None else RayRouteMetrics(),
+        )
+        self._watcher: asyncio.Task[None] | None = None
+        self._cards = _model_cards(garden)
+
+    # -- OpenAI routes ----------------------------------------------------
 
     @app.get("/v1/models")
     async def list_models(self) -> JSONResponse:
-        """OpenAI ``GET /v1/models``: every served model."""
+        """OpenAI ``GET /v1/models``: the virtual models, then every served model."""
         return JSONResponse({"object": "list", "data": self._cards})
 
     @app.get("/v1/models/{model_id}")
@@ -119,62 +163,139 @@ class Router:
         for card in self._cards:
             if card["id"] == model_id:
                 return JSONResponse(card)
-        raise ModelNotFoundError(model_id, list(self._handles))
+        raise ModelNotFoundError(model_id, self._model_ids())
 
     @app.post("/v1/chat/completions")
     async def chat(self, request: Request) -> Response:
         """OpenAI chat completions, streaming or not."""
-        return await self._dispatch("chat", await _json_body(request))
+        return await self._serve("chat", await _json_body(request), _request_id(request))
 
     @app.post("/v1/completions")
     async def completions(self, request: Request) -> Response:
         """OpenAI (legacy) completions, streaming or not."""
-        return await self._dispatch("completions", await _json_body(request))
+        return await self._serve("completions", await _json_body(request), _request_id(request))
 
-    def _handle_for(self, body: dict[str, Any]) -> tuple[str, DeploymentHandle[Any]]:
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise InvalidRequestError("'model' is required and must be a string", param="model")
-        handle = self._handles.get(model)
-        if handle is None:
-            raise ModelNotFoundError(model, list(self._handles))
-        stream = body.get("stream", False)
-        if stream is not None and not isinstance(stream, bool):
-            raise InvalidRequestError(f"'stream' must be a boolean, got {stream!r}", param="stream")
-        return model, handle
+    async def check_health(self) -> None:
+        """Serve's periodic health check; also (re)starts the state watcher."""
+        await self._ensure_watcher()
 
-    async def _dispatch(self, endpoint: str, body: dict[str, Any]) -> Response:
-        model, handle = self._handle_for(body)
-        replies = cast(DeploymentResponseGenerator[Any], handle.generate.remote(endpoint, body))
-        head = await self._first(model, replies)
-        if not head.stream:
-            return Response(head.body, status_code=head.status, media_type="application/json")
-        return StreamingResponse(_sse(head, replies), media_type="text/event-stream")
+    # -- dispatch -----------------------------------------------------------
 
-    async def _first(self, model: str, replies: DeploymentResponseGenerator[Any]) -> ReplyHead:
-        """Await the reply head, mapping Serve's failures to OpenAI errors."""
+    def _model_ids(self) -> list[str]:
+        return [str(card["id"]) for card in self._cards]
+
+    async def _ensure_watcher(self) -> None:
+        if self._watcher is None or self._watcher.done():
+            await _health.refresh(self._states, self._app_name)
+            self._watcher = asyncio.create_task(
+                _health.watch(self._states, self._app_name, self._refresh_s)
+            )
+
+    async def _serve(self, endpoint: str, body: dict[str, Any], request_id: str) -> Response:
+        model, stream = _model_and_stream(body)
+        if model not in self._policies and model not in self._dispatcher.models:
+            raise ModelNotFoundError(model, self._model_ids())
+        await self._ensure_watcher()
+        span = self._telemetry.start(endpoint, model, stream, request_id)
         try:
-            head = await anext(replies)
-        except BackPressureError as err:
-            retry = err.retry_after_s if err.retry_after_s is not None else self._retry_after
-            raise QueueFullError(
-                f"model {model!r} is at capacity and its queue is full; retry later",
-                code="queue_full",
-                retry_after=retry,
-            ) from err
-        except (
-            DeploymentUnavailableError,
-            ReplicaUnavailableError,
-            ActorDiedError,
-            ActorUnavailableError,
-        ) as err:
-            raise ModelUnavailableError(
-                f"model {model!r} has no healthy replica right now",
-                code="model_unavailable",
-                retry_after=self._retry_after,
-            ) from err
-        except RayTaskError as err:
-            raise UpstreamError(f"model {model!r} failed: {err.cause!r}") from err
-        if not isinstance(head, ReplyHead):
-            raise UpstreamError(f"model {model!r} sent an unexpected reply {type(head).__name__}")
-        return head
+            if model in self._policies:
+                reply, headers = await self._route(self._policies[model], endpoint, body, span)
+            else:
+                reply, headers = await self._dispatcher.send(model, endpoint, body), {}
+                RouteTelemetry.served(span, model)
+        except RequestError as err:
+            RouteTelemetry.finish(span, status=err.status_code, usage=None, error=err.message)
+            raise
+        if not reply.head.stream:
+            reply.close()
+            status = reply.head.status
+            RouteTelemetry.finish(span, status=status, usage=usage_of(reply.head.body))
+            return Response(
+                reply.head.body, status_code=status, media_type="application/json", headers=headers
+            )
+        return StreamingResponse(_sse(reply, span), media_type="text/event-stream", headers=headers)
+
+    async def _route(
+        self, policy: PolicyConfig, endpoint: str, body: dict[str, Any], span: Span
+    ) -> tuple[Reply, dict[str, str]]:
+        started = time.perf_counter()
+        # Off the event loop: the semantic stage takes milliseconds of CPU.
+        features = await asyncio.to_thread(self._classifier.classify, request_text(body))
+        decision = decide(features, self._states.snapshot(), policy)
+        seconds = time.perf_counter() - started
+        reply, decision = await self._send_routed(decision, policy, endpoint, body)
+        self._telemetry.routed(span, features, decision, seconds)
+        return reply, explanation_headers(decision)
+
+    async def _send_routed(
+        self, decision: Decision, policy: PolicyConfig, endpoint: str, body: dict[str, Any]
+    ) -> tuple[Reply, Decision]:
+        """Send to the decided model; before any byte, fall back to the generalist."""
+        send = self._dispatcher.send
+        if not policy.spill or decision.model == policy.generalist:
+            return await send(decision.model, endpoint, body), decision
+        deadline = self._deadline_s if body.get("stream") else None
+        try:
+            reply = await send(decision.model, endpoint, body, deadline_s=deadline)
+        except QueueFullError:
+            reason = Reason.OVERLOADED
+        except FirstTokenTimeoutError:
+            reason = Reason.FIRST_TOKEN_DEADLINE
+        except (ModelUnavailableError, UpstreamError):
+            reason = Reason.SPECIALIST_ERROR
+        else:
+            if reply.head.status < 500:
+                return reply, decision
+            reply.close()
+            self._states.failed(decision.model)
+            reason = Reason.SPECIALIST_ERROR
+        fallback = fall_back(decision, reason, policy)
+        logger.info("%s fell back to %s: %s", decision.model, fallback.model, reason.value)
+        return await send(fallback.model, endpoint, body), fallback
+
+
+def _model_cards(garden: GardenConfig) -> list[dict[str, Any]]:
+    created = int(time.time())
+    virtual = [
+        {
+            "id": v.name,
+            "object": "model",
+            "created": created,
+            "owned_by": "model-garden",
+            "role": "router",
+            "description": v.description,
+            "fallback": v.fallback,
+        }
+        for v in garden.router.virtual_models
+    ]
+    served = [
+        {
+            "id": m.name,
+            "object": "model",
+            "created": created,
+            "owned_by": "model-garden",
+            "role": m.role,
+            "domains": list(m.domains),
+        }
+        for m in garden.models
+    ]
+    return virtual + served
+
+
+async def _sse(reply: Reply, span: Span) -> AsyncIterator[bytes | str]:
+    """The stream's bytes as the model produced them; the reply closes with it."""
+    usage = usage_of(reply.head.body)
+    error: str | None = None
+    try:
+        yield reply.head.body
+        async for chunk in reply.chunks():
+            usage = usage_of(chunk) or usage
+            yield chunk
+    except _MID_STREAM_FAILURES as err:
+        # Bytes already reached the client: end the stream with an error event
+        # and no [DONE], so the client sees a failed stream, not a short one.
+        error = f"stream interrupted: {type(err).__name__}"
+        yield f"data: {json.dumps(UpstreamError(error).to_body())}\n\n"
+    finally:
+        reply.close()
+        RouteTelemetry.finish(span, status=reply.head.status, usage=usage, error=error)

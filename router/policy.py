@@ -4,8 +4,9 @@
 clock. Given what the classifier said about a request and what the router
 knows about each model right now, it picks the top domain's specialist when
 that is safe, and the generalist otherwise, with a reason for each answer.
-Time-based fallbacks (``specialist_error``, ``first_token_deadline``) happen
-after dispatch, so they are made with :func:`fall_back`, not by ``decide``.
+Fallbacks found out only after dispatch (``specialist_error``,
+``first_token_deadline``, and ``overloaded`` when the model itself refuses)
+are made with :func:`fall_back`, not by ``decide``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ class Reason(StrEnum):
     LOW_CONFIDENCE = "low_confidence"
     OVERLOADED = "overloaded"
     UNHEALTHY = "unhealthy"
-    COLD_START = "cold_start"
     BUDGET_CAPPED = "budget_capped"
     SPECIALIST_ERROR = "specialist_error"
     FIRST_TOKEN_DEADLINE = "first_token_deadline"
@@ -65,12 +65,17 @@ class Features:
 
 @dataclass(frozen=True, slots=True)
 class ModelState:
-    """The router's live view of one model deployment."""
+    """The router's live view of one model deployment.
+
+    ``queued`` counts the requests the router has outstanding at the model
+    (running or waiting there); ``queue_limit`` is how many it may have before
+    a new one would wait, i.e. its running replicas times their
+    ``max_ongoing_requests``.
+    """
 
     healthy: bool
     queued: int = 0
     queue_limit: int = 1
-    starting: bool = False
     budget_capped: bool = False
 
     @property
@@ -136,8 +141,7 @@ def decide(
     if config.spill:
         state = model_states.get(specialist)
         if state is None or not state.healthy:
-            starting = state is not None and state.starting
-            return to_generalist(Reason.COLD_START if starting else Reason.UNHEALTHY, specialist)
+            return to_generalist(Reason.UNHEALTHY, specialist)
         if state.budget_capped:
             return to_generalist(Reason.BUDGET_CAPPED, specialist)
         if not state.has_capacity:
@@ -145,13 +149,19 @@ def decide(
     return Decision(specialist, features.domain, features.confidence, Reason.SPECIALIST)
 
 
+_DISPATCH_FALLBACKS = frozenset(
+    {Reason.SPECIALIST_ERROR, Reason.FIRST_TOKEN_DEADLINE, Reason.OVERLOADED}
+)
+
+
 def fall_back(decision: Decision, reason: Reason, config: PolicyConfig) -> Decision:
     """Re-route a dispatched specialist request to the generalist, before any byte was sent.
 
-    Used for ``specialist_error`` and ``first_token_deadline``. A decision
-    that already went to the generalist cannot fall back further.
+    Used for ``specialist_error``, ``first_token_deadline`` and
+    ``overloaded`` (the specialist's own queue refused the request). A
+    decision that already went to the generalist cannot fall back further.
     """
-    if reason not in (Reason.SPECIALIST_ERROR, Reason.FIRST_TOKEN_DEADLINE):
+    if reason not in _DISPATCH_FALLBACKS:
         raise ValueError(f"{reason.value!r} is decided up front, not a dispatch-time fallback")
     if decision.model == config.generalist:
         raise ValueError("the generalist has nothing to fall back to")

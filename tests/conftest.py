@@ -17,6 +17,11 @@ from pathlib import Path
 import pytest
 
 from cluster.config import GardenConfig, load_config
+from tests._otlp import SpanCollector
+
+#: First-token deadline of the test garden: far above a tiny model's first
+#: token, short enough that the stalled-specialist test is quick.
+TEST_DEADLINE_MS = 4000
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,12 @@ class RunningGarden:
 
     config: GardenConfig
     endpoint: str  # http://host:port/v1
+    spans: SpanCollector
+
+    @property
+    def metrics_url(self) -> str:
+        """Ray's Prometheus endpoint of this garden."""
+        return f"http://127.0.0.1:{self.config.telemetry.metrics_port}/metrics"
 
     @property
     def base_url(self) -> str:
@@ -36,6 +47,14 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _test_config(traces_endpoint: str) -> GardenConfig:
+    """The embedded default garden on free ports, exporting spans to the test."""
+    data = load_config(None).model_dump(mode="json", exclude_unset=False)
+    data["router"].update(port=_free_port(), first_token_deadline_ms=TEST_DEADLINE_MS)
+    data["telemetry"] = {"traces_endpoint": traces_endpoint, "metrics_port": _free_port()}
+    return GardenConfig.model_validate(data)
 
 
 @pytest.fixture(scope="session")
@@ -50,13 +69,14 @@ def garden(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGarden]:
     run_dir = tmp_path_factory.mktemp("garden-run")
     saved = os.environ.get("GARDEN_RUN_DIR")
     os.environ["GARDEN_RUN_DIR"] = str(run_dir)
-    cfg = load_config(None)
-    cfg = cfg.model_copy(update={"router": cfg.router.model_copy(update={"port": _free_port()})})
+    spans = SpanCollector()
+    cfg = _test_config(spans.endpoint)
     build_missing(cfg)
     try:
         state = up(cfg, timeout_s=900)
-        yield RunningGarden(cfg, state.endpoint)
+        yield RunningGarden(cfg, state.endpoint, spans)
     finally:
+        spans.close()
         survivors = down()
         leftover = garden_processes(cfg.name)
         if saved is None:

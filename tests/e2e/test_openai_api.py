@@ -27,7 +27,7 @@ def model_ids(garden: RunningGarden) -> list[str]:
 
 def test_models_lists_every_model(client: openai.OpenAI, model_ids: list[str]) -> None:
     listed = client.models.list().data
-    assert [m.id for m in listed] == model_ids
+    assert [m.id for m in listed] == ["auto", *model_ids]
     assert {m.owned_by for m in listed} == {"model-garden"}
     assert client.models.retrieve("law").id == "law"
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import psutil
 import pytest
 
 from cluster._processes import garden_processes
 from cluster.lifecycle import read_state, status
+from tests._replicas import replica_process, wait_until_healthy
 from tests.conftest import RunningGarden
 
 pytestmark = pytest.mark.integration
@@ -37,23 +36,11 @@ def test_each_model_runs_a_replica_and_one_engine_process(garden: RunningGarden)
 def test_engine_dies_with_its_replica(garden: RunningGarden) -> None:
     """A replica killed abruptly must not leave its SIGTERM-ignoring engine behind."""
     app = garden.config.name
-    procs = {p.pid: p for p in garden_processes(app)}
-    replica = next(
-        p
-        for p in procs.values()
-        if p.ppid() not in procs and f"ServeReplica:{app}:finance" in " ".join(p.cmdline())
-    )
+    replica = replica_process(app, "finance")
     engines = replica.children()
     assert len(engines) == 1
     replica.kill()
     _, alive = psutil.wait_procs(engines, timeout=15)
     assert alive == [], f"engine {[p.pid for p in alive]} outlived its replica"
     # Serve replaces the replica; later tests need the whole garden healthy again.
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        finance = next(p for p in status(app) if p.name == "finance")
-        if finance.healthy and finance.running == finance.target:
-            break
-        time.sleep(2)
-    else:
-        pytest.fail("the finance deployment did not recover from its killed replica")
+    wait_until_healthy(app, "finance")

@@ -74,11 +74,6 @@ def test_missing_state_counts_as_unhealthy() -> None:
     assert decide(Features("code", 0.95), states, CONFIG).reason is Reason.UNHEALTHY
 
 
-def test_starting_specialist_is_a_cold_start() -> None:
-    d = decide(Features("code", 0.95), _with("code", healthy=False, starting=True), CONFIG)
-    assert (d.model, d.reason, d.fallback_from) == ("generalist", Reason.COLD_START, "code")
-
-
 def test_budget_capped_specialist_spills() -> None:
     d = decide(Features("finance", 0.9), _with("finance", budget_capped=True), CONFIG)
     assert (d.model, d.reason, d.fallback_from) == ("generalist", Reason.BUDGET_CAPPED, "finance")
@@ -105,7 +100,9 @@ def test_never_spill_policy_keeps_the_specialist() -> None:
     assert decide(Features("law", 0.2), states, strict).reason is Reason.LOW_CONFIDENCE
 
 
-@pytest.mark.parametrize("reason", [Reason.SPECIALIST_ERROR, Reason.FIRST_TOKEN_DEADLINE])
+@pytest.mark.parametrize(
+    "reason", [Reason.SPECIALIST_ERROR, Reason.FIRST_TOKEN_DEADLINE, Reason.OVERLOADED]
+)
 def test_dispatch_time_fallbacks(reason: Reason) -> None:
     first = decide(Features("medicine", 0.9), READY, CONFIG)
     d = fall_back(first, reason, CONFIG)
@@ -116,7 +113,7 @@ def test_dispatch_time_fallbacks(reason: Reason) -> None:
 def test_fall_back_rejects_up_front_reasons_and_the_generalist() -> None:
     first = decide(Features("medicine", 0.9), READY, CONFIG)
     with pytest.raises(ValueError, match="decided up front"):
-        fall_back(first, Reason.OVERLOADED, CONFIG)
+        fall_back(first, Reason.BUDGET_CAPPED, CONFIG)
     general = decide(Features("general", 0.9), READY, CONFIG)
     with pytest.raises(ValueError, match="nothing to fall back to"):
         fall_back(general, Reason.SPECIALIST_ERROR, CONFIG)

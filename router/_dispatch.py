@@ -1,0 +1,139 @@
+"""Sending one request to one model deployment and awaiting its first reply.
+
+Everything a model can do before its first byte reaches the client is
+turned into either a :class:`Reply` (its head is in hand) or a
+:class:`~cluster.exceptions.RequestError`, so that the ingress can decide to
+answer, or to fall back to the generalist, while nothing has been sent yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayTaskError
+from ray.serve.exceptions import (
+    BackPressureError,
+    DeploymentUnavailableError,
+    ReplicaUnavailableError,
+)
+from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
+
+from cluster.exceptions import (
+    FirstTokenTimeoutError,
+    ModelUnavailableError,
+    QueueFullError,
+    RequestError,
+    UpstreamError,
+)
+from deployments.protocol import ReplyHead
+from router._state import ModelStates
+
+__all__ = ["Dispatcher", "Reply"]
+
+#: Failures of a replica or of the call to it, as Ray and Serve raise them.
+_REPLICA_FAILURES = (
+    DeploymentUnavailableError,
+    ReplicaUnavailableError,
+    ActorDiedError,
+    ActorUnavailableError,
+)
+
+
+@dataclass(slots=True)
+class Reply:
+    """A model's reply whose head has arrived; ``rest`` streams the remaining chunks.
+
+    Until :meth:`close` runs, the reply counts as outstanding at ``model``.
+    """
+
+    model: str
+    head: ReplyHead
+    rest: DeploymentResponseGenerator[Any]
+    _states: ModelStates
+    _open: bool = True
+
+    async def chunks(self) -> AsyncIterator[str]:
+        """The remaining SSE chunks of a stream (raises Ray's errors if the model dies)."""
+        async for chunk in self.rest:
+            yield cast(str, chunk)
+
+    def close(self) -> None:
+        """The reply is done: stop counting it (idempotent)."""
+        if self._open:
+            self._open = False
+            self._states.end(self.model)
+
+
+class Dispatcher:
+    """Sends requests to model deployments through their Serve handles."""
+
+    def __init__(
+        self,
+        handles: dict[str, DeploymentHandle[Any]],
+        states: ModelStates,
+        retry_after_s: int,
+    ) -> None:
+        self._handles = {name: h.options(stream=True) for name, h in handles.items()}
+        self._states = states
+        self._retry_after = retry_after_s
+
+    @property
+    def models(self) -> list[str]:
+        """The models this dispatcher can reach, in config order."""
+        return list(self._handles)
+
+    async def send(
+        self, model: str, endpoint: str, body: dict[str, Any], *, deadline_s: float | None = None
+    ) -> Reply:
+        """Send ``body`` to ``model`` and return once its reply head arrived.
+
+        With ``deadline_s``, a head that takes longer cancels the request and
+        raises :class:`~cluster.exceptions.FirstTokenTimeoutError`. Failures before the head raise
+        :class:`QueueFullError`, :class:`ModelUnavailableError` or
+        :class:`UpstreamError`, and mark the model suspect in the states.
+        """
+        self._states.begin(model)
+        replies = cast(
+            DeploymentResponseGenerator[Any],
+            self._handles[model].generate.remote(endpoint, body),
+        )
+        try:
+            head = await self._head(model, replies, deadline_s)
+        except RequestError:
+            self._states.end(model)
+            raise
+        return Reply(model, head, replies, self._states)
+
+    async def _head(
+        self, model: str, replies: DeploymentResponseGenerator[Any], deadline_s: float | None
+    ) -> ReplyHead:
+        try:
+            head = await asyncio.wait_for(anext(replies), deadline_s)
+        except TimeoutError as err:
+            replies.cancel()  # type: ignore[no-untyped-call]  # the replica aborts the request
+            raise FirstTokenTimeoutError(
+                f"model {model!r} sent no first token within {(deadline_s or 0) * 1000:.0f} ms"
+            ) from err
+        except BackPressureError as err:
+            retry = err.retry_after_s if err.retry_after_s is not None else self._retry_after
+            raise QueueFullError(
+                f"model {model!r} is at capacity and its queue is full; retry later",
+                code="queue_full",
+                retry_after=retry,
+            ) from err
+        except _REPLICA_FAILURES as err:
+            self._states.failed(model)
+            raise ModelUnavailableError(
+                f"model {model!r} has no healthy replica right now",
+                code="model_unavailable",
+                retry_after=self._retry_after,
+            ) from err
+        except RayTaskError as err:
+            self._states.failed(model)
+            raise UpstreamError(f"model {model!r} failed: {err.cause!r}") from err
+        if not isinstance(head, ReplyHead):
+            raise UpstreamError(f"model {model!r} sent an unexpected reply {type(head).__name__}")
+        return head

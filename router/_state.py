@@ -1,0 +1,84 @@
+"""The router's live view of every model deployment (pure; clock injected).
+
+Two sources feed it, and the docs say so (``docs/architecture.md``):
+
+* the router's own counters: requests it has outstanding at each model
+  (``begin``/``end``), and dispatch failures it saw (``failed``), which mark
+  a model suspect for ``suspect_s`` seconds so that following requests do not
+  try a replica that just died before Serve notices;
+* Ray Serve's controller: the running replicas of each deployment, pushed in
+  with :meth:`ModelStates.observe` at least once a second by the ingress.
+
+A model's capacity is its running replicas times its ``max_ongoing_requests``;
+a new request beyond it would wait in a queue, so the policy spills instead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+from router.policy import ModelState
+
+__all__ = ["ModelStates"]
+
+
+class ModelStates:
+    """Counters and health of the garden's models, as :class:`ModelState` snapshots.
+
+    ``per_replica`` maps each model to its ``max_ongoing_requests``. Until the
+    first :meth:`observe`, every model counts as unhealthy (no replica known).
+    """
+
+    def __init__(
+        self,
+        per_replica: Mapping[str, int],
+        *,
+        suspect_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._per_replica = dict(per_replica)
+        self._outstanding = dict.fromkeys(per_replica, 0)
+        self._running = dict.fromkeys(per_replica, 0)
+        self._suspect_until = dict.fromkeys(per_replica, float("-inf"))
+        self._budget_capped: set[str] = set()
+        self._suspect_s = suspect_s
+        self._clock = clock
+        self.observed_at: float | None = None
+
+    def begin(self, model: str) -> None:
+        """A request was dispatched to ``model``."""
+        self._outstanding[model] += 1
+
+    def end(self, model: str) -> None:
+        """A request to ``model`` finished (answered, failed or cancelled)."""
+        self._outstanding[model] = max(0, self._outstanding[model] - 1)
+
+    def failed(self, model: str) -> None:
+        """``model`` failed a request before answering: treat it as unhealthy a while."""
+        self._suspect_until[model] = self._clock() + self._suspect_s
+
+    def observe(
+        self, running: Mapping[str, int], budget_capped: frozenset[str] = frozenset()
+    ) -> None:
+        """Record Serve's running replica count of each model (absent means none)."""
+        self._running = {m: int(running.get(m, 0)) for m in self._per_replica}
+        self._budget_capped = set(budget_capped)
+        self.observed_at = self._clock()
+
+    def outstanding(self, model: str) -> int:
+        """Requests the router has at ``model`` right now."""
+        return self._outstanding[model]
+
+    def snapshot(self) -> dict[str, ModelState]:
+        """The state of every model now, for :func:`router.policy.decide`."""
+        now = self._clock()
+        return {
+            model: ModelState(
+                healthy=self._running[model] > 0 and now >= self._suspect_until[model],
+                queued=self._outstanding[model],
+                queue_limit=max(1, self._running[model] * per_replica),
+                budget_capped=model in self._budget_capped,
+            )
+            for model, per_replica in self._per_replica.items()
+        }

@@ -1,0 +1,79 @@
+"""Names the router's explanations use: response headers, span attributes, metrics.
+
+One module, so that the headers, the OpenTelemetry span and the Prometheus
+series of a request can only ever say the same thing under the same names.
+Span attributes follow the OpenTelemetry GenAI semantic conventions where a
+name exists there (``gen_ai.*``); the routing facts have ``garden.route.*``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "ATTR_CONFIDENCE",
+    "ATTR_DOMAIN",
+    "ATTR_FALLBACK_FROM",
+    "ATTR_HTTP_STATUS",
+    "ATTR_OPERATION",
+    "ATTR_PROVIDER",
+    "ATTR_REASON",
+    "ATTR_REQUEST_ID",
+    "ATTR_REQUEST_MODEL",
+    "ATTR_RESPONSE_MODEL",
+    "ATTR_STAGE",
+    "ATTR_STREAM",
+    "ATTR_USAGE_INPUT_TOKENS",
+    "ATTR_USAGE_OUTPUT_TOKENS",
+    "HEADER_CONFIDENCE",
+    "HEADER_DOMAIN",
+    "HEADER_FALLBACK_FROM",
+    "HEADER_MODEL",
+    "HEADER_PREFIX",
+    "HEADER_REASON",
+    "METRIC_DECISION_SECONDS",
+    "METRIC_ROUTE",
+    "OPERATIONS",
+    "PROVIDER",
+    "TAG_DOMAIN",
+    "TAG_MODEL",
+    "TAG_REASON",
+    "TRACER_NAME",
+]
+
+# -- response headers (every response to a virtual model) ---------------------
+HEADER_PREFIX: Final = "x-garden-"
+HEADER_MODEL: Final = "x-garden-model"
+HEADER_DOMAIN: Final = "x-garden-domain"
+HEADER_CONFIDENCE: Final = "x-garden-confidence"
+HEADER_REASON: Final = "x-garden-reason"
+HEADER_FALLBACK_FROM: Final = "x-garden-fallback-from"
+
+# -- span attributes ------------------------------------------------------------
+TRACER_NAME: Final = "model_garden.router"
+ATTR_OPERATION: Final = "gen_ai.operation.name"
+ATTR_PROVIDER: Final = "gen_ai.provider.name"
+ATTR_REQUEST_MODEL: Final = "gen_ai.request.model"
+ATTR_RESPONSE_MODEL: Final = "gen_ai.response.model"
+ATTR_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+ATTR_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+ATTR_DOMAIN: Final = "garden.route.domain"
+ATTR_CONFIDENCE: Final = "garden.route.confidence"
+ATTR_REASON: Final = "garden.route.reason"
+ATTR_FALLBACK_FROM: Final = "garden.route.fallback_from"
+ATTR_STAGE: Final = "garden.route.stage"
+ATTR_STREAM: Final = "garden.request.stream"
+ATTR_REQUEST_ID: Final = "garden.request.id"
+ATTR_HTTP_STATUS: Final = "http.response.status_code"
+
+#: ``gen_ai.provider.name`` of every model the garden serves.
+PROVIDER: Final = "vllm"
+#: ``gen_ai.operation.name`` of each router endpoint.
+OPERATIONS: Final = {"chat": "chat", "completions": "text_completion"}
+
+# -- metrics (Ray's exporter adds its ``ray_`` namespace, and ``_total`` to counters) --
+METRIC_ROUTE: Final = "garden_route"
+METRIC_DECISION_SECONDS: Final = "garden_route_decision_seconds"
+TAG_DOMAIN: Final = "domain"
+TAG_MODEL: Final = "model"
+TAG_REASON: Final = "reason"

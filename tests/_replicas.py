@@ -1,0 +1,32 @@
+"""Finding and waiting on the model replicas of a running test garden."""
+
+from __future__ import annotations
+
+import time
+
+import psutil
+import pytest
+
+from cluster._processes import garden_processes
+from cluster.lifecycle import status
+
+
+def replica_process(app: str, model: str) -> psutil.Process:
+    """The Serve replica process of ``model`` (not its forked engine)."""
+    procs = {p.pid: p for p in garden_processes(app)}
+    return next(
+        p
+        for p in procs.values()
+        if p.ppid() not in procs and f"ServeReplica:{app}:{model}" in " ".join(p.cmdline())
+    )
+
+
+def wait_until_healthy(app: str, model: str, timeout_s: float = 300) -> None:
+    """Wait for ``model``'s deployment to run all its replicas again."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        progress = next(p for p in status(app) if p.name == model)
+        if progress.healthy and progress.running == progress.target:
+            return
+        time.sleep(2)
+    pytest.fail(f"the {model} deployment did not recover within {timeout_s} s")

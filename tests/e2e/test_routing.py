@@ -1,0 +1,259 @@
+"""Specialized-first routing through the virtual model ``auto``, over HTTP.
+
+Every test goes through the official ``openai`` client against the session
+garden; stalls and failures are real (a stopped or killed replica process).
+Tests that disturb a model run last and wait for it to recover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests._replicas import replica_process, wait_until_healthy
+from tests.conftest import TEST_DEADLINE_MS, RunningGarden
+
+pytestmark = pytest.mark.e2e
+
+MEDICAL = (
+    "A 62-year-old woman with type 2 diabetes has an HbA1c of 8.9% on metformin. "
+    "Which drug should be added, and what are its side effects?"
+)
+OBVIOUS = [
+    (MEDICAL, "medicine", "medicine"),
+    (
+        "My landlord kept my security deposit without an itemized list of damages. "
+        "Can I sue him in small claims court, and which statute applies?",
+        "law",
+        "law",
+    ),
+    (
+        "How do I compute the yield to maturity of a bond with a 5% annual coupon "
+        "trading at 95 with eight years left?",
+        "finance",
+        "finance",
+    ),
+    (
+        "Fix this Python function so it returns the sum: def add(a, b): return a - b",
+        "code",
+        "code",
+    ),
+    (
+        "Suggest a three-day itinerary for a family holiday in Lisbon with two kids.",
+        "general",
+        "generalist",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def client(garden: RunningGarden) -> openai.OpenAI:
+    return openai.OpenAI(base_url=garden.endpoint, api_key="unused", max_retries=0, timeout=120)
+
+
+def _async_client(garden: RunningGarden) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
+        base_url=garden.endpoint, api_key="unused", max_retries=0, timeout=300
+    )
+
+
+def _messages(text: str) -> list[Any]:
+    return [{"role": "user", "content": text}]
+
+
+def test_auto_is_listed_first(client: openai.OpenAI) -> None:
+    ids = [m.id for m in client.models.list().data]
+    assert ids[0] == "auto" and "generalist" in ids
+    assert client.models.retrieve("auto").id == "auto"
+
+
+@pytest.mark.parametrize(("text", "domain", "model"), OBVIOUS)
+def test_obvious_prompts_reach_their_model(
+    garden: RunningGarden, client: openai.OpenAI, text: str, domain: str, model: str
+) -> None:
+    request_id = uuid.uuid4().hex
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto",
+        messages=_messages(text),
+        max_tokens=8,
+        extra_headers={"x-request-id": request_id},
+    )
+    headers = raw.headers
+    assert headers["x-garden-model"] == model
+    assert headers["x-garden-domain"] == domain
+    assert headers["x-garden-reason"] == ("general" if model == "generalist" else "specialist")
+    assert 0.0 <= float(headers["x-garden-confidence"]) <= 1.0
+    assert "x-garden-fallback-from" not in headers
+    reply = raw.parse()
+    assert reply.model == model and reply.choices[0].message.content
+    # The span says what the headers say.
+    attrs = garden.spans.wait_for("garden.request.id", request_id)["attributes"]
+    assert attrs["gen_ai.request.model"] == "auto"
+    assert attrs["gen_ai.response.model"] == model
+    assert attrs["garden.route.reason"] == headers["x-garden-reason"]
+    assert attrs["garden.route.domain"] == domain
+    assert attrs["garden.route.confidence"] == pytest.approx(
+        float(headers["x-garden-confidence"]), abs=1e-4
+    )
+    assert reply.usage is not None
+    assert attrs["gen_ai.usage.input_tokens"] == reply.usage.prompt_tokens
+    assert attrs["gen_ai.usage.output_tokens"] == reply.usage.completion_tokens == 8
+
+
+def test_streams_and_completions_are_routed(client: openai.OpenAI) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", messages=_messages(OBVIOUS[3][0]), max_tokens=8, stream=True
+    )
+    assert raw.headers["x-garden-model"] == "code"
+    chunks = list(raw.parse())
+    assert chunks and all(c.model == "code" for c in chunks)
+    raw_completion = client.completions.with_raw_response.create(
+        model="auto", prompt=OBVIOUS[1][0], max_tokens=8
+    )
+    assert raw_completion.headers["x-garden-model"] == "law"
+    assert raw_completion.parse().choices[0].text
+
+
+def test_spoofed_explanation_headers_are_ignored(client: openai.OpenAI) -> None:
+    spoofed = {
+        "x-garden-model": "law",
+        "x-garden-domain": "law",
+        "x-garden-reason": "overloaded",
+        "x-garden-confidence": "1.0",
+        "x-garden-fallback-from": "medicine",
+    }
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", messages=_messages(OBVIOUS[3][0]), max_tokens=4, extra_headers=spoofed
+    )
+    assert raw.headers["x-garden-model"] == "code"
+    assert raw.headers["x-garden-reason"] == "specialist"
+    assert "x-garden-fallback-from" not in raw.headers
+    assert raw.parse().model == "code"
+
+
+def test_a_named_model_is_not_routed(client: openai.OpenAI) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model="code", messages=_messages(MEDICAL), max_tokens=4
+    )
+    assert raw.parse().model == "code"
+    assert not any(k.startswith("x-garden-") for k in raw.headers)
+
+
+def test_route_metrics_are_exported_through_ray(garden: RunningGarden) -> None:
+    """``garden_route_total`` counts what the headers said (Ray adds its ``ray_`` prefix)."""
+    series = re.compile(
+        r'^ray_garden_route_total\{(?=[^}]*domain="law")(?=[^}]*model="law")'
+        r'(?=[^}]*reason="specialist")[^}]*\} (\d+(?:\.\d+)?)',
+        re.MULTILINE,
+    )
+    deadline = time.monotonic() + 60
+    text = ""
+    while time.monotonic() < deadline:
+        text = httpx.get(garden.metrics_url, timeout=10).text
+        match = series.search(text)
+        if (
+            match
+            and float(match.group(1)) >= 2
+            and "ray_garden_route_decision_seconds_bucket" in text
+        ):
+            return
+        time.sleep(2)
+    found = [line for line in text.splitlines() if "garden_route" in line][:10]
+    pytest.fail(f"no law/law/specialist route count >= 2 exported; saw {found}")
+
+
+def test_saturated_specialist_spills_to_the_generalist(garden: RunningGarden) -> None:
+    limit = garden.config.model("medicine").limits.max_ongoing_requests
+
+    async def scenario() -> Any:
+        aclient = _async_client(garden)
+        streams = await asyncio.gather(
+            *(
+                aclient.chat.completions.create(
+                    model="medicine",
+                    messages=_messages(MEDICAL),
+                    max_tokens=1500,
+                    stream=True,
+                    extra_body={"ignore_eos": True},
+                )
+                for _ in range(limit)
+            )
+        )
+        try:
+            await asyncio.gather(*(anext(aiter(s)) for s in streams))  # all are running
+            return await aclient.chat.completions.with_raw_response.create(
+                model="auto", messages=_messages(MEDICAL), max_tokens=4
+            )
+        finally:
+            await asyncio.gather(*(s.close() for s in streams))
+            await aclient.close()
+
+    raw = asyncio.run(scenario())
+    assert raw.headers["x-garden-reason"] == "overloaded"
+    assert raw.headers["x-garden-fallback-from"] == "medicine"
+    assert raw.headers["x-garden-model"] == "generalist"
+    assert raw.parse().model == "generalist"
+
+
+def test_stalled_specialist_stream_is_served_by_the_generalist(
+    garden: RunningGarden, client: openai.OpenAI
+) -> None:
+    replica = replica_process(garden.config.name, "medicine")
+    replica.suspend()  # SIGSTOP: the replica accepts nothing and answers nothing
+    try:
+        started = time.monotonic()
+        raw = client.chat.completions.with_raw_response.create(
+            model="auto", messages=_messages(MEDICAL), max_tokens=8, stream=True
+        )
+        waited_ms = (time.monotonic() - started) * 1000
+    finally:
+        replica.resume()
+    assert raw.headers["x-garden-reason"] == "first_token_deadline"
+    assert raw.headers["x-garden-fallback-from"] == "medicine"
+    assert raw.headers["x-garden-model"] == "generalist"
+    assert waited_ms >= TEST_DEADLINE_MS
+    chunks = list(raw.parse())
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert all(c.model == "generalist" for c in chunks)
+
+
+def test_killed_specialist_under_load_loses_no_request(garden: RunningGarden) -> None:
+    app = garden.config.name
+
+    async def worker(aclient: openai.AsyncOpenAI, stop: asyncio.Event) -> list[str]:
+        reasons = []
+        while not stop.is_set():
+            raw = await aclient.chat.completions.with_raw_response.create(
+                model="auto", messages=_messages(MEDICAL), max_tokens=48
+            )
+            assert raw.parse().choices[0].message.content is not None
+            reasons.append(raw.headers["x-garden-reason"])
+        return reasons
+
+    async def scenario() -> list[str]:
+        aclient = _async_client(garden)
+        stop = asyncio.Event()
+        workers = [asyncio.create_task(worker(aclient, stop)) for _ in range(6)]
+        await asyncio.sleep(3)
+        await asyncio.to_thread(replica_process(app, "medicine").kill)
+        await asyncio.sleep(12)
+        stop.set()
+        try:
+            results = await asyncio.gather(*workers)  # any failed request raises here
+        finally:
+            await aclient.close()
+        return [r for rs in results for r in rs]
+
+    try:
+        reasons = asyncio.run(scenario())
+    finally:
+        wait_until_healthy(app, "medicine")
+    assert "specialist" in reasons
+    assert {"specialist_error", "unhealthy"} & set(reasons), reasons

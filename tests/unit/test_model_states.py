@@ -1,0 +1,63 @@
+"""The router's live model states: counters, Serve's replica counts, suspicion."""
+
+from __future__ import annotations
+
+import pytest
+
+from router._state import ModelStates
+
+pytestmark = pytest.mark.unit
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _states(clock: Clock) -> ModelStates:
+    return ModelStates({"law": 2, "generalist": 4}, suspect_s=5.0, clock=clock)
+
+
+def test_unknown_until_observed_then_capacity_follows_replicas() -> None:
+    states = _states(Clock())
+    assert not states.snapshot()["law"].healthy
+    states.observe({"law": 2, "generalist": 1})
+    law = states.snapshot()["law"]
+    assert law.healthy and law.queue_limit == 4 and law.queued == 0
+    states.observe({"generalist": 1})  # law has no running replica any more
+    assert not states.snapshot()["law"].healthy
+
+
+def test_outstanding_requests_fill_the_queue() -> None:
+    states = _states(Clock())
+    states.observe({"law": 1, "generalist": 1})
+    states.begin("law")
+    assert states.snapshot()["law"].has_capacity
+    states.begin("law")
+    assert not states.snapshot()["law"].has_capacity
+    states.end("law")
+    states.end("law")
+    states.end("law")  # an extra end never goes negative
+    assert states.outstanding("law") == 0
+
+
+def test_a_failure_makes_the_model_suspect_for_a_while() -> None:
+    clock = Clock()
+    states = _states(clock)
+    states.observe({"law": 1, "generalist": 1})
+    states.failed("law")
+    assert not states.snapshot()["law"].healthy
+    clock.now += 4.9
+    assert not states.snapshot()["law"].healthy
+    clock.now += 0.2
+    assert states.snapshot()["law"].healthy
+
+
+def test_budget_capped_models_are_flagged() -> None:
+    states = _states(Clock())
+    states.observe({"law": 1, "generalist": 1}, budget_capped=frozenset({"law"}))
+    assert states.snapshot()["law"].budget_capped
+    assert not states.snapshot()["generalist"].budget_capped
