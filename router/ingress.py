@@ -117,6 +117,53 @@ def _model_and_stream(body: dict[str, Any]) -> tuple[str, bool]:
     return model, bool(stream)
 
 
+def _model_cards(garden: GardenConfig) -> list[dict[str, Any]]:
+    created = int(time.time())
+    virtual = [
+        {
+            "id": v.name,
+            "object": "model",
+            "created": created,
+            "owned_by": "model-garden",
+            "role": "router",
+            "description": v.description,
+            "fallback": v.fallback,
+        }
+        for v in garden.router.virtual_models
+    ]
+    served = [
+        {
+            "id": m.name,
+            "object": "model",
+            "created": created,
+            "owned_by": "model-garden",
+            "role": m.role,
+            "domains": list(m.domains),
+        }
+        for m in garden.models
+    ]
+    return virtual + served
+
+
+async def _sse(reply: Reply, span: Span) -> AsyncIterator[bytes | str]:
+    """The stream's bytes as the model produced them; the reply closes with it."""
+    usage = usage_of(reply.head.body)
+    error: str | None = None
+    try:
+        yield reply.head.body
+        async for chunk in reply.chunks():
+            usage = usage_of(chunk) or usage
+            yield chunk
+    except _MID_STREAM_FAILURES as err:
+        # Bytes already reached the client: end the stream with an error event
+        # and no [DONE], so the client sees a failed stream, not a short one.
+        error = f"stream interrupted: {type(err).__name__}"
+        yield f"data: {json.dumps(UpstreamError(error).to_body())}\n\n"
+    finally:
+        reply.close()
+        RouteTelemetry.finish(span, status=reply.head.status, usage=usage, error=error)
+
+
 @serve.deployment
 @serve.ingress(app)
 class Router:
@@ -252,50 +299,3 @@ class Router:
         fallback = fall_back(decision, reason, policy)
         logger.info("%s fell back to %s: %s", decision.model, fallback.model, reason.value)
         return await send(fallback.model, endpoint, body), fallback
-
-
-def _model_cards(garden: GardenConfig) -> list[dict[str, Any]]:
-    created = int(time.time())
-    virtual = [
-        {
-            "id": v.name,
-            "object": "model",
-            "created": created,
-            "owned_by": "model-garden",
-            "role": "router",
-            "description": v.description,
-            "fallback": v.fallback,
-        }
-        for v in garden.router.virtual_models
-    ]
-    served = [
-        {
-            "id": m.name,
-            "object": "model",
-            "created": created,
-            "owned_by": "model-garden",
-            "role": m.role,
-            "domains": list(m.domains),
-        }
-        for m in garden.models
-    ]
-    return virtual + served
-
-
-async def _sse(reply: Reply, span: Span) -> AsyncIterator[bytes | str]:
-    """The stream's bytes as the model produced them; the reply closes with it."""
-    usage = usage_of(reply.head.body)
-    error: str | None = None
-    try:
-        yield reply.head.body
-        async for chunk in reply.chunks():
-            usage = usage_of(chunk) or usage
-            yield chunk
-    except _MID_STREAM_FAILURES as err:
-        # Bytes already reached the client: end the stream with an error event
-        # and no [DONE], so the client sees a failed stream, not a short one.
-        error = f"stream interrupted: {type(err).__name__}"
-        yield f"data: {json.dumps(UpstreamError(error).to_body())}\n\n"
-    finally:
-        reply.close()
-        RouteTelemetry.finish(span, status=reply.head.status, usage=usage, error=error)
