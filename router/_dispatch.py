@@ -96,9 +96,11 @@ class Dispatcher:
         :class:`UpstreamError`, and mark the model suspect in the states.
         """
         self._states.begin(model)
+        # The engine serves under its own name: a routed body still says "auto".
+        named = body if body.get("model") == model else {**body, "model": model}
         replies = cast(
             DeploymentResponseGenerator[Any],
-            self._handles[model].generate.remote(endpoint, body),
+            self._handles[model].generate.remote(endpoint, named),
         )
         try:
             head = await self._head(model, replies, deadline_s)
