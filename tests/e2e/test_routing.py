@@ -138,6 +138,16 @@ def test_spoofed_explanation_headers_are_ignored(client: openai.OpenAI) -> None:
     assert raw.parse().model == "code"
 
 
+def test_a_never_fallback_virtual_model_is_configured(client: openai.OpenAI) -> None:
+    listed = {m.id for m in client.models.list().data}
+    assert "auto-strict" in listed
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto-strict", messages=_messages(OBVIOUS[2][0]), max_tokens=4
+    )
+    assert raw.headers["x-garden-model"] == "finance"
+    assert raw.parse().model == "finance"
+
+
 def test_a_named_model_is_not_routed(client: openai.OpenAI) -> None:
     raw = client.chat.completions.with_raw_response.create(
         model="code", messages=_messages(MEDICAL), max_tokens=4
