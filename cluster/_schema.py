@@ -75,7 +75,10 @@ class ModelAutoscalingSpec(Strict):
         None, ge=0, le=1000, description="Replicas at deploy time; defaults to min_replicas."
     )
     target_ongoing_requests: float = Field(
-        16, gt=0, description="Requests in flight per replica that Ray Serve's policy aims at."
+        16,
+        gt=0,
+        description="Requests one replica serves at once within its TTFT SLO (its batch "
+        "capacity at the SLO): the garden policy's slots, and the target of Ray's default.",
     )
 
     @model_validator(mode="after")
@@ -235,8 +238,13 @@ class ModelSpec(Strict):
 
 
 class AutoscalingSpec(Strict):
-    """Garden-wide autoscaling timing, applied to every model's Serve autoscaler."""
+    """Garden-wide autoscaling policy and timing, applied to every model's Serve autoscaler."""
 
+    policy: Literal["garden", "ray-default"] = Field(
+        "garden",
+        description="'garden': the LLM-load policy (autoscaling.policy:GardenPolicy), which "
+        "applies the delays itself; 'ray-default': Ray Serve's queue-length policy.",
+    )
     upscale_delay_s: float = Field(
         30, ge=0, description="Seconds a scale-up decision must hold before it acts."
     )

@@ -65,14 +65,47 @@ def placement_group_config(spec: ModelSpec) -> dict[str, Any]:
     return {"bundle_per_worker": per_worker, "strategy": "PACK"}
 
 
+def autoscaling_config(garden: GardenConfig, spec: ModelSpec) -> dict[str, Any]:
+    """Ray Serve ``autoscaling_config`` of ``spec``: bounds, timing and the policy.
+
+    With the garden policy, Ray's own delays are zero: the policy applies the
+    config's delays itself (``autoscaling._wrappers.delayed``), exactly once.
+    """
+    from autoscaling.policy import POLICY_IMPORT_PATH
+
+    scaling = spec.autoscaling
+    timing = garden.autoscaling
+    config: dict[str, Any] = {
+        "min_replicas": scaling.min_replicas,
+        "max_replicas": scaling.max_replicas,
+        "initial_replicas": scaling.start_replicas,
+        "target_ongoing_requests": scaling.target_ongoing_requests,
+        "upscale_delay_s": timing.upscale_delay_s,
+        "downscale_delay_s": timing.downscale_delay_s,
+        "look_back_period_s": timing.look_back_period_s,
+        "metrics_interval_s": timing.metrics_interval_s,
+    }
+    if timing.policy == "garden":
+        config["policy"] = {
+            "policy_function": POLICY_IMPORT_PATH,
+            "policy_kwargs": {
+                "slots": scaling.target_ongoing_requests,
+                "min_replicas": scaling.min_replicas,
+                "max_replicas": scaling.max_replicas,
+                "upscale_delay_s": timing.upscale_delay_s,
+                "downscale_delay_s": timing.downscale_delay_s,
+            },
+        }
+        config.update(upscale_delay_s=0.0, downscale_delay_s=0.0)
+    return config
+
+
 def deployment_options(garden: GardenConfig, spec: ModelSpec) -> dict[str, Any]:
     """Ray Serve deployment options of ``spec``'s deployment.
 
     Admission limits replace Ray Serve LLM's 1e9 defaults, so requests queue
     (boundedly) at the router and the autoscaler sees real load.
     """
-    scaling = spec.autoscaling
-    timing = garden.autoscaling
     return {
         "name": spec.name,
         "max_ongoing_requests": spec.limits.max_ongoing_requests,
@@ -81,16 +114,7 @@ def deployment_options(garden: GardenConfig, spec: ModelSpec) -> dict[str, Any]:
             "status_code": 429,
             "retry_after_s": garden.router.retry_after_s,
         },
-        "autoscaling_config": {
-            "min_replicas": scaling.min_replicas,
-            "max_replicas": scaling.max_replicas,
-            "initial_replicas": scaling.start_replicas,
-            "target_ongoing_requests": scaling.target_ongoing_requests,
-            "upscale_delay_s": timing.upscale_delay_s,
-            "downscale_delay_s": timing.downscale_delay_s,
-            "look_back_period_s": timing.look_back_period_s,
-            "metrics_interval_s": timing.metrics_interval_s,
-        },
+        "autoscaling_config": autoscaling_config(garden, spec),
         # The replica's CPU share lives in the placement bundle it shares with the engine.
         "ray_actor_options": {"num_cpus": 0},
     }

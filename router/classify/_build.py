@@ -46,7 +46,7 @@ def build_classifier(garden: GardenConfig) -> Classifier:
     except (ImportError, AttributeError) as err:
         raise ConfigError(
             "router.classifier",
-            [f"router.classifier.import_path: cannot import it ({err}) (got {spec.import_path!r})"]
+            [f"router.classifier.import_path: cannot import it ({err}) (got {spec.import_path!r})"],
         ) from err
     texts, labels = training_set(garden)
     classifier = cls(texts, labels, **spec.options)
@@ -56,6 +56,6 @@ def build_classifier(garden: GardenConfig) -> Classifier:
             [
                 "router.classifier.import_path: the class does not build a classifier with "
                 f"domains, classify and classify_many (got {spec.import_path!r})"
-            ]
+            ],
         )
     return classifier

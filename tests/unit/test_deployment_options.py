@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cluster.config import default_config_text, load_config, parse_config
+from cluster.config import GardenConfig, default_config_text, load_config, parse_config
 from cluster.exceptions import ModelSourceError
 from deployments.model import deployment_options, placement_group_config, resolve_source
 
@@ -52,6 +52,28 @@ def test_limits_and_autoscaling_replace_ray_llm_defaults() -> None:
     assert scaling["min_replicas"] == spec.autoscaling.min_replicas
     assert scaling["max_replicas"] == spec.autoscaling.max_replicas
     assert scaling["target_ongoing_requests"] == spec.autoscaling.target_ongoing_requests
+
+
+def test_the_garden_policy_applies_the_delays_not_ray() -> None:
+    from ray.serve.config import AutoscalingConfig
+
+    garden = load_config(None)
+    spec = garden.model("law")
+    scaling = deployment_options(garden, spec)["autoscaling_config"]
+    policy = scaling["policy"]
+    assert policy["policy_function"] == "autoscaling.policy:GardenPolicy"
+    assert policy["policy_kwargs"]["upscale_delay_s"] == garden.autoscaling.upscale_delay_s
+    assert policy["policy_kwargs"]["slots"] == spec.autoscaling.target_ongoing_requests
+    assert scaling["upscale_delay_s"] == scaling["downscale_delay_s"] == 0
+    AutoscalingConfig(**scaling)  # Ray accepts it, and can import the class
+
+
+def test_ray_default_policy_keeps_rays_delays() -> None:
+    data = load_config(None).model_dump(mode="json")
+    data["autoscaling"]["policy"] = "ray-default"
+    garden = GardenConfig.model_validate(data)
+    scaling = deployment_options(garden, garden.model("law"))["autoscaling_config"]
+    assert "policy" not in scaling
     assert scaling["upscale_delay_s"] == garden.autoscaling.upscale_delay_s
 
 

@@ -1,0 +1,144 @@
+"""The garden autoscaling policy: the load rule, its wrappers, and Ray's context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from autoscaling._load import Capacity, Load, desired_replicas
+from autoscaling._wrappers import bounded, budget_clamped, delayed
+from autoscaling.policy import KV_USAGE_METRIC, SPILLED_METRIC, GardenPolicy, load_of
+
+pytestmark = pytest.mark.unit
+
+
+@dataclass
+class Ctx:
+    """The AutoscalingContext fields the policy reads."""
+
+    total_running_requests: float = 0.0
+    total_queued_requests: float = 0.0
+    current_num_replicas: int = 1
+    target_num_replicas: int = 1
+    aggregated_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    policy_state: dict[str, Any] = field(default_factory=dict)
+    current_time: float = 0.0
+
+
+def test_demand_counts_running_queued_and_spilled() -> None:
+    cap = Capacity(slots=8)
+    assert desired_replicas(Load(running=8), cap, 1) == 1
+    assert desired_replicas(Load(running=8, queued=4, spilled=4), cap, 1) == 2
+    assert desired_replicas(Load(running=0), cap, 1) == 0
+
+
+def test_kv_cache_pressure_scales_even_with_few_requests() -> None:
+    cap = Capacity(slots=32, kv_target=0.8)
+    assert desired_replicas(Load(running=4, kv_usage=0.96), cap, 2) == pytest.approx(2.4)
+    # A replica-less model has no cache to read: only requests count.
+    assert desired_replicas(Load(running=4, kv_usage=0.96), cap, 0) == pytest.approx(0.125)
+
+
+@pytest.mark.parametrize("bad", [{"slots": 0}, {"slots": 4, "kv_target": 1.5}])
+def test_capacity_is_validated(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        Capacity(**bad)
+
+
+def _wish(value: float) -> Any:
+    return lambda ctx: (value, dict(ctx.policy_state))
+
+
+@pytest.mark.parametrize(("wish", "replicas"), [(0.2, 1), (1.0, 1), (1.01, 2), (9.0, 4)])
+def test_bounds_round_up_and_clamp(wish: float, replicas: int) -> None:
+    assert bounded(_wish(wish), 1, 4)(Ctx())[0] == replicas
+
+
+def test_bounds_allow_zero_for_scale_to_zero() -> None:
+    assert bounded(_wish(0.0), 0, 2)(Ctx())[0] == 0
+
+
+def _run(policy: Any, ctx: Ctx, t: float) -> float:
+    ctx.current_time = t
+    replicas, ctx.policy_state = policy(ctx)
+    return float(replicas)
+
+
+def test_upscale_waits_its_delay_and_restarts_when_the_wish_flips() -> None:
+    wishes = iter([3.0, 3.0, 1.0, 3.0, 3.0, 3.0])
+    policy = delayed(lambda ctx: (next(wishes), dict(ctx.policy_state)), 10, 60)
+    ctx = Ctx(target_num_replicas=1)
+    assert _run(policy, ctx, 0) == 1
+    assert _run(policy, ctx, 5) == 1
+    assert _run(policy, ctx, 8) == 1  # back to target: the wait restarts
+    assert _run(policy, ctx, 9) == 1
+    assert _run(policy, ctx, 15) == 1
+    assert _run(policy, ctx, 19) == 3  # held for 10 s since t=9
+
+
+def test_downscale_waits_longer_than_upscale() -> None:
+    policy = delayed(_wish(1.0), 10, 60)
+    ctx = Ctx(target_num_replicas=3)
+    assert [_run(policy, ctx, t) for t in (0, 30, 59.9, 60)] == [3, 3, 3, 1]
+
+
+def test_budget_clamp_cuts_at_once() -> None:
+    policy = budget_clamped(delayed(_wish(4.0), 10, 60), lambda ctx: 2)
+    ctx = Ctx(target_num_replicas=3)
+    assert _run(policy, ctx, 0) == 2
+    assert budget_clamped(_wish(4.0), lambda ctx: None)(ctx)[0] == 4
+
+
+def test_load_reads_ray_custom_metrics() -> None:
+    ctx = Ctx(
+        total_running_requests=6,
+        total_queued_requests=2,
+        aggregated_metrics={KV_USAGE_METRIC: {"a": 0.5, "b": 0.7}, SPILLED_METRIC: {"r": 3}},
+    )
+    assert load_of(ctx) == Load(running=6, queued=2, spilled=3, kv_usage=pytest.approx(0.6))
+
+
+def test_garden_policy_scales_up_after_the_delay_and_back_down() -> None:
+    policy = GardenPolicy(
+        slots=4, min_replicas=1, max_replicas=3, upscale_delay_s=5, downscale_delay_s=30
+    )
+    ctx = Ctx(total_running_requests=10, target_num_replicas=1)
+    assert _run(policy, ctx, 0) == 1
+    assert _run(policy, ctx, 5) == 3
+    ctx.target_num_replicas = ctx.current_num_replicas = 3
+    ctx.total_running_requests = 1
+    assert _run(policy, ctx, 10) == 3
+    assert _run(policy, ctx, 40) == 1
+
+
+def test_garden_policy_accepts_rays_own_context() -> None:
+    from ray.serve._private.common import DeploymentID
+    from ray.serve.config import AutoscalingConfig, AutoscalingContext
+
+    ctx = AutoscalingContext(
+        deployment_id=DeploymentID(name="law", app_name="garden"),
+        deployment_name="law",
+        app_name="garden",
+        current_num_replicas=1,
+        target_num_replicas=1,
+        running_replicas=[],
+        total_num_requests=20.0,
+        total_queued_requests=4.0,
+        aggregated_metrics={},
+        raw_metrics={},
+        capacity_adjusted_min_replicas=1,
+        capacity_adjusted_max_replicas=4,
+        policy_state={},
+        last_scale_up_time=None,
+        last_scale_down_time=None,
+        current_time=100.0,
+        config=AutoscalingConfig(min_replicas=1, max_replicas=4),
+    )
+    policy = GardenPolicy(
+        slots=8, min_replicas=1, max_replicas=4, upscale_delay_s=0, downscale_delay_s=0
+    )
+    replicas, state = policy(ctx)
+    assert replicas == 3  # 20 requests over 8 slots
+    assert isinstance(state, dict)
