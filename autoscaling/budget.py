@@ -1,0 +1,73 @@
+"""The budget arbiter: which model gets the next replica when wishes exceed the budget.
+
+Pure. Every model first gets its ``min_replicas`` (the config guarantees the
+budget covers them). Then replicas are granted one at a time, up to each
+model's wish (already within its max), in order of priority and then of the
+SLO-attaining throughput the next replica adds per unit of cost, for as long
+as the garden's cost and GPU ceilings allow.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["Claim", "arbitrate"]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One model's wish for replicas, and what its replicas cost and yield."""
+
+    model: str
+    wish: int
+    demand: float  # requests it should be serving (running + queued + spilled)
+    slots: float  # requests one replica serves within its TTFT SLO
+    min_replicas: int
+    max_replicas: int
+    cost_per_hour: float
+    gpus: float = 0.0
+    priority: int = 0
+
+    def gain(self, replica: int) -> float:
+        """Requests served within the SLO that the ``replica``-th replica adds."""
+        return max(0.0, min(self.demand, replica * self.slots) - (replica - 1) * self.slots)
+
+    def value(self, replica: int) -> float:
+        """``gain`` per unit of cost (a free replica is worth its whole gain)."""
+        gain = self.gain(replica)
+        return gain / self.cost_per_hour if self.cost_per_hour > 0 else gain * 1e9
+
+
+def arbitrate(
+    claims: Sequence[Claim],
+    max_cost_per_hour: float | None = None,
+    max_gpus: float | None = None,
+) -> dict[str, int]:
+    """Replicas granted to each model; never above either ceiling beyond the minimums."""
+    granted = {c.model: c.min_replicas for c in claims}
+    cost = sum(c.cost_per_hour * c.min_replicas for c in claims)
+    gpus = sum(c.gpus * c.min_replicas for c in claims)
+    by_model = {c.model: c for c in claims}
+    # Max-heap on (priority, value of the next replica); the name breaks ties.
+    heap = [
+        (-c.priority, -c.value(c.min_replicas + 1), c.model)
+        for c in claims
+        if min(c.wish, c.max_replicas) > c.min_replicas
+    ]
+    heapq.heapify(heap)
+    while heap:
+        _, _, model = heapq.heappop(heap)
+        claim = by_model[model]
+        if max_cost_per_hour is not None and cost + claim.cost_per_hour > max_cost_per_hour + 1e-9:
+            continue
+        if max_gpus is not None and gpus + claim.gpus > max_gpus + 1e-9:
+            continue
+        granted[model] += 1
+        cost += claim.cost_per_hour
+        gpus += claim.gpus
+        if granted[model] < min(claim.wish, claim.max_replicas):
+            nxt = granted[model] + 1
+            heapq.heappush(heap, (-claim.priority, -claim.value(nxt), model))
+    return granted
