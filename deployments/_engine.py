@@ -38,6 +38,7 @@ from ray.llm._internal.serve.engines.vllm.vllm_engine import VLLMEngine
 from vllm.utils import system_utils
 
 from deployments._limits import install_strict_max_tokens
+from deployments._probe import LoadProbe, attach_probe
 
 __all__ = ["GardenEngine"]
 
@@ -92,8 +93,13 @@ class GardenEngine(VLLMEngine):
             self._light = True
         return engine_args, frontend_args, vllm_config
 
+    probe: LoadProbe | None = None
+
     def _start_async_llm_engine(self, *args: Any, **kwargs: Any) -> Any:
         if not self._light:
-            return super()._start_async_llm_engine(*args, **kwargs)
-        with _fork_allowed():
-            return super()._start_async_llm_engine(*args, **kwargs)
+            client = super()._start_async_llm_engine(*args, **kwargs)
+        else:
+            with _fork_allowed():
+                client = super()._start_async_llm_engine(*args, **kwargs)
+        self.probe = attach_probe(client)
+        return client

@@ -69,6 +69,15 @@ class GardenModel(LLMServer):
             raise ValueError("engine is not set")
         await self.engine.start()
 
+    def record_autoscaling_stats(self) -> dict[str, float]:
+        """Custom autoscaling metrics for Serve's controller: the KV-cache use now."""
+        from autoscaling.policy import KV_USAGE_METRIC
+
+        probe = getattr(self.engine, "probe", None)
+        if probe is None or probe.kv_usage is None:
+            return {}
+        return {KV_USAGE_METRIC: probe.kv_usage}
+
     async def generate(self, endpoint: str, body: dict[str, Any]) -> AsyncIterator[Any]:
         """Serve one OpenAI request given as its JSON body.
 

@@ -54,6 +54,11 @@ def _test_config(traces_endpoint: str) -> GardenConfig:
     data = load_config(None).model_dump(mode="json", exclude_unset=False)
     data["router"].update(port=_free_port(), first_token_deadline_ms=TEST_DEADLINE_MS)
     data["telemetry"] = {"traces_endpoint": traces_endpoint, "metrics_port": _free_port()}
+    # Short enough that the autoscaling test sees 1 → 2 → 1 in minutes; the
+    # upscale delay stays above the few seconds other tests load one model.
+    data["autoscaling"].update(
+        upscale_delay_s=10, downscale_delay_s=20, look_back_period_s=5, metrics_interval_s=1
+    )
     return GardenConfig.model_validate(data)
 
 
