@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["Policy", "PolicyContext", "bounded", "budget_clamped", "delayed"]
+__all__ = ["Policy", "PolicyContext", "bounded", "budget_clamped", "claimed", "delayed"]
 
 
 class PolicyContext(Protocol):
@@ -97,5 +97,22 @@ def budget_clamped(policy: Policy, allowance: Callable[[Any], int | None]) -> Po
         wish, state = policy(ctx)
         cap = allowance(ctx)
         return (wish if cap is None else min(wish, float(cap))), state
+
+    return wrapped
+
+
+def claimed(
+    policy: Policy, record: Callable[[Any], None], claim_of: Callable[[Any, float], Any]
+) -> Policy:
+    """Pass ``policy``'s wish through, recording ``claim_of(ctx, wish)`` on the way.
+
+    Sits between the bounds and the delays, so the budget arbiter sees what
+    the model wants now, not what the delays let it have yet.
+    """
+
+    def wrapped(ctx: Any) -> tuple[float, dict[str, Any]]:
+        wish, state = policy(ctx)
+        record(claim_of(ctx, wish))
+        return wish, state
 
     return wrapped

@@ -10,11 +10,15 @@ zero for deployments using this policy, so the config's delays apply once.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from autoscaling._ledger import Budget, Ledger, ledger_for
 from autoscaling._load import Capacity, Load, desired_replicas
-from autoscaling._wrappers import Policy, bounded, budget_clamped, delayed
+from autoscaling._wrappers import Policy, bounded, budget_clamped, claimed, delayed
+from autoscaling.budget import Claim
+from autoscaling.signals import publish_capped
 
 __all__ = [
     "KV_USAGE_METRIC",
@@ -59,12 +63,16 @@ def load_policy(ctx: Any, capacity: Capacity) -> tuple[float, dict[str, Any]]:
 
 
 class GardenPolicy:
-    """Per-model policy: load → replicas, rounded and bounded, then delayed.
+    """Per-model policy: load → replicas, rounded and bounded, delayed, then budget-clamped.
 
     Keyword arguments come from the model's config (``policy_kwargs`` must be
     JSON): ``slots`` is the requests one replica serves within its TTFT SLO.
-    ``allowance`` (not JSON, for the simulator and the budget arbiter) caps
-    the replicas the budget grants this model.
+    With a budget (``max_cost_per_hour`` / ``max_gpus``) the policy records
+    its claim in the garden's :class:`~autoscaling._ledger.Ledger` (shared
+    by the garden's policies in the controller process) and is clamped to
+    what the arbiter grants; ``on_capped`` hears which models are capped.
+    ``allowance`` (a replay's own arbiter) replaces the ledger. ``clock``
+    defaults to the context's ``current_time``.
     """
 
     def __init__(
@@ -76,24 +84,61 @@ class GardenPolicy:
         upscale_delay_s: float,
         downscale_delay_s: float,
         kv_target: float = 0.85,
+        app: str = "garden",
+        model: str = "",
+        cost_per_hour: float = 0.0,
+        gpus: float = 0.0,
+        priority: int = 0,
+        max_cost_per_hour: float | None = None,
+        max_gpus: float | None = None,
         allowance: Callable[[Any], int | None] | None = None,
         clock: Callable[[Any], float] | None = None,
+        ledger: Ledger | None = None,
+        on_capped: Callable[[frozenset[str]], None] | None = None,
     ) -> None:
         capacity = Capacity(slots, kv_target)
 
         def core(ctx: Any) -> tuple[float, dict[str, Any]]:
             return load_policy(ctx, capacity)
 
+        def claim_of(ctx: Any, wish: float) -> Claim:
+            demand = load_of(ctx).demand
+            return Claim(
+                model, int(wish), demand, slots, min_replicas, max_replicas,
+                cost_per_hour, gpus, priority,
+            )  # fmt: skip
+
+        budget = Budget(max_cost_per_hour, max_gpus)
+        if ledger is None and allowance is None and not budget.unlimited:
+            ledger = ledger_for(app, budget)
+            if on_capped is None:
+                on_capped = functools.partial(publish_capped, app)
         policy: Policy = bounded(core, min_replicas, max_replicas)
+        if ledger is not None:
+            policy = claimed(policy, ledger.claim, claim_of)
         policy = (
             delayed(policy, upscale_delay_s, downscale_delay_s)
             if clock is None
             else delayed(policy, upscale_delay_s, downscale_delay_s, clock)
         )
+        if ledger is not None:
+            shared = ledger
+
+            def allowance(ctx: Any) -> int | None:
+                return shared.allowance(model)
+
         if allowance is not None:
             policy = budget_clamped(policy, allowance)
         self._policy = policy
+        self._ledger = ledger
+        self._on_capped = on_capped
+        self._capped: frozenset[str] | None = None
 
     def __call__(self, ctx: Any) -> tuple[int, dict[str, Any]]:
         wish, state = self._policy(ctx)
+        if self._ledger is not None and self._on_capped is not None:
+            capped = self._ledger.capped()
+            if capped != self._capped:  # tell the router only about changes
+                self._capped = capped
+                self._on_capped(capped)
         return int(wish), state

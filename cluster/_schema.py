@@ -81,6 +81,14 @@ class ModelAutoscalingSpec(Strict):
         "capacity at the SLO): the garden policy's slots, and the target of Ray's default.",
     )
 
+    priority: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="Under a budget, replicas go to higher priorities first, then where "
+        "they add the most SLO-attaining throughput per unit of cost.",
+    )
+
     @model_validator(mode="after")
     def _bounds_ordered(self) -> ModelAutoscalingSpec:
         if self.min_replicas > self.max_replicas:

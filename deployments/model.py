@@ -94,6 +94,13 @@ def autoscaling_config(garden: GardenConfig, spec: ModelSpec) -> dict[str, Any]:
                 "max_replicas": scaling.max_replicas,
                 "upscale_delay_s": timing.upscale_delay_s,
                 "downscale_delay_s": timing.downscale_delay_s,
+                "app": garden.name,
+                "model": spec.name,
+                "cost_per_hour": spec.cost_per_hour,
+                "gpus": spec.resources.gpus,
+                "priority": scaling.priority,
+                "max_cost_per_hour": garden.budget.max_cost_per_hour,
+                "max_gpus": garden.budget.max_gpus,
             },
         }
         config.update(upscale_delay_s=0.0, downscale_delay_s=0.0)

@@ -8,6 +8,7 @@ import logging
 from ray.exceptions import RayError
 from ray.serve.exceptions import RayServeException
 
+from autoscaling.signals import read_capped
 from router._state import ModelStates
 
 __all__ = ["refresh", "running_replicas", "watch"]
@@ -33,10 +34,15 @@ def running_replicas(app_name: str) -> dict[str, int]:
     }
 
 
+def _observation(app_name: str) -> tuple[dict[str, int], frozenset[str]]:
+    return running_replicas(app_name), read_capped(app_name)
+
+
 async def refresh(states: ModelStates, app_name: str) -> None:
-    """Observe the running replicas once; on a controller error keep the last view."""
+    """Observe running replicas and budget caps once; on an error keep the last view."""
     try:
-        states.observe(await asyncio.to_thread(running_replicas, app_name))
+        running, capped = await asyncio.to_thread(_observation, app_name)
+        states.observe(running, capped)
     except (RayError, RayServeException) as err:
         logger.warning("model states not refreshed: %s", err)
 

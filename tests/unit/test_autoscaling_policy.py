@@ -142,3 +142,25 @@ def test_garden_policy_accepts_rays_own_context() -> None:
     replicas, state = policy(ctx)
     assert replicas == 3  # 20 requests over 8 slots
     assert isinstance(state, dict)
+
+
+def test_policies_sharing_a_ledger_stay_inside_the_budget() -> None:
+    from autoscaling._ledger import Budget, Ledger
+
+    ledger = Ledger(Budget(max_cost_per_hour=2.5))
+    heard: list[frozenset[str]] = []
+
+    def policy(model: str, cost: float) -> GardenPolicy:
+        return GardenPolicy(
+            slots=4, min_replicas=1, max_replicas=4, upscale_delay_s=0, downscale_delay_s=0,
+            model=model, cost_per_hour=cost, ledger=ledger, on_capped=heard.append,
+        )  # fmt: skip
+
+    law, generalist = policy("law", 0.5), policy("generalist", 1.0)
+    busy, idle = Ctx(total_running_requests=16), Ctx(total_running_requests=1)
+    assert _run(generalist, idle, 0) == 1
+    # law wants 4 (16 requests / 4 slots); 1.0 + 4 x 0.5 = 3.0 > 2.5: it gets 3.
+    assert _run(law, busy, 0) == 3
+    assert heard[-1] == frozenset({"law"})
+    spent = 1.0 * 1 + 0.5 * 3
+    assert spent <= 2.5
