@@ -18,7 +18,7 @@ from autoscaling._ledger import Budget, Ledger, ledger_for
 from autoscaling._load import Capacity, Load, desired_replicas
 from autoscaling._wrappers import Policy, bounded, budget_clamped, claimed, delayed
 from autoscaling.budget import Claim
-from autoscaling.signals import publish_capped
+from autoscaling.signals import SpillReader, publish_capped
 
 __all__ = [
     "KV_USAGE_METRIC",
@@ -43,21 +43,25 @@ def _mean(per_replica: Mapping[Any, float] | None) -> float | None:
     return sum(per_replica.values()) / len(per_replica)
 
 
-def load_of(ctx: Any) -> Load:
-    """The load an ``AutoscalingContext`` describes (custom metrics when present)."""
+def load_of(ctx: Any, spilled: float = 0.0) -> Load:
+    """The load an ``AutoscalingContext`` describes (custom metrics when present).
+
+    ``spilled`` adds requests the router sent elsewhere for want of this model.
+    """
     metrics: Mapping[str, Mapping[Any, float]] = ctx.aggregated_metrics or {}
-    spilled = metrics.get(SPILLED_METRIC)
+    reported = metrics.get(SPILLED_METRIC)
     return Load(
         running=float(ctx.total_running_requests),
         queued=float(ctx.total_queued_requests or 0.0),
-        spilled=sum(spilled.values()) if spilled else 0.0,
+        spilled=(sum(reported.values()) if reported else 0.0) + spilled,
         kv_usage=_mean(metrics.get(KV_USAGE_METRIC)),
     )
 
 
-def load_policy(ctx: Any, capacity: Capacity) -> tuple[float, dict[str, Any]]:
+def load_policy(ctx: Any, capacity: Capacity, spilled: float = 0.0) -> tuple[float, dict[str, Any]]:
     """The core rule in Ray's shape: desired (fractional) replicas for the context's load."""
-    return desired_replicas(load_of(ctx), capacity, int(ctx.current_num_replicas)), dict(
+    load = load_of(ctx, spilled)
+    return desired_replicas(load, capacity, int(ctx.current_num_replicas)), dict(
         ctx.policy_state or {}
     )
 
@@ -71,6 +75,9 @@ class GardenPolicy:
     its claim in the garden's :class:`~autoscaling._ledger.Ledger` (shared
     by the garden's policies in the controller process) and is clamped to
     what the arbiter grants; ``on_capped`` hears which models are capped.
+    ``spilled(model)`` (or, with ``read_spills``, the router's reports in
+    Ray's KV store) adds the requests the router sent elsewhere for want of
+    this model to its demand.
     ``allowance`` (a replay's own arbiter) replaces the ledger. ``clock``
     defaults to the context's ``current_time``.
     """
@@ -95,14 +102,19 @@ class GardenPolicy:
         clock: Callable[[Any], float] | None = None,
         ledger: Ledger | None = None,
         on_capped: Callable[[frozenset[str]], None] | None = None,
+        read_spills: bool = False,
+        spilled: Callable[[str], float] | None = None,
     ) -> None:
         capacity = Capacity(slots, kv_target)
+        if spilled is None and read_spills:
+            spilled = SpillReader(app)
+        spill_of = spilled or (lambda _: 0.0)
 
         def core(ctx: Any) -> tuple[float, dict[str, Any]]:
-            return load_policy(ctx, capacity)
+            return load_policy(ctx, capacity, spill_of(model))
 
         def claim_of(ctx: Any, wish: float) -> Claim:
-            demand = load_of(ctx).demand
+            demand = load_of(ctx, spill_of(model)).demand
             return Claim(
                 model, int(wish), demand, slots, min_replicas, max_replicas,
                 cost_per_hour, gpus, priority,

@@ -101,6 +101,7 @@ def autoscaling_config(garden: GardenConfig, spec: ModelSpec) -> dict[str, Any]:
                 "priority": scaling.priority,
                 "max_cost_per_hour": garden.budget.max_cost_per_hour,
                 "max_gpus": garden.budget.max_gpus,
+                "read_spills": True,
             },
         }
         config.update(upscale_delay_s=0.0, downscale_delay_s=0.0)

@@ -53,6 +53,7 @@ class Reply:
     head: ReplyHead
     rest: DeploymentResponseGenerator[Any]
     _states: ModelStates
+    spilled_from: str | None = None
     _open: bool = True
 
     async def chunks(self) -> AsyncIterator[str]:
@@ -64,7 +65,7 @@ class Reply:
         """The reply is done: stop counting it (idempotent)."""
         if self._open:
             self._open = False
-            self._states.end(self.model)
+            self._states.end(self.model, self.spilled_from)
 
 
 class Dispatcher:
@@ -86,16 +87,25 @@ class Dispatcher:
         return list(self._handles)
 
     async def send(
-        self, model: str, endpoint: str, body: dict[str, Any], *, deadline_s: float | None = None
+        self,
+        model: str,
+        endpoint: str,
+        body: dict[str, Any],
+        *,
+        deadline_s: float | None = None,
+        spilled_from: str | None = None,
     ) -> Reply:
         """Send ``body`` to ``model`` and return once its reply head arrived.
+
+        ``spilled_from`` names the specialist this request was meant for and
+        could not take; it counts as that model's demand while it runs.
 
         With ``deadline_s``, a head that takes longer cancels the request and
         raises :class:`~cluster.exceptions.FirstTokenTimeoutError`. Failures before the head raise
         :class:`QueueFullError`, :class:`ModelUnavailableError` or
         :class:`UpstreamError`, and mark the model suspect in the states.
         """
-        self._states.begin(model)
+        self._states.begin(model, spilled_from)
         # The engine serves under its own name: a routed body still says "auto".
         named = body if body.get("model") == model else {**body, "model": model}
         replies = cast(
@@ -105,9 +115,9 @@ class Dispatcher:
         try:
             head = await self._head(model, replies, deadline_s)
         except RequestError:
-            self._states.end(model)
+            self._states.end(model, spilled_from)
             raise
-        return Reply(model, head, replies, self._states)
+        return Reply(model, head, replies, self._states, spilled_from)
 
     async def _head(
         self, model: str, replies: DeploymentResponseGenerator[Any], deadline_s: float | None

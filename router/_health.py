@@ -8,7 +8,7 @@ import logging
 from ray.exceptions import RayError
 from ray.serve.exceptions import RayServeException
 
-from autoscaling.signals import read_capped
+from autoscaling.signals import publish_spilled, read_capped
 from router._state import ModelStates
 
 __all__ = ["refresh", "running_replicas", "watch"]
@@ -34,14 +34,15 @@ def running_replicas(app_name: str) -> dict[str, int]:
     }
 
 
-def _observation(app_name: str) -> tuple[dict[str, int], frozenset[str]]:
+def _exchange(app_name: str, spilled: dict[str, int]) -> tuple[dict[str, int], frozenset[str]]:
+    publish_spilled(app_name, spilled)
     return running_replicas(app_name), read_capped(app_name)
 
 
 async def refresh(states: ModelStates, app_name: str) -> None:
-    """Observe running replicas and budget caps once; on an error keep the last view."""
+    """Publish spills; observe running replicas and budget caps. On an error keep the last view."""
     try:
-        running, capped = await asyncio.to_thread(_observation, app_name)
+        running, capped = await asyncio.to_thread(_exchange, app_name, states.spilled())
         states.observe(running, capped)
     except (RayError, RayServeException) as err:
         logger.warning("model states not refreshed: %s", err)

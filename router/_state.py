@@ -42,17 +42,26 @@ class ModelStates:
         self._running = dict.fromkeys(per_replica, 0)
         self._suspect_until = dict.fromkeys(per_replica, float("-inf"))
         self._budget_capped: set[str] = set()
+        self._spilled = dict.fromkeys(per_replica, 0)
         self._suspect_s = suspect_s
         self._clock = clock
         self.observed_at: float | None = None
 
-    def begin(self, model: str) -> None:
-        """A request was dispatched to ``model``."""
+    def begin(self, model: str, spilled_from: str | None = None) -> None:
+        """A request was dispatched to ``model``, in place of ``spilled_from`` if set."""
         self._outstanding[model] += 1
+        if spilled_from is not None:
+            self._spilled[spilled_from] += 1
 
-    def end(self, model: str) -> None:
+    def end(self, model: str, spilled_from: str | None = None) -> None:
         """A request to ``model`` finished (answered, failed or cancelled)."""
         self._outstanding[model] = max(0, self._outstanding[model] - 1)
+        if spilled_from is not None:
+            self._spilled[spilled_from] = max(0, self._spilled[spilled_from] - 1)
+
+    def spilled(self) -> dict[str, int]:
+        """Requests outstanding elsewhere that each model could not take (its lost demand)."""
+        return dict(self._spilled)
 
     def failed(self, model: str) -> None:
         """``model`` failed a request before answering: treat it as unhealthy a while."""

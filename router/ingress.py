@@ -65,6 +65,12 @@ logger = logging.getLogger("ray.serve")
 
 app = FastAPI(title="Model Garden", openapi_url=None, docs_url=None, redoc_url=None)
 
+#: Spills that are the specialist's unmet demand: its autoscaler must see them
+#: (errors are not demand; a model at zero replicas is, so it can scale up).
+_DEMAND_SPILLS = frozenset(
+    {Reason.OVERLOADED, Reason.BUDGET_CAPPED, Reason.UNHEALTHY, Reason.FIRST_TOKEN_DEADLINE}
+)
+
 _MID_STREAM_FAILURES = (
     RayTaskError,
     ActorDiedError,
@@ -280,7 +286,8 @@ class Router:
         """Send to the decided model; before any byte, fall back to the generalist."""
         send = self._dispatcher.send
         if not policy.spill or decision.model == policy.generalist:
-            return await send(decision.model, endpoint, body), decision
+            lost = decision.fallback_from if decision.reason in _DEMAND_SPILLS else None
+            return await send(decision.model, endpoint, body, spilled_from=lost), decision
         deadline = self._deadline_s if body.get("stream") else None
         try:
             reply = await send(decision.model, endpoint, body, deadline_s=deadline)
@@ -298,4 +305,5 @@ class Router:
             reason = Reason.SPECIALIST_ERROR
         fallback = fall_back(decision, reason, policy)
         logger.info("%s fell back to %s: %s", decision.model, fallback.model, reason.value)
-        return await send(fallback.model, endpoint, body), fallback
+        lost = decision.model if reason in _DEMAND_SPILLS else None
+        return await send(fallback.model, endpoint, body, spilled_from=lost), fallback

@@ -164,3 +164,35 @@ def test_policies_sharing_a_ledger_stay_inside_the_budget() -> None:
     assert heard[-1] == frozenset({"law"})
     spent = 1.0 * 1 + 0.5 * 3
     assert spent <= 2.5
+
+
+def test_spilled_requests_are_the_specialists_demand() -> None:
+    spills = {"law": 12.0}
+    policy = GardenPolicy(
+        slots=4, min_replicas=0, max_replicas=4, upscale_delay_s=0, downscale_delay_s=0,
+        model="law", spilled=lambda model: spills.get(model, 0.0),
+    )  # fmt: skip
+    # Scaled to zero, nothing reaches law; its spilled demand still asks for 3.
+    ctx = Ctx(current_num_replicas=0, target_num_replicas=0)
+    assert _run(policy, ctx, 0) == 3
+    spills.clear()
+    assert _run(policy, Ctx(current_num_replicas=3, target_num_replicas=3), 1) == 0
+
+
+def test_spill_reader_reads_at_most_once_per_ttl() -> None:
+    from autoscaling.signals import SpillReader
+
+    reads: list[str] = []
+    now = [0.0]
+
+    def read(app: str) -> dict[str, float]:
+        reads.append(app)
+        return {"law": 2.0}
+
+    reader = SpillReader("garden", ttl_s=1.0, read=read, clock=lambda: now[0])
+    assert reader("law") == 2.0 and reader("code") == 0.0
+    now[0] = 0.9
+    reader("law")
+    now[0] = 1.0
+    reader("law")
+    assert reads == ["garden", "garden"]

@@ -61,3 +61,13 @@ def test_budget_capped_models_are_flagged() -> None:
     states.observe({"law": 1, "generalist": 1}, budget_capped=frozenset({"law"}))
     assert states.snapshot()["law"].budget_capped
     assert not states.snapshot()["generalist"].budget_capped
+
+
+def test_spilled_requests_count_for_the_model_they_were_meant_for() -> None:
+    states = _states(Clock())
+    states.begin("generalist", spilled_from="law")
+    states.begin("generalist")
+    assert states.spilled() == {"law": 1, "generalist": 0}
+    assert states.outstanding("generalist") == 2
+    states.end("generalist", spilled_from="law")
+    assert states.spilled()["law"] == 0
