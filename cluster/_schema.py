@@ -224,6 +224,11 @@ class ModelSpec(Strict):
             raise ValueError(
                 f"the generalist {self.name!r} takes every domain; remove domains={self.domains}"
             )
+        if self.role == "generalist" and self.autoscaling.min_replicas < 1:
+            raise ValueError(
+                f"the generalist {self.name!r} is every request's fallback and cannot scale "
+                f"to zero (autoscaling.min_replicas={self.autoscaling.min_replicas})"
+            )
         if self.source is None and self.tiny is None:
             raise ValueError(f"model {self.name!r} needs 'source' or 'tiny' (got neither)")
         if len(set(self.domains)) != len(self.domains):

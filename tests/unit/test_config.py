@@ -84,6 +84,10 @@ def test_wrong_type_is_rejected_with_value() -> None:
             "router.classifier.import_path",
         ),
         (lambda d: d["router"].update(first_token_deadline_ms=0), "first_token_deadline_ms"),
+        (
+            lambda d: d["models"][4].update(autoscaling={"min_replicas": 0, "max_replicas": 2}),
+            "cannot scale to zero",
+        ),
         (lambda d: d["models"][1].update(name="medicine"), "unique"),
         (lambda d: d["models"][1].update(domains=["medicine"]), "claimed by both"),
         (lambda d: d["models"][0].update(domains=[]), "needs at least one domain"),
