@@ -1,0 +1,160 @@
+"""The Serve controller's side of one deployment: its config, policy and context.
+
+:func:`ray_wrapped` is Ray's ``_apply_autoscaling_config`` (the wrapper Ray
+puts around every deployment policy: cold-start fast path, scaling factors
+and delays) composed from Ray's own pieces, with one change: the delays are
+timed by ``ctx.current_time`` (the simulated clock) instead of
+``time.time()``, through the ``_now`` argument Ray's delay logic offers.
+:meth:`Deployment.decide` then rounds and bounds the answer as
+``DeploymentAutoscalingState.get_decision_num_replicas`` does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, cast
+
+from ray.serve._private.common import DeploymentID, ReplicaID
+from ray.serve.autoscaling_policy import (
+    _apply_delay_logic,
+    _apply_scaling_factors,
+    _extract_internal_policy_state,
+    _get_cold_start_scale_up_replicas,
+    replica_queue_length_autoscaling_policy,
+)
+from ray.serve.config import AutoscalingConfig, AutoscalingContext
+
+from autoscaling.policy import GardenPolicy
+from cluster.config import GardenConfig, ModelSpec
+from deployments.model import autoscaling_config
+
+__all__ = ["POLICIES", "Deployment", "PolicyName", "ray_wrapped"]
+
+PolicyName = Literal["garden", "ray-default", "static-peak"]
+POLICIES: tuple[PolicyName, ...] = ("garden", "ray-default", "static-peak")
+
+RawPolicy = Callable[[Any], tuple[float, dict[str, Any]]]
+WrappedPolicy = Callable[[AutoscalingContext], tuple[int, dict[str, Any]]]
+
+
+def ray_wrapped(policy: RawPolicy) -> WrappedPolicy:
+    """Ray's wrapper around a deployment policy, timed by the context's clock."""
+
+    def wrapped(ctx: AutoscalingContext) -> tuple[int, dict[str, Any]]:
+        cold = _get_cold_start_scale_up_replicas(ctx)
+        if cold is not None:
+            return cold, ctx.policy_state
+        config = cast(AutoscalingConfig, ctx.config)  # always set by the controller
+        internal = _extract_internal_policy_state(ctx.policy_state.copy())
+        desired, user_state = policy(ctx)
+        scaled = _apply_scaling_factors(desired, ctx.current_num_replicas, config)
+        if ctx.current_num_replicas == 0 and scaled > 0:
+            final, updated = scaled, internal
+        else:
+            final, updated = _apply_delay_logic(
+                max(0, scaled), ctx.target_num_replicas, config, internal, _now=ctx.current_time
+            )
+        if updated:
+            user_state.update(updated)
+        return final, user_state
+
+    return wrapped
+
+
+class Deployment:
+    """One model's autoscaling as the controller runs it."""
+
+    def __init__(
+        self,
+        garden: GardenConfig,
+        spec: ModelSpec,
+        policy: PolicyName,
+        slots: float,
+        allowance: Callable[[Any], int | None] | None = None,
+        spilled: Callable[[str], float] | None = None,
+    ) -> None:
+        # The model's target is the profile's batch capacity at its SLO (the
+        # garden's slots and Ray's target alike), unless the config sets one.
+        scaling = spec.autoscaling
+        if "target_ongoing_requests" not in scaling.model_fields_set:
+            scaling = scaling.model_copy(update={"target_ongoing_requests": slots})
+        spec = spec.model_copy(update={"autoscaling": scaling})
+        timing = garden.autoscaling.model_copy(
+            update={"policy": "ray-default" if policy == "ray-default" else "garden"}
+        )
+        config = autoscaling_config(garden.model_copy(update={"autoscaling": timing}), spec)
+        self.slots = float(scaling.target_ongoing_requests)
+        self.min_replicas, self.max_replicas = scaling.min_replicas, scaling.max_replicas
+        self.start_replicas = scaling.start_replicas
+        self.policy_name = policy
+        self.id = DeploymentID(name=spec.name, app_name=garden.name)
+        self.state: dict[str, Any] = {}
+        self.last_up_s: float | None = None
+        self.last_down_s: float | None = None
+        raw: RawPolicy
+        if policy == "garden":
+            kwargs = dict(config["policy"]["policy_kwargs"])
+            # The replay's arbiter replaces the controller-wide ledger, and the
+            # replay's router count replaces the spills read from Ray's KV store.
+            kwargs.pop("read_spills", None)
+            if allowance is None:
+                kwargs.update(max_cost_per_hour=None, max_gpus=None)
+            raw = GardenPolicy(
+                **kwargs,
+                allowance=allowance,
+                clock=lambda c: c.current_time,
+                spilled=spilled or (lambda _: 0.0),
+            )
+            self.kwargs: dict[str, Any] = kwargs
+        else:
+            if policy == "ray-default":
+                # Ray's own default delays, whatever the garden config says.
+                config.pop("upscale_delay_s", None)
+                config.pop("downscale_delay_s", None)
+            raw = replica_queue_length_autoscaling_policy
+            self.kwargs = {}
+        config.pop("policy", None)  # the callable is built here, not imported by Ray
+        self.config = AutoscalingConfig(**config)
+        self._policy = ray_wrapped(raw)
+
+    def context(
+        self,
+        now: float,
+        target: int,
+        running: list[ReplicaID],
+        total_requests: float,
+        queued_requests: float,
+        aggregated: Mapping[str, Mapping[Any, float]],
+    ) -> AutoscalingContext:
+        """The ``AutoscalingContext`` Ray's controller would build at ``now``."""
+        return AutoscalingContext(
+            deployment_id=self.id,
+            deployment_name=self.id.name,
+            app_name=self.id.app_name,
+            current_num_replicas=len(running),
+            target_num_replicas=target,
+            running_replicas=running,
+            total_num_requests=total_requests,
+            total_queued_requests=queued_requests,
+            aggregated_metrics={k: dict(v) for k, v in aggregated.items()},
+            raw_metrics={},
+            capacity_adjusted_min_replicas=self.min_replicas,
+            capacity_adjusted_max_replicas=self.max_replicas,
+            policy_state=dict(self.state),
+            last_scale_up_time=self.last_up_s,
+            last_scale_down_time=self.last_down_s,
+            current_time=now,
+            config=self.config,
+        )
+
+    def decide(self, ctx: AutoscalingContext) -> int:
+        """The new target: the wrapped policy's answer, rounded up and bounded."""
+        replicas, self.state = self._policy(ctx)
+        if isinstance(replicas, float):
+            replicas = math.ceil(replicas)
+        return max(self.min_replicas, min(self.max_replicas, int(replicas)))
+
+    def replica_id(self, name: str) -> ReplicaID:
+        """Ray's id of this deployment's replica ``name``."""
+        return ReplicaID(unique_id=name, deployment_id=self.id)

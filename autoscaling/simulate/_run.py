@@ -1,0 +1,193 @@
+"""``simulate``: replay a trace through a simulated garden under one autoscaling policy."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from autoscaling.simulate._controller import POLICIES, Deployment, PolicyName
+from autoscaling.simulate._engine import Engine
+from autoscaling.simulate._garden import ModelRun
+from autoscaling.simulate._mix import assign_domains, default_mix, validate_mix
+from autoscaling.simulate._profile import ProfileSet, capacity_at_slo, load_profiles
+from autoscaling.simulate._replica import Job
+from autoscaling.simulate._report import summarize
+from autoscaling.simulate._trace import Request
+from cluster.config import GardenConfig, load_config
+from router._virtual import virtual_policies
+
+__all__ = ["simulate"]
+
+
+def _slots(
+    garden: GardenConfig, profiles: ProfileSet, requests: Sequence[Request]
+) -> dict[str, float]:
+    # Each model's batch capacity at its SLO for the trace's mean request.
+    n = len(requests)
+    mean_in = sum(r.input_tokens for r in requests) / n
+    mean_out = sum(r.output_tokens for r in requests) / n
+    return {
+        m.name: capacity_at_slo(profiles.for_model(m.name), m.slo.ttft_ms / 1000, mean_in, mean_out)
+        for m in garden.models
+    }
+
+
+def _check_budget(garden: GardenConfig, budget: float | None) -> None:
+    if budget is None:
+        return
+    floor = sum(m.cost_per_hour * m.autoscaling.min_replicas for m in garden.models)
+    if not budget >= floor:
+        raise ValueError(
+            f"budget {budget:g}/h is below the cost of every model's min_replicas ({floor:g}/h)"
+        )
+
+
+def _runs(
+    garden: GardenConfig,
+    profiles: ProfileSet,
+    policy: PolicyName,
+    slots: Mapping[str, float],
+    allowed: dict[str, int] | None,
+) -> dict[str, ModelRun]:
+    def allowance(ctx: Any) -> int | None:
+        return None if allowed is None else allowed.get(ctx.deployment_name)
+
+    def spilled(model: str) -> float:
+        # The router's live count, which the live garden publishes every refresh.
+        return float(runs[model].spilled)
+
+    runs: dict[str, ModelRun] = {}
+    for spec in garden.models:
+        dep = Deployment(
+            garden,
+            spec,
+            policy,
+            slots[spec.name],
+            allowance if allowed is not None else None,
+            spilled,
+        )
+        runs[spec.name] = ModelRun(
+            spec, profiles.for_model(spec.name), dep, garden.autoscaling.look_back_period_s
+        )
+        runs[spec.name].target = dep.start_replicas
+    return runs
+
+
+def _replay(
+    garden: GardenConfig,
+    runs: dict[str, ModelRun],
+    jobs: list[Job],
+    horizon_s: float,
+    *,
+    autoscale: bool,
+    budget: tuple[float | None, float | None],
+    allowed: dict[str, int] | None,
+    control_period_s: float,
+    series_step_s: float,
+) -> Engine:
+    engine = Engine(
+        runs,
+        virtual_policies(garden).get("auto") or next(iter(virtual_policies(garden).values())),
+        horizon_s,
+        autoscale=autoscale,
+        budget=budget,
+        allowed=allowed,
+        control_period_s=control_period_s,
+        metrics_interval_s=garden.autoscaling.metrics_interval_s,
+        look_back_s=garden.autoscaling.look_back_period_s,
+        series_step_s=series_step_s,
+    )
+    engine.run(jobs)
+    return engine
+
+
+def fixed_targets(peaks: Mapping[str, float], runs: Mapping[str, ModelRun]) -> dict[str, int]:
+    """Replicas each model's peak look-back demand needs, within its bounds."""
+    out: dict[str, int] = {}
+    for name, run in runs.items():
+        dep = run.deployment
+        need = math.ceil(peaks[name] / dep.slots - 1e-9)
+        out[name] = max(dep.min_replicas, min(dep.max_replicas, need))
+    return out
+
+
+def simulate(
+    requests: Sequence[Request],
+    garden: GardenConfig | None = None,
+    profiles: ProfileSet | None = None,
+    *,
+    policy: PolicyName = "garden",
+    budget: float | None = None,
+    seed: int = 0,
+    mix: Mapping[str, float] | None = None,
+    control_period_s: float = 1.0,
+    series_step_s: float = 10.0,
+) -> dict[str, Any]:
+    """Replay ``requests`` through ``garden`` (default: the embedded one) under ``policy``.
+
+    ``budget`` overrides ``budget.max_cost_per_hour``; only the ``garden``
+    policy is bound by it (the baselines know no budget, and the report
+    shows what they spend). Each request gets a domain from ``mix`` (default:
+    uniform over the specialists' domains and ``general``) drawn with
+    ``seed``. The same inputs always give the same dict.
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; expected one of {list(POLICIES)}")
+    if not requests:
+        raise ValueError("the trace has no request")
+    garden = garden if garden is not None else load_config(None)
+    profiles = profiles if profiles is not None else load_profiles(None)
+    cost_cap = budget if budget is not None else garden.budget.max_cost_per_hour
+    _check_budget(garden, cost_cap)
+    weights = validate_mix(mix if mix is not None else default_mix(garden), garden)
+    domains = assign_domains(len(requests), weights, seed)
+    ordered = sorted(range(len(requests)), key=lambda i: requests[i].arrival_s)
+
+    def jobs() -> list[Job]:
+        return [
+            Job(
+                i,
+                requests[i].arrival_s,
+                requests[i].input_tokens,
+                requests[i].output_tokens,
+                domains[i],
+            )
+            for i in ordered
+        ]
+
+    slots = _slots(garden, profiles, requests)
+    horizon = max(r.arrival_s for r in requests)
+    caps = (cost_cap, garden.budget.max_gpus) if policy == "garden" else (None, None)
+    allowed: dict[str, int] | None = {} if caps != (None, None) else None
+    timing = {"control_period_s": control_period_s, "series_step_s": series_step_s}
+    runs = _runs(garden, profiles, policy, slots, allowed)
+    if policy == "static-peak":
+        for run in runs.values():
+            run.target = run.deployment.max_replicas
+        _replay(garden, runs, jobs(), horizon, autoscale=False, budget=caps, allowed=None, **timing)
+        fixed = fixed_targets({n: r.peak_demand for n, r in runs.items()}, runs)
+        runs = _runs(garden, profiles, policy, slots, None)
+        for name, run in runs.items():
+            run.target = fixed[name]
+    replayed = jobs()
+    engine = _replay(
+        garden,
+        runs,
+        replayed,
+        horizon,
+        autoscale=policy != "static-peak",
+        budget=caps,
+        allowed=allowed,
+        **timing,
+    )
+    owned = frozenset(d for m in garden.specialists for d in m.domains)
+    result = summarize(
+        replayed,
+        runs,
+        owned_domains=owned,
+        max_cost_rate=engine.max_cost_rate,
+        series=engine.series,
+    )
+    head = {"policy": policy, "seed": seed, "budget": cost_cap, "horizon_s": round(horizon, 3)}
+    return {**head, **result}
