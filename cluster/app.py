@@ -6,14 +6,15 @@ deploys it locally, and the Kubernetes path renders the same deployments.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from cluster.config import GardenConfig
+from cluster.exceptions import ConfigError
 
 if TYPE_CHECKING:
     from ray.serve.deployment import Application, Deployment
 
-__all__ = ["ROUTER_DEPLOYMENT", "build_app"]
+__all__ = ["ROUTER_DEPLOYMENT", "build_app", "garden_app"]
 
 #: Deployment name of the ingress.
 ROUTER_DEPLOYMENT = "router"
@@ -37,3 +38,16 @@ def build_app(garden: GardenConfig) -> Application:
         max_ongoing_requests=router.max_ongoing_requests,
         ray_actor_options={"num_cpus": router.cpus},
     ).bind(models, garden.model_dump(mode="json"))
+
+
+def garden_app(args: dict[str, Any]) -> Application:
+    """Serve's app builder for declarative deploys (``serveConfigV2``, ``serve deploy``).
+
+    ``import_path: cluster.app:garden_app`` with ``args: {config: <garden.yaml
+    as a mapping>}``; the config is validated exactly as ``garden up`` does.
+    """
+    from cluster.config import parse_config
+
+    if not isinstance(args, dict) or "config" not in args:
+        raise ConfigError("serve args", ["args.config: required (the garden.yaml mapping)"])
+    return build_app(parse_config(args["config"], source="serve args"))

@@ -83,3 +83,15 @@ def test_hub_ids_pass_through_and_missing_local_dirs_name_the_model(tmp_path: An
     local = garden.model("code").model_copy(update={"source": str(tmp_path / "gone")})
     with pytest.raises(ModelSourceError, match="model 'code'"):
         resolve_source(garden, local)
+
+
+def test_declarative_builder_validates_its_args() -> None:
+    from cluster.app import garden_app
+    from cluster.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match="args.config"):
+        garden_app({})
+    bad = yaml.safe_load(default_config_text())
+    bad["router"]["port"] = "eighty"
+    with pytest.raises(ConfigError, match="router.port"):
+        garden_app({"config": bad})
