@@ -1,0 +1,110 @@
+"""The simulator's replay: determinism, the budget, scaling on bursts, spills, baselines."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from autoscaling.simulate import ProfileSet, Request, simulate
+from cluster.config import GardenConfig, load_config
+
+pytestmark = pytest.mark.unit
+
+PROFILE = {
+    "max_batch": 8,
+    "prefill_tokens_per_s": 10_000,  # a 1000-token prompt takes 0.1 s
+    "decode_tokens_per_s_at_batch": {1: 50, 8: 40},
+    "cold_start_s": 10,
+}
+
+
+def _garden(**specialist: Any) -> GardenConfig:
+    """``code`` and the generalist only, with short delays so a replay of minutes scales."""
+    data = load_config(None).model_dump(mode="json")
+    data["models"] = [m for m in data["models"] if m["name"] in ("code", "generalist")]
+    for m in data["models"]:
+        m["autoscaling"].update(min_replicas=1, max_replicas=3)
+        m["autoscaling"].pop("target_ongoing_requests", None)
+    data["models"][0]["autoscaling"].update(specialist.pop("autoscaling", {}))
+    data["models"][0].update(specialist)
+    data["autoscaling"].update(
+        upscale_delay_s=5, downscale_delay_s=30, look_back_period_s=10, metrics_interval_s=2
+    )
+    return GardenConfig.model_validate(data)
+
+
+def _profiles() -> ProfileSet:
+    return ProfileSet.model_validate({"defaults": PROFILE})
+
+
+def _bursty(burst_rate: float = 20.0) -> list[Request]:
+    """One request every 2 s for 10 minutes, with a 30-second burst at ``burst_rate`` at t=60."""
+    times = [float(t) for t in range(0, 600, 2)]
+    times += [60 + i / burst_rate for i in range(int(30 * burst_rate))]
+    return [Request(t, 1000, 20) for t in sorted(times)]
+
+
+def _replay(garden: GardenConfig, policy: str = "garden", **kw: Any) -> dict[str, Any]:
+    return simulate(
+        _bursty(), garden, _profiles(), policy=policy, mix={"code": 3, "general": 1}, **kw
+    )
+
+
+def test_same_seed_same_report() -> None:
+    garden = _garden()
+    first = json.dumps(_replay(garden, seed=3))
+    assert first == json.dumps(_replay(garden, seed=3))
+    assert first != json.dumps(_replay(garden, seed=4))
+
+
+def test_a_burst_scales_the_specialist_up_and_later_down() -> None:
+    report = _replay(_garden())
+    target = report["series"]["models"]["code"]["target"]
+    assert target[0] == 1
+    assert max(target) > 1
+    assert target[-1] == 1
+    assert report["models"]["code"]["scale_events"] >= 2
+    assert report["ttft_slo_attainment"] is not None
+
+
+def test_the_budget_is_never_exceeded() -> None:
+    garden = _garden()  # code 0.25/h, generalist 1.0/h: the floor costs 1.25/h
+    report = _replay(garden, budget=1.75)
+    assert report["budget"] == 1.75
+    assert report["max_cost_rate"] <= 1.75
+    assert max(report["series"]["cost_rate"]) <= 1.75
+    unbounded = _replay(garden)
+    assert unbounded["max_cost_rate"] > 1.75  # the budget did bind
+
+
+def test_a_budget_below_the_floor_is_refused() -> None:
+    with pytest.raises(ValueError, match="below the cost of every model's min_replicas"):
+        _replay(_garden(), budget=1.0)
+
+
+def test_spills_count_toward_the_specialists_demand() -> None:
+    # One request per replica before the router spills: the burst overflows.
+    garden = _garden(limits={"max_ongoing_requests": 1, "max_queued_requests": 8})
+    report = _replay(garden)
+    assert report["spill_fraction"] > 0
+    # Its own requests never exceed max_replicas x 1; the rest of its demand is spilled.
+    assert report["models"]["code"]["peak_demand"] > 3
+    assert max(report["series"]["models"]["code"]["target"]) == 3
+
+
+def test_static_peak_costs_at_least_the_garden_policy() -> None:
+    garden = _garden()
+    static = _replay(garden, policy="static-peak")
+    dynamic = _replay(garden)
+    assert static["scale_events"] == 0
+    assert static["cost_total"] >= dynamic["cost_total"]
+    assert static["ttft_slo_attainment"] >= dynamic["ttft_slo_attainment"] - 0.05
+
+
+def test_ray_default_runs_rays_policy_with_its_own_delays() -> None:
+    report = _replay(_garden(), policy="ray-default")
+    # Ray's default downscale delay (600 s) outlasts the rest of this 10-minute trace.
+    assert report["series"]["models"]["code"]["target"][-1] > 1
+    assert report["requests"] == len(_bursty())
