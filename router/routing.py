@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from cluster.config import GardenConfig
-from router.classify import CascadeClassifier, training_set
+from router.classify import Classifier, build_classifier
 from router.policy import Decision, Features, ModelState, PolicyConfig, decide
 
 __all__ = ["Router", "policy_config"]
@@ -23,11 +23,15 @@ def policy_config(garden: GardenConfig) -> PolicyConfig:
 
 
 class Router:
-    """A classifier fitted on the garden's exemplars plus its dispatch policy."""
+    """The classifier ``garden.router.classifier`` names, plus the garden's dispatch policy.
 
-    def __init__(self, garden: GardenConfig, *, semantic: bool = True) -> None:
-        texts, labels = training_set(garden)
-        self.classifier = CascadeClassifier(texts, labels, semantic=semantic)
+    The classifier comes from :func:`~router.classify.build_classifier`
+    (cached on disk unless ``cache`` is false); options such as the
+    cascade's ``semantic: false`` go in ``router.classifier.options``.
+    """
+
+    def __init__(self, garden: GardenConfig, *, cache: bool = True) -> None:
+        self.classifier: Classifier = build_classifier(garden, cache=cache)
         self.policy = policy_config(garden)
 
     def route(self, text: str, states: Mapping[str, ModelState]) -> tuple[Features, Decision]:

@@ -1,7 +1,12 @@
-"""Domain classification of requests: the default cascade and its inputs."""
+"""Domain classification of requests: the pluggable interface, the default cascade, its inputs.
 
-from router.classify._build import Classifier, build_classifier
+A router replica calls :func:`build_classifier` once at start-up and then
+``classifier.classify(request_text(body))`` per request.
+"""
+
+from router.classify._build import build_classifier
 from router.classify._cascade import CascadeClassifier
+from router.classify._protocol import Classifier
 from router.classify._text import MAX_CHARS, clip, request_text
 from router.classify._training import training_set
 
