@@ -23,6 +23,8 @@ def route_metrics(
     decisions: Sequence[Decision],
     owners: Mapping[str, str],
     latencies_ms: Sequence[float],
+    *,
+    stages: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Accuracy and safety of routing ``labels`` (domains, or ``general``).
 
@@ -30,7 +32,8 @@ def route_metrics(
     generalist for ``general``). ``wrong_specialist_rate`` is the share of all
     rows sent to a specialist that does not own their label;
     ``specialist_coverage`` the share of specialist-labelled rows that reach
-    their own specialist.
+    their own specialist. With ``stages`` (the classifier stage that decided
+    each row), ``stage_share`` gives each stage's share of the rows.
     """
     if len(labels) != len(decisions):
         raise ValueError(f"{len(labels)} labels but {len(decisions)} decisions")
@@ -69,4 +72,5 @@ def route_metrics(
         "confusion": confusion,
         "p50_ms": _percentile(latencies_ms, 0.50),
         "p99_ms": _percentile(latencies_ms, 0.99),
+        "stage_share": {s: stages.count(s) / len(stages) for s in sorted(set(stages))},
     }

@@ -63,23 +63,48 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     help='JSONL rows {"prompt", "domain"}; domain is a configured domain or "general".',
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def route_eval_cmd(config_path: str | None, data: Path, as_json: bool) -> None:
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Also write the confusion matrix and confidence histogram to this PNG "
+    "(needs the 'eval' extra: matplotlib).",
+)
+def route_eval_cmd(
+    config_path: str | None, data: Path, as_json: bool, plot_path: Path | None
+) -> None:
     """Measure routing accuracy, safety and decision latency on labelled prompts."""
     from router.evaluation import route_metrics
     from router.routing import Router
 
+    if plot_path is not None:
+        from cluster.cli._plot import require_pyplot
+
+        require_pyplot()  # a missing matplotlib fails now, not after the whole evaluation
     rows = _read_rows(data)
     router = Router(load(config_path))
     states = _ready_states(router)
-    decisions, latencies = [], []
+    decisions, features, latencies = [], [], []
     for row in rows:  # one query at a time: the latency a request would see
         start = time.perf_counter()
-        _, decision = router.route(str(row["prompt"]), states)
+        feature, decision = router.route(str(row["prompt"]), states)
         latencies.append((time.perf_counter() - start) * 1000)
         decisions.append(decision)
+        features.append(feature)
+    labels = [str(r["domain"]) for r in rows]
     metrics = route_metrics(
-        [str(r["domain"]) for r in rows], decisions, router.policy.owners, latencies
+        labels, decisions, router.policy.owners, latencies, stages=[f.stage for f in features]
     )
+    if plot_path is not None:
+        from cluster.cli._plot import plot_route_eval
+
+        model_domain = {m: d for d, m in router.policy.owners.items()}
+        correct = [
+            model_domain.get(d.model, "general") == t
+            for d, t in zip(decisions, labels, strict=True)
+        ]
+        plot_route_eval(plot_path, metrics["confusion"], [f.confidence for f in features], correct)
     if as_json:
         click.echo(json.dumps(metrics))
         return
@@ -98,3 +123,5 @@ def route_eval_cmd(config_path: str | None, data: Path, as_json: bool) -> None:
         click.echo(
             f"  {domain:<10} precision {m['precision']:.3f}  recall {m['recall']:.3f}  n={m['n']}"
         )
+    for stage, share in metrics["stage_share"].items():
+        click.echo(f"decided by {stage:<11} {share:.4f}")
