@@ -2,9 +2,16 @@
 
 Pure. Every model first gets its ``min_replicas`` (the config guarantees the
 budget covers them). Then replicas are granted one at a time, up to each
-model's wish (already within its max), in order of priority and then of the
+model's wish (already within its max), in order of priority, then of
+incumbency (a replica the model already holds before a new one), then of the
 SLO-attaining throughput the next replica adds per unit of cost, for as long
 as the garden's cost and GPU ceilings allow.
+
+Incumbency keeps grants stable: without it, two models whose demands cross
+back and forth would trade the last affordable replica every control
+period, and each trade throws away a cold start. A held replica is released
+when its own model stops claiming it (after that model's downscale delay),
+or to a claim of higher priority.
 """
 
 from __future__ import annotations
@@ -29,10 +36,15 @@ class Claim:
     cost_per_hour: float
     gpus: float = 0.0
     priority: int = 0
+    held: int = 0  # replicas the model holds now (starting or running)
 
     def gain(self, replica: int) -> float:
         """Requests served within the SLO that the ``replica``-th replica adds."""
         return max(0.0, min(self.demand, replica * self.slots) - (replica - 1) * self.slots)
+
+    def rank(self, replica: int) -> tuple[int, int, float]:
+        """Heap key of the ``replica``-th replica: priority, then incumbency, then value."""
+        return (-self.priority, 0 if replica <= self.held else 1, -self.value(replica))
 
     def value(self, replica: int) -> float:
         """``gain`` per unit of cost (a free replica is worth its whole gain)."""
@@ -50,15 +62,15 @@ def arbitrate(
     cost = sum(c.cost_per_hour * c.min_replicas for c in claims)
     gpus = sum(c.gpus * c.min_replicas for c in claims)
     by_model = {c.model: c for c in claims}
-    # Max-heap on (priority, value of the next replica); the name breaks ties.
+    # Best first on (priority, incumbency, value of the next replica); the name breaks ties.
     heap = [
-        (-c.priority, -c.value(c.min_replicas + 1), c.model)
+        (*c.rank(c.min_replicas + 1), c.model)
         for c in claims
         if min(c.wish, c.max_replicas) > c.min_replicas
     ]
     heapq.heapify(heap)
     while heap:
-        _, _, model = heapq.heappop(heap)
+        model = heapq.heappop(heap)[-1]
         claim = by_model[model]
         if max_cost_per_hour is not None and cost + claim.cost_per_hour > max_cost_per_hour + 1e-9:
             continue
@@ -68,6 +80,5 @@ def arbitrate(
         cost += claim.cost_per_hour
         gpus += claim.gpus
         if granted[model] < min(claim.wish, claim.max_replicas):
-            nxt = granted[model] + 1
-            heapq.heappush(heap, (-claim.priority, -claim.value(nxt), model))
+            heapq.heappush(heap, (*claim.rank(granted[model] + 1), model))
     return granted

@@ -115,9 +115,14 @@ class GardenPolicy:
 
         def claim_of(ctx: Any, wish: float) -> Claim:
             demand = load_of(ctx, spill_of(model)).demand
+            # Claim what the model holds while a downscale waits out its delay:
+            # claiming only the dipped wish would let the grant cut the replica
+            # at once and skip the delay. Held replicas also outrank new ones of
+            # the same priority in the arbiter, so grants do not thrash.
+            held = int(ctx.target_num_replicas)
             return Claim(
-                model, int(wish), demand, slots, min_replicas, max_replicas,
-                cost_per_hour, gpus, priority,
+                model, max(int(wish), held), demand, slots, min_replicas, max_replicas,
+                cost_per_hour, gpus, priority, held,
             )  # fmt: skip
 
         budget = Budget(max_cost_per_hour, max_gpus)

@@ -1,0 +1,62 @@
+"""Under a budget, held replicas are stable: no cut before the delay, no trading by value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from autoscaling._ledger import Budget, Ledger
+from autoscaling.budget import Claim, arbitrate
+from autoscaling.policy import GardenPolicy
+
+pytestmark = pytest.mark.unit
+
+
+def _claim(model: str, demand: float, held: int = 1, priority: int = 0) -> Claim:
+    return Claim(model, 2, demand, 8.0, 1, 4, 1.0, priority=priority, held=held)
+
+
+def test_a_held_replica_outranks_a_new_one_of_equal_priority() -> None:
+    # b's second replica would serve more, but a already holds its second one.
+    assert arbitrate([_claim("a", 9, held=2), _claim("b", 16)], max_cost_per_hour=3) == {
+        "a": 2,
+        "b": 1,
+    }
+    # Nobody holds one: value decides, as before.
+    assert arbitrate([_claim("a", 9), _claim("b", 16)], max_cost_per_hour=3) == {"a": 1, "b": 2}
+    # A higher priority still takes it.
+    claims = [_claim("a", 9, held=2), _claim("b", 16, priority=1)]
+    assert arbitrate(claims, max_cost_per_hour=3) == {"a": 1, "b": 2}
+
+
+@dataclass
+class Ctx:
+    total_running_requests: float = 0.0
+    total_queued_requests: float = 0.0
+    current_num_replicas: int = 1
+    target_num_replicas: int = 1
+    aggregated_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    policy_state: dict[str, Any] = field(default_factory=dict)
+    current_time: float = 0.0
+
+
+def test_a_budget_does_not_skip_the_downscale_delay() -> None:
+    ledger = Ledger(Budget(max_cost_per_hour=10.0))  # roomy: it never binds here
+    policy = GardenPolicy(
+        slots=4, min_replicas=1, max_replicas=4, upscale_delay_s=0, downscale_delay_s=60,
+        model="law", cost_per_hour=1.0, ledger=ledger, on_capped=lambda _: None,
+    )  # fmt: skip
+    ctx = Ctx(total_running_requests=12)
+    target, ctx.policy_state = policy(ctx)
+    assert target == 3
+    ctx.target_num_replicas = ctx.current_num_replicas = 3
+    ctx.total_running_requests = 0  # the burst is over: the wish drops to 1
+    for t in (1.0, 30.0, 59.0):
+        ctx.current_time = t
+        target, ctx.policy_state = policy(ctx)
+        assert target == 3, f"cut at t={t} before the 60 s downscale delay"
+    ctx.current_time = 61.0
+    target, ctx.policy_state = policy(ctx)
+    assert target == 1
