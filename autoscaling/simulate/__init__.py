@@ -24,7 +24,7 @@ from autoscaling.simulate._profile import (
     capacity_at_slo,
     load_profiles,
 )
-from autoscaling.simulate._run import simulate
+from autoscaling.simulate._run import SlotsFrom, simulate
 from autoscaling.simulate._trace import FORMATS, Request, TraceError, TraceFormat, read_trace
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "ProfileError",
     "ProfileSet",
     "Request",
+    "SlotsFrom",
     "TraceError",
     "TraceFormat",
     "capacity_at_slo",

@@ -60,11 +60,15 @@ def demand_of(run: ModelRun, ctx: AutoscalingContext) -> float:
 
 
 def _wish(run: ModelRun, ctx: AutoscalingContext) -> int:
-    # The garden policy's wish before its delays, as its ledger claim states it.
+    # What the garden policy claims from the ledger: its wish before the delays,
+    # but never below what it holds while a downscale waits out its delay.
     capacity = Capacity(run.deployment.slots, float(run.deployment.kwargs.get("kv_target", 0.85)))
     load = load_of(ctx, float(run.spilled))
     wish = desired_replicas(load, capacity, int(ctx.current_num_replicas))
-    return max(run.deployment.min_replicas, min(run.deployment.max_replicas, math.ceil(wish)))
+    bounded = max(
+        run.deployment.min_replicas, min(run.deployment.max_replicas, math.ceil(wish - 1e-9))
+    )
+    return max(bounded, int(ctx.target_num_replicas))
 
 
 def grant(
@@ -85,6 +89,7 @@ def grant(
             cost_per_hour=run.spec.cost_per_hour,
             gpus=run.spec.resources.gpus,
             priority=run.spec.autoscaling.priority,
+            held=run.target,
         )
         for name, run in runs.items()
     ]

@@ -74,11 +74,9 @@ class Deployment:
         allowance: Callable[[Any], int | None] | None = None,
         spilled: Callable[[str], float] | None = None,
     ) -> None:
-        # The model's target is the profile's batch capacity at its SLO (the
-        # garden's slots and Ray's target alike), unless the config sets one.
-        scaling = spec.autoscaling
-        if "target_ongoing_requests" not in scaling.model_fields_set:
-            scaling = scaling.model_copy(update={"target_ongoing_requests": slots})
+        # ``slots`` (the garden's slots and Ray's target alike) replaces the
+        # config's target_ongoing_requests; the caller decides where it comes from.
+        scaling = spec.autoscaling.model_copy(update={"target_ongoing_requests": slots})
         spec = spec.model_copy(update={"autoscaling": scaling})
         timing = garden.autoscaling.model_copy(
             update={"policy": "ray-default" if policy == "ray-default" else "garden"}

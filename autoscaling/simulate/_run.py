@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from autoscaling.simulate._controller import POLICIES, Deployment, PolicyName
 from autoscaling.simulate._engine import Engine
@@ -20,9 +20,14 @@ from router._virtual import virtual_policies
 __all__ = ["simulate"]
 
 
+SlotsFrom = Literal["profile", "config"]
+
+
 def _slots(
-    garden: GardenConfig, profiles: ProfileSet, requests: Sequence[Request]
+    garden: GardenConfig, profiles: ProfileSet, requests: Sequence[Request], source: SlotsFrom
 ) -> dict[str, float]:
+    if source == "config":
+        return {m.name: m.autoscaling.target_ongoing_requests for m in garden.models}
     # Each model's batch capacity at its SLO for the trace's mean request.
     n = len(requests)
     mean_in = sum(r.input_tokens for r in requests) / n
@@ -121,6 +126,7 @@ def simulate(
     budget: float | None = None,
     seed: int = 0,
     mix: Mapping[str, float] | None = None,
+    slots: SlotsFrom = "profile",
     control_period_s: float = 1.0,
     series_step_s: float = 10.0,
 ) -> dict[str, Any]:
@@ -130,7 +136,11 @@ def simulate(
     policy is bound by it (the baselines know no budget, and the report
     shows what they spend). Each request gets a domain from ``mix`` (default:
     uniform over the specialists' domains and ``general``) drawn with
-    ``seed``. The same inputs always give the same dict.
+    ``seed``. Every policy targets the same requests per replica: the
+    profile's batch capacity at the model's TTFT SLO for the trace's mean
+    request (``slots="profile"``), or the config's
+    ``target_ongoing_requests`` (``slots="config"``). The same inputs always
+    give the same dict.
     """
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; expected one of {list(POLICIES)}")
@@ -156,18 +166,18 @@ def simulate(
             for i in ordered
         ]
 
-    slots = _slots(garden, profiles, requests)
+    per_replica = _slots(garden, profiles, requests, slots)
     horizon = max(r.arrival_s for r in requests)
     caps = (cost_cap, garden.budget.max_gpus) if policy == "garden" else (None, None)
     allowed: dict[str, int] | None = {} if caps != (None, None) else None
     timing = {"control_period_s": control_period_s, "series_step_s": series_step_s}
-    runs = _runs(garden, profiles, policy, slots, allowed)
+    runs = _runs(garden, profiles, policy, per_replica, allowed)
     if policy == "static-peak":
         for run in runs.values():
             run.target = run.deployment.max_replicas
         _replay(garden, runs, jobs(), horizon, autoscale=False, budget=caps, allowed=None, **timing)
         fixed = fixed_targets({n: r.peak_demand for n, r in runs.items()}, runs)
-        runs = _runs(garden, profiles, policy, slots, None)
+        runs = _runs(garden, profiles, policy, per_replica, None)
         for name, run in runs.items():
             run.target = fixed[name]
     replayed = jobs()

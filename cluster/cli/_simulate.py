@@ -72,6 +72,15 @@ def _summary(report: dict[str, Any]) -> list[str]:
 @click.option("--budget", type=float, default=None, help="Overrides budget.max_cost_per_hour.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the domain mix.")
 @click.option("--mix", default=None, help="Domain weights, e.g. 'law=2,code=1,general=1'.")
+@click.option(
+    "--slots",
+    "slots",
+    type=click.Choice(("profile", "config")),
+    default="profile",
+    show_default=True,
+    help="Requests per replica every policy targets: the profile's capacity at the SLO, "
+    "or the config's target_ongoing_requests.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option(
     "--plot",
@@ -89,6 +98,7 @@ def simulate_cmd(
     budget: float | None,
     seed: int,
     mix: str | None,
+    slots: str,
     as_json: bool,
     plot_path: Path | None,
 ) -> None:
@@ -96,6 +106,7 @@ def simulate_cmd(
     from autoscaling.simulate import (
         PolicyName,
         ProfileError,
+        SlotsFrom,
         TraceError,
         TraceFormat,
         load_profiles,
@@ -125,6 +136,7 @@ def simulate_cmd(
             budget=budget,
             seed=seed,
             mix=weights,
+            slots=cast("SlotsFrom", slots),
         )
         wall_s = time.perf_counter() - start
     except (TraceError, ProfileError, ValueError) as err:
