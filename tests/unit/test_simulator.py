@@ -108,3 +108,16 @@ def test_ray_default_runs_rays_policy_with_its_own_delays() -> None:
     # Ray's default downscale delay (600 s) outlasts the rest of this 10-minute trace.
     assert report["series"]["models"]["code"]["target"][-1] > 1
     assert report["requests"] == len(_bursty())
+
+
+def test_a_specialist_scales_from_zero_on_spilled_demand_and_back() -> None:
+    garden = _garden(autoscaling={"min_replicas": 0, "initial_replicas": 0})
+    # 30 s of traffic, then quiet until one last request at t=300.
+    trace = [Request(10 + i / 2, 1000, 20) for i in range(60)] + [Request(300.0, 1000, 20)]
+    report = simulate(trace, garden, _profiles(), mix={"code": 1})
+    target = report["series"]["models"]["code"]["target"]
+    assert target[0] == 0
+    assert max(target) >= 1  # its spilled requests woke it up
+    assert target[-1] == 0  # and it went back to zero after the downscale delay
+    assert report["spill_fraction"] > 0  # served by the generalist while it had no replica
+    assert report["models"]["code"]["requests"] > 0
