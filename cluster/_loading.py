@@ -14,7 +14,13 @@ from pydantic import ValidationError
 from cluster._schema import GardenConfig
 from cluster.exceptions import ConfigError
 
-__all__ = ["DEFAULT_CONFIG_NAME", "default_config_text", "load_config", "parse_config"]
+__all__ = [
+    "DEFAULT_CONFIG_NAME",
+    "default_config_text",
+    "load_config",
+    "parse_config",
+    "read_yaml_file",
+]
 
 DEFAULT_CONFIG_NAME = "<embedded default>"
 
@@ -95,21 +101,32 @@ def default_config_text() -> str:
     return (resources.files("cluster") / "defaults" / "garden.yaml").read_text(encoding="utf-8")
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> GardenConfig:
-    """Load and validate ``path``, or the embedded default when ``path`` is None."""
-    if path is None:
-        text, source, base = default_config_text(), DEFAULT_CONFIG_NAME, _defaults_dir()
-    else:
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as err:
-            raise ConfigError(str(p), [f"<file>: cannot read ({err.strerror})"]) from err
-        source, base = str(p), p.resolve().parent
+def _parse_yaml(text: str, source: str) -> Any:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<file>"
         raise ConfigError(source, [f"{where}: not valid YAML ({err})"]) from err
-    return parse_config(data if data is not None else {}, source=source, base_dir=base)
+    return data if data is not None else {}
+
+
+def read_yaml_file(path: str | os.PathLike[str]) -> Any:
+    """The parsed YAML of ``path`` (``{}`` when empty), unvalidated; ConfigError if unreadable."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(str(p), [f"<file>: cannot read ({err.strerror})"]) from err
+    return _parse_yaml(text, str(p))
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> GardenConfig:
+    """Load and validate ``path``, or the embedded default when ``path`` is None."""
+    if path is None:
+        source, base = DEFAULT_CONFIG_NAME, _defaults_dir()
+        data = _parse_yaml(default_config_text(), source)
+    else:
+        data = read_yaml_file(path)
+        source, base = str(path), Path(path).resolve().parent
+    return parse_config(data, source=source, base_dir=base)

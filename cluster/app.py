@@ -45,9 +45,23 @@ def garden_app(args: dict[str, Any]) -> Application:
 
     ``import_path: cluster.app:garden_app`` with ``args: {config: <garden.yaml
     as a mapping>}``; the config is validated exactly as ``garden up`` does.
+    The optional ``args.base_dir`` plays the config file's directory: relative
+    ``exemplars_file`` paths are read there, else from the bundled sets (the
+    Helm chart mounts its exemplars ConfigMap there).
     """
+    from pathlib import Path
+
     from cluster.config import parse_config
 
     if not isinstance(args, dict) or "config" not in args:
         raise ConfigError("serve args", ["args.config: required (the garden.yaml mapping)"])
-    return build_app(parse_config(args["config"], source="serve args"))
+    base_dir = args.get("base_dir")
+    if base_dir is not None and not isinstance(base_dir, str):
+        raise ConfigError("serve args", [f"args.base_dir: expected a path (got {base_dir!r})"])
+    return build_app(
+        parse_config(
+            args["config"],
+            source="serve args",
+            base_dir=Path(base_dir) if base_dir is not None else None,
+        )
+    )

@@ -15,11 +15,16 @@ __all__ = [
     "FirstTokenTimeoutError",
     "GardenError",
     "InvalidRequestError",
+    "KubeForbiddenError",
+    "KubeRayMissingError",
+    "KubeconfigError",
+    "KubernetesError",
     "ModelNotFoundError",
     "ModelSourceError",
     "ModelUnavailableError",
     "PortInUseError",
     "QueueFullError",
+    "RayServiceNotFoundError",
     "RequestError",
     "StartupError",
     "UpstreamError",
@@ -166,3 +171,49 @@ class FirstTokenTimeoutError(UpstreamError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, status_code=504, code="first_token_deadline")
+
+
+# --- Kubernetes (garden k8s) -----------------------------------------------
+
+
+class KubernetesError(ClusterError):
+    """The Kubernetes API could not be reached, or refused a request."""
+
+
+class KubeconfigError(KubernetesError):
+    """No usable credentials: no kubeconfig, and not running inside a pod."""
+
+
+class KubeRayMissingError(KubernetesError):
+    """The cluster does not serve ``ray.io/v1`` RayServices: KubeRay is not installed."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"the cluster has no RayService resource (ray.io/v1): {detail}. Install the KubeRay "
+            "operator and its CRDs first (docs/kubernetes.md, 'Install the KubeRay operator')."
+        )
+
+
+class KubeForbiddenError(KubernetesError):
+    """The API server answered 403: the identity may not do this in this namespace."""
+
+    def __init__(self, verb: str, resource: str, namespace: str, detail: str) -> None:
+        self.verb = verb
+        self.namespace = namespace
+        super().__init__(
+            f"forbidden: cannot {verb} {resource} in namespace {namespace!r} ({detail}). Ask "
+            f"for a Role granting '{verb}' on rayservices.ray.io there, or use --namespace "
+            "or --context for one you may use."
+        )
+
+
+class RayServiceNotFoundError(KubernetesError):
+    """The named RayService does not exist in the namespace."""
+
+    def __init__(self, name: str, namespace: str) -> None:
+        self.name = name
+        self.namespace = namespace
+        super().__init__(
+            f"no RayService {name!r} in namespace {namespace!r}. Check --release/--name and "
+            "--namespace, or create it with `garden k8s apply` (or `helm install`)."
+        )

@@ -1,0 +1,92 @@
+{{/*
+The pod template of the Ray head or of one worker group.
+Context: dict "root" $ "role" ("ray-head"|"ray-worker") "place" <head or group values>.
+*/}}
+{{- define "model-garden.pod" -}}
+{{- $root := .root }}
+{{- $v := $root.Values }}
+{{- $place := .place }}
+{{- $worker := eq .role "ray-worker" }}
+{{- $gpus := 0 }}
+{{- if $worker }}{{ $gpus = int ($place.gpus | default 0) }}{{ end }}
+{{- $requests := deepCopy (dig "resources" "requests" dict $place) }}
+{{- $limits := deepCopy (dig "resources" "limits" dict $place) }}
+{{- if gt $gpus 0 }}
+{{- $_ := set $requests "nvidia.com/gpu" $gpus }}
+{{- $_ := set $limits "nvidia.com/gpu" $gpus }}
+{{- end -}}
+metadata:
+  labels:
+    {{- include "model-garden.selectorLabels" $root | nindent 4 }}
+    app.kubernetes.io/component: {{ .role }}
+  {{- with $v.podAnnotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  {{- with $v.imagePullSecrets }}
+  imagePullSecrets:
+    {{- range . }}
+    - name: {{ . }}
+    {{- end }}
+  {{- end }}
+  {{- with $place.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $place.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $place.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  containers:
+    - name: {{ .role }}
+      image: "{{ $v.image.repository }}:{{ $v.image.tag | default $root.Chart.AppVersion }}"
+      imagePullPolicy: {{ $v.image.pullPolicy }}
+      ports:
+        {{- if not $worker }}
+        - containerPort: 6379
+          name: gcs-server
+        - containerPort: 8265
+          name: dashboard
+        - containerPort: 10001
+          name: client
+        {{- end }}
+        - containerPort: {{ include "model-garden.servePort" $root }}
+          name: serve
+        - containerPort: {{ include "model-garden.metricsPort" $root }}
+          name: metrics
+      resources:
+        requests:
+          {{- toYaml $requests | nindent 10 }}
+        limits:
+          {{- toYaml $limits | nindent 10 }}
+      {{- with $v.apiKeys.existingSecret }}
+      envFrom:
+        - secretRef:
+            name: {{ . }}
+      {{- end }}
+      volumeMounts:
+        - name: exemplars
+          mountPath: {{ $v.exemplars.mountPath }}
+          readOnly: true
+        {{- if $worker }}
+        {{- /* vLLM's workers share tensors through /dev/shm; the runtime's 64 MiB is too small. */}}
+        - name: dshm
+          mountPath: /dev/shm
+        {{- end }}
+  volumes:
+    {{- /* Optional: a RayService applied without the chart still starts, with the bundled exemplar sets. */}}
+    - name: exemplars
+      configMap:
+        name: {{ include "model-garden.fullname" $root }}-exemplars
+        optional: true
+    {{- if $worker }}
+    - name: dshm
+      emptyDir:
+        medium: Memory
+    {{- end }}
+{{- end }}
