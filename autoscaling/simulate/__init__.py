@@ -17,6 +17,7 @@ Example::
 
 from autoscaling.simulate._controller import POLICIES, PolicyName
 from autoscaling.simulate._mix import default_mix, parse_mix
+from autoscaling.simulate._plot import plot_replay
 from autoscaling.simulate._profile import (
     Profile,
     ProfileError,
@@ -42,6 +43,7 @@ __all__ = [
     "default_mix",
     "load_profiles",
     "parse_mix",
+    "plot_replay",
     "read_trace",
     "simulate",
 ]

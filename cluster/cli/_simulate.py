@@ -142,7 +142,7 @@ def simulate_cmd(
     except (TraceError, ProfileError, ValueError) as err:
         raise click.UsageError(str(err)) from None
     if plot_path is not None:
-        from autoscaling.simulate._plot import plot_replay
+        from autoscaling.simulate import plot_replay
 
         plot_replay(report, plot_path, title=f"{trace.name}: policy {policy}")
     if as_json:
