@@ -71,9 +71,10 @@ class CascadeClassifier:
         )
         self.domains, y = as_labels(labels)
         self._load_assets()
-        ids = self._tokenize(texts)
+        clipped = [clip(t) for t in texts]
+        ids = tokenize(self._tokenizer, clipped)
         n = len(self.domains)
-        self._lexical = LexicalStage(ids, y, n, self._table, folds=folds, seed=seed)
+        self._lexical = LexicalStage(clipped, ids, y, n, self._table, folds=folds, seed=seed)
         self._semantic: SemanticStage | None = None
         if self._encoder is not None:
             embeddings = self._encoder.encode(ids)
@@ -89,9 +90,6 @@ class CascadeClassifier:
         opts = self._encoder_options
         self._encoder = ContextualEncoder(**opts) if opts is not None else None
 
-    def _tokenize(self, texts: Sequence[str]) -> list[NDArray[np.int64]]:
-        return tokenize(self._tokenizer, [clip(t) for t in texts])
-
     def classify(self, text: str) -> Features:
         """The domain of one request's text, with calibrated confidence."""
         return self.classify_many([text])[0]
@@ -100,8 +98,9 @@ class CascadeClassifier:
         """:meth:`classify` for many texts at once (same results)."""
         if not texts:
             return []
-        ids = self._tokenize(texts)
-        bases = self._lexical.bases(ids, self._table)
+        clipped = [clip(t) for t in texts]
+        ids = tokenize(self._tokenizer, clipped)
+        bases = self._lexical.bases(clipped, ids, self._table)
         lexical = self._lexical.probabilities(bases)
         out = [self._features(row, "lexical") for row in lexical]
         unsure = [i for i, row in enumerate(lexical) if row.max() < self.accept]
