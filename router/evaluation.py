@@ -33,7 +33,8 @@ def route_metrics(
     rows sent to a specialist that does not own their label;
     ``specialist_coverage`` the share of specialist-labelled rows that reach
     their own specialist. With ``stages`` (the classifier stage that decided
-    each row), ``stage_share`` gives each stage's share of the rows.
+    each row), ``stage_share`` gives each stage's share of the rows and
+    ``stage_accuracy`` the accuracy of the rows each stage decided.
     """
     if len(labels) != len(decisions):
         raise ValueError(f"{len(labels)} labels but {len(decisions)} decisions")
@@ -73,4 +74,19 @@ def route_metrics(
         "p50_ms": _percentile(latencies_ms, 0.50),
         "p99_ms": _percentile(latencies_ms, 0.99),
         "stage_share": {s: stages.count(s) / len(stages) for s in sorted(set(stages))},
+        "stage_accuracy": _stage_accuracy(stages, labels, routed),
     }
+
+
+def _stage_accuracy(
+    stages: Sequence[str], labels: Sequence[str], routed: Sequence[str]
+) -> dict[str, float]:
+    if not stages:
+        return {}
+    if len(stages) != len(labels):
+        raise ValueError(f"{len(labels)} labels but {len(stages)} stages")
+    out = {}
+    for stage in sorted(set(stages)):
+        rows = [t == g for s, t, g in zip(stages, labels, routed, strict=True) if s == stage]
+        out[stage] = sum(rows) / len(rows)
+    return out

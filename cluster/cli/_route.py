@@ -124,4 +124,5 @@ def route_eval_cmd(
             f"  {domain:<10} precision {m['precision']:.3f}  recall {m['recall']:.3f}  n={m['n']}"
         )
     for stage, share in metrics["stage_share"].items():
-        click.echo(f"decided by {stage:<11} {share:.4f}")
+        accuracy = metrics["stage_accuracy"][stage]
+        click.echo(f"  decided by {stage:<9} share {share:.3f}  accuracy {accuracy:.3f}")
