@@ -9,6 +9,7 @@ of Helm's JSON Schema validators (Helm 3's and Helm 4's) understand.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -68,7 +69,17 @@ def _path(parts: Iterator[Any] | Any) -> str:
 
 
 def _message(error: Any) -> str:
-    """jsonschema's message; for ``X | None`` unions, the non-null branch's complaint."""
+    """jsonschema's message, but unknown keys named as such, and for ``X | None`` unions
+    the non-null branch's complaint."""
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = error.schema.get("properties", {})
+        patterns = list(error.schema.get("patternProperties", {}))
+        extra = [
+            k
+            for k in error.instance
+            if k not in known and not any(re.search(p, k) for p in patterns)
+        ]
+        return "unknown key " + ", ".join(repr(k) for k in extra)
     if error.validator in ("anyOf", "oneOf") and error.context:
         subs = [e for e in error.context if e.schema.get("type") != "null"]
         messages = dict.fromkeys(e.message for e in subs or error.context)
