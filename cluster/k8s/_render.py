@@ -114,6 +114,8 @@ def _pod(
         # vLLM's workers share tensors through /dev/shm; Docker's 64 MiB is too small.
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
         volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
+    mounts += cv.volume_mounts
+    volumes += cv.volumes
     container: dict[str, Any] = {
         "name": role,
         "image": f"{cv.image.repository}:{cv.image.tag or _names.app_version()}",

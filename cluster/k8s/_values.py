@@ -246,6 +246,13 @@ class ChartValues(_Values):
     image_pull_secrets: list[str] = Field(default_factory=list, description="Secret names.")
     ray_version: str = Field("2.60.0", description="Ray version of the image (KubeRay uses it).")
     pod_annotations: Labels = Field(default_factory=dict)
+    volumes: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Extra volumes of every Ray pod, e.g. a PersistentVolumeClaim of checkpoints.",
+    )
+    volume_mounts: list[dict[str, Any]] = Field(
+        default_factory=list, description="Extra volumeMounts of every Ray container."
+    )
     head: HeadGroup = Field(default_factory=HeadGroup)
     worker_groups: list[WorkerGroup] = Field(
         default_factory=lambda: [

@@ -78,6 +78,9 @@ spec:
         - name: dshm
           mountPath: /dev/shm
         {{- end }}
+        {{- with $v.volumeMounts }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
   volumes:
     {{- /* Optional: a RayService applied without the chart still starts, with the bundled exemplar sets. */}}
     - name: exemplars
@@ -88,5 +91,8 @@ spec:
     - name: dshm
       emptyDir:
         medium: Memory
+    {{- end }}
+    {{- with $v.volumes }}
+    {{- toYaml . | nindent 4 }}
     {{- end }}
 {{- end }}
