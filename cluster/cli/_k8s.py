@@ -21,6 +21,13 @@ DEFAULT_RELEASE = "model-garden"
 @cli.group("k8s")
 def k8s_group() -> None:
     """Run the garden on Kubernetes as a KubeRay RayService (docs/kubernetes.md)."""
+    from importlib.util import find_spec
+
+    missing = [m for m in ("kubernetes", "jsonschema") if find_spec(m) is None]
+    if missing:
+        raise click.ClickException(
+            f"garden k8s needs {', '.join(missing)}: pip install 'model-garden[k8s]'"
+        )
 
 
 def _cluster_options(fn: F) -> F:
