@@ -89,9 +89,9 @@ def test_declarative_builder_validates_its_args() -> None:
     from cluster.app import garden_app
     from cluster.exceptions import ConfigError
 
-    with pytest.raises(ConfigError, match="args.config"):
+    with pytest.raises(ConfigError, match=r"args\.config"):
         garden_app({})
     bad = yaml.safe_load(default_config_text())
     bad["router"]["port"] = "eighty"
-    with pytest.raises(ConfigError, match="router.port"):
+    with pytest.raises(ConfigError, match=r"router\.port"):
         garden_app({"config": bad})
