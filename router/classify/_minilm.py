@@ -9,8 +9,9 @@ package; nothing is downloaded. Three pieces, each loaded on its own:
   from the safetensors file with numpy (no torch), for the static,
   bag-of-subwords embedding of the lexical stage.
 * :class:`ContextualEncoder`: the first ``layers`` transformer layers under
-  torch, optionally int8-quantized, mean-pooled and L2-normalised. Only the
-  semantic stage needs it, and only it imports torch.
+  torch (:mod:`router.classify._bert`, not ``transformers``), optionally
+  int8-quantized, mean-pooled and L2-normalised. Only the semantic stage
+  needs it, and only it imports torch.
 """
 
 from __future__ import annotations
@@ -94,8 +95,8 @@ class ContextualEncoder:
         self, *, layers: int = 4, max_tokens: int = 64, quantize: bool = True, threads: int = 1
     ) -> None:
         import torch
-        from safetensors.torch import load_file
-        from transformers import BertConfig, BertModel
+
+        from router.classify._bert import BertEncoder
 
         if not 1 <= layers <= 6:
             raise ValueError(f"layers must be in [1, 6], got {layers}")
@@ -104,21 +105,7 @@ class ContextualEncoder:
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
-        path = model_path()
-        config = BertConfig.from_pretrained(str(path))
-        config.num_hidden_layers = layers  # the upper layers are never built
-        bert: Any = BertModel  # transformers is untyped
-        model = bert(config, add_pooling_layer=False).eval()
-        # Only the first ``layers`` layers' weights; strict loading would want the rest.
-        weights = {
-            k: v
-            for k, v in load_file(str(path / "model.safetensors")).items()
-            if k in model.state_dict()
-        }
-        missing = set(model.state_dict()) - set(weights) - {"embeddings.position_ids"}
-        if missing:
-            raise ValueError(f"MiniLM checkpoint lacks {sorted(missing)[:3]}")
-        model.load_state_dict(weights, strict=False)
+        model = BertEncoder(model_path(), layers).eval()
         if quantize:
             with warnings.catch_warnings():
                 # torch.ao's dynamic quantization works but warns it moves to torchao.
@@ -140,10 +127,8 @@ class ContextualEncoder:
         with torch.inference_mode():
             for i, row in enumerate(ids):
                 body = torch.from_numpy(np.asarray(row[:keep], dtype=np.int64))
-                tokens = torch.cat(
-                    (torch.tensor([self._cls]), body, torch.tensor([self._sep]))
-                ).unsqueeze(0)
-                hidden = self._model(input_ids=tokens).last_hidden_state[0]
+                tokens = torch.cat((torch.tensor([self._cls]), body, torch.tensor([self._sep])))
+                hidden = self._model(tokens)
                 pooled = hidden.mean(dim=0)
                 out[i] = (pooled / pooled.norm().clamp_min(1e-12)).numpy()
         return out

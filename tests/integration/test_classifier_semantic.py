@@ -64,3 +64,20 @@ def test_pickle_leaves_the_encoder_out_and_reloads_it(cascade: CascadeClassifier
     buffer.seek(0)
     loaded = joblib.load(buffer)
     assert loaded.classify_many(TEXTS) == cascade.classify_many(TEXTS)
+
+
+def test_plain_torch_bert_matches_transformers() -> None:
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from router.classify._bert import BertEncoder
+    from router.classify._minilm import load_tokenizer, model_path, tokenize
+
+    reference = transformers.BertModel.from_pretrained(
+        str(model_path()), add_pooling_layer=False
+    ).eval()
+    ours = BertEncoder(model_path(), layers=6).eval()
+    (ids,) = tokenize(load_tokenizer(), ["Explain how a bond's duration relates to its price."])
+    tokens = torch.tensor([101, *ids.tolist(), 102])
+    with torch.inference_mode():
+        expected = reference(input_ids=tokens[None]).last_hidden_state[0]
+        assert torch.allclose(ours(tokens), expected, atol=1e-4)
