@@ -11,14 +11,19 @@ from cluster._processes import garden_processes
 from cluster.lifecycle import status
 
 
-def replica_process(app: str, model: str) -> psutil.Process:
-    """The Serve replica process of ``model`` (not its forked engine)."""
+def replica_processes(app: str, model: str) -> list[psutil.Process]:
+    """Every Serve replica process of ``model`` (not their forked engines)."""
     procs = {p.pid: p for p in garden_processes(app)}
-    return next(
+    return [
         p
         for p in procs.values()
         if p.ppid() not in procs and f"ServeReplica:{app}:{model}" in " ".join(p.cmdline())
-    )
+    ]
+
+
+def replica_process(app: str, model: str) -> psutil.Process:
+    """The Serve replica process of ``model`` (the first, when it has several)."""
+    return replica_processes(app, model)[0]
 
 
 def wait_until_healthy(app: str, model: str, timeout_s: float = 300) -> None:

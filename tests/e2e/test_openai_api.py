@@ -25,9 +25,12 @@ def model_ids(garden: RunningGarden) -> list[str]:
     return [m.name for m in garden.config.models]
 
 
-def test_models_lists_every_model(client: openai.OpenAI, model_ids: list[str]) -> None:
+def test_models_lists_every_model(
+    garden: RunningGarden, client: openai.OpenAI, model_ids: list[str]
+) -> None:
+    virtual = [v.name for v in garden.config.router.virtual_models]
     listed = client.models.list().data
-    assert [m.id for m in listed] == ["auto", *model_ids]
+    assert [m.id for m in listed] == [*virtual, *model_ids]
     assert {m.owned_by for m in listed} == {"model-garden"}
     assert client.models.retrieve("law").id == "law"
 

@@ -17,7 +17,8 @@ import httpx
 import openai
 import pytest
 
-from tests._replicas import replica_process, wait_until_healthy
+from cluster.lifecycle import status
+from tests._replicas import replica_processes, wait_until_healthy
 from tests.conftest import TEST_DEADLINE_MS, RunningGarden
 
 pytestmark = pytest.mark.e2e
@@ -180,7 +181,9 @@ def test_route_metrics_are_exported_through_ray(garden: RunningGarden) -> None:
 
 
 def test_saturated_specialist_spills_to_the_generalist(garden: RunningGarden) -> None:
-    limit = garden.config.model("medicine").limits.max_ongoing_requests
+    # Fill every running replica (the autoscaler may have added one earlier).
+    running = next(p for p in status(garden.config.name) if p.name == "medicine").running
+    limit = garden.config.model("medicine").limits.max_ongoing_requests * running
 
     async def scenario() -> Any:
         aclient = _async_client(garden)
@@ -215,8 +218,10 @@ def test_saturated_specialist_spills_to_the_generalist(garden: RunningGarden) ->
 def test_stalled_specialist_stream_is_served_by_the_generalist(
     garden: RunningGarden, client: openai.OpenAI
 ) -> None:
-    replica = replica_process(garden.config.name, "medicine")
-    replica.suspend()  # SIGSTOP: the replica accepts nothing and answers nothing
+    # The autoscaler may have added a replica under earlier tests' load: stall all.
+    replicas = replica_processes(garden.config.name, "medicine")
+    for replica in replicas:
+        replica.suspend()  # SIGSTOP: the replica accepts nothing and answers nothing
     try:
         started = time.monotonic()
         raw = client.chat.completions.with_raw_response.create(
@@ -224,7 +229,8 @@ def test_stalled_specialist_stream_is_served_by_the_generalist(
         )
         waited_ms = (time.monotonic() - started) * 1000
     finally:
-        replica.resume()
+        for replica in replicas:
+            replica.resume()
     assert raw.headers["x-garden-reason"] == "first_token_deadline"
     assert raw.headers["x-garden-fallback-from"] == "medicine"
     assert raw.headers["x-garden-model"] == "generalist"
@@ -252,7 +258,8 @@ def test_killed_specialist_under_load_loses_no_request(garden: RunningGarden) ->
         stop = asyncio.Event()
         workers = [asyncio.create_task(worker(aclient, stop)) for _ in range(6)]
         await asyncio.sleep(3)
-        await asyncio.to_thread(replica_process(app, "medicine").kill)
+        for replica in replica_processes(app, "medicine"):
+            await asyncio.to_thread(replica.kill)
         await asyncio.sleep(12)
         stop.set()
         try:
