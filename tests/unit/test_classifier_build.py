@@ -114,3 +114,12 @@ def test_corrupt_cache_file_is_rebuilt(tmp_path: Path) -> None:
     assert build_classifier(garden).classify("x").confidence == 0.7
     assert CountingClassifier.fits == before + 1
     assert path.read_bytes() != b"not a pickle"
+
+
+def test_cache_keeps_only_the_newest_files(tmp_path: Path) -> None:
+    from router.classify._cache import KEEP
+
+    for i in range(KEEP + 3):
+        build_classifier(_garden(tmp_path, f"{HERE}:CountingClassifier", bias=i / 100))
+    files = list((tmp_path / "data" / "cache" / "classifier").glob("*.joblib"))
+    assert len(files) == KEEP
