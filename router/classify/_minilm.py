@@ -92,7 +92,7 @@ class ContextualEncoder:
     """
 
     def __init__(
-        self, *, layers: int = 4, max_tokens: int = 64, quantize: bool = True, threads: int = 1
+        self, *, layers: int = 4, max_tokens: int = 48, quantize: bool = True, threads: int = 1
     ) -> None:
         import torch
 
