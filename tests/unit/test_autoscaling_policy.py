@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -10,21 +9,9 @@ import pytest
 from autoscaling._load import Capacity, Load, desired_replicas
 from autoscaling._wrappers import bounded, budget_clamped, delayed
 from autoscaling.policy import KV_USAGE_METRIC, SPILLED_METRIC, GardenPolicy, load_of
+from tests._autoscaling import Ctx
 
 pytestmark = pytest.mark.unit
-
-
-@dataclass
-class Ctx:
-    """The AutoscalingContext fields the policy reads."""
-
-    total_running_requests: float = 0.0
-    total_queued_requests: float = 0.0
-    current_num_replicas: int = 1
-    target_num_replicas: int = 1
-    aggregated_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
-    policy_state: dict[str, Any] = field(default_factory=dict)
-    current_time: float = 0.0
 
 
 def test_demand_counts_running_queued_and_spilled() -> None:

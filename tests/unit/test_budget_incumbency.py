@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import pytest
 
 from autoscaling._ledger import Budget, Ledger
 from autoscaling.budget import Claim, arbitrate
 from autoscaling.policy import GardenPolicy
+from tests._autoscaling import Ctx
 
 pytestmark = pytest.mark.unit
 
@@ -29,17 +27,6 @@ def test_a_held_replica_outranks_a_new_one_of_equal_priority() -> None:
     # A higher priority still takes it.
     claims = [_claim("a", 9, held=2), _claim("b", 16, priority=1)]
     assert arbitrate(claims, max_cost_per_hour=3) == {"a": 1, "b": 2}
-
-
-@dataclass
-class Ctx:
-    total_running_requests: float = 0.0
-    total_queued_requests: float = 0.0
-    current_num_replicas: int = 1
-    target_num_replicas: int = 1
-    aggregated_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
-    policy_state: dict[str, Any] = field(default_factory=dict)
-    current_time: float = 0.0
 
 
 def test_a_budget_does_not_skip_the_downscale_delay() -> None:
