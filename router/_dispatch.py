@@ -9,6 +9,7 @@ answer, or to fall back to the generalist, while nothing has been sent yet.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, cast
@@ -76,10 +77,12 @@ class Dispatcher:
         handles: dict[str, DeploymentHandle[Any]],
         states: ModelStates,
         retry_after_s: int,
+        watch_period_s: float = 0.5,
     ) -> None:
         self._handles = {name: h.options(stream=True) for name, h in handles.items()}
         self._states = states
         self._retry_after = retry_after_s
+        self._watch_period = watch_period_s
 
     @property
     def models(self) -> list[str]:
@@ -94,11 +97,18 @@ class Dispatcher:
         *,
         deadline_s: float | None = None,
         spilled_from: str | None = None,
+        abandon_when_down: bool = False,
     ) -> Reply:
         """Send ``body`` to ``model`` and return once its reply head arrived.
 
         ``spilled_from`` names the specialist this request was meant for and
         could not take; it counts as that model's demand while it runs.
+
+        With ``abandon_when_down``, a request still waiting for its head when
+        the model has no running replica left is cancelled and raises
+        :class:`ModelUnavailableError`. Serve itself would hold it for a
+        replacement replica, a whole cold start later; a caller with
+        somewhere else to go sets this.
 
         With ``deadline_s``, a head that takes longer cancels the request and
         raises :class:`~cluster.exceptions.FirstTokenTimeoutError`. Failures before the head raise
@@ -113,17 +123,60 @@ class Dispatcher:
             self._handles[model].generate.remote(endpoint, named),
         )
         try:
-            head = await self._head(model, replies, deadline_s)
+            head = await self._head(model, replies, deadline_s, abandon_when_down)
         except RequestError:
             self._states.end(model, spilled_from)
             raise
         return Reply(model, head, replies, self._states, spilled_from)
 
+    async def _first(
+        self,
+        model: str,
+        replies: DeploymentResponseGenerator[Any],
+        deadline_s: float | None,
+        abandon_when_down: bool,
+    ) -> Any:
+        """The reply's first item; :class:`TimeoutError` past ``deadline_s``.
+
+        With ``abandon_when_down``, the wait is checked every watch period
+        against the model's running replicas (as last observed from Serve),
+        and raises :class:`ModelUnavailableError` once there are none.
+        """
+        if not abandon_when_down:
+            return await asyncio.wait_for(anext(replies), deadline_s)
+        loop = asyncio.get_running_loop()
+        give_up = math.inf if deadline_s is None else loop.time() + deadline_s
+        first = asyncio.ensure_future(anext(replies))
+        try:
+            while True:
+                left = give_up - loop.time()
+                if left <= 0:
+                    raise TimeoutError
+                done, _ = await asyncio.wait((first,), timeout=min(left, self._watch_period))
+                if done:
+                    return first.result()
+                if self._states.replicas(model) == 0:
+                    raise ModelUnavailableError(
+                        f"model {model!r} lost its running replicas before answering",
+                        code="model_unavailable",
+                        retry_after=self._retry_after,
+                    )
+        finally:
+            first.cancel()  # stop waiting (no-op once done); _head cancels the request itself
+
     async def _head(
-        self, model: str, replies: DeploymentResponseGenerator[Any], deadline_s: float | None
+        self,
+        model: str,
+        replies: DeploymentResponseGenerator[Any],
+        deadline_s: float | None,
+        abandon_when_down: bool,
     ) -> ReplyHead:
         try:
-            head = await asyncio.wait_for(anext(replies), deadline_s)
+            head = await self._first(model, replies, deadline_s, abandon_when_down)
+        except ModelUnavailableError:
+            replies.cancel()  # type: ignore[no-untyped-call]  # drop it from Serve's queue
+            self._states.failed(model)
+            raise
         except TimeoutError as err:
             replies.cancel()  # type: ignore[no-untyped-call]  # the replica aborts the request
             raise FirstTokenTimeoutError(

@@ -75,6 +75,10 @@ class ModelStates:
         self._budget_capped = set(budget_capped)
         self.observed_at = self._clock()
 
+    def replicas(self, model: str) -> int:
+        """Serve's running replicas of ``model``, as last observed."""
+        return self._running[model]
+
     def outstanding(self, model: str) -> int:
         """Requests the router has at ``model`` right now."""
         return self._outstanding[model]

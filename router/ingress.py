@@ -193,7 +193,9 @@ class Router:
         self._refresh_s = spec.state_refresh_s
         self._deadline_s = spec.first_token_deadline_ms / 1000
         self._states = ModelStates({m.name: m.limits.max_ongoing_requests for m in garden.models})
-        self._dispatcher = Dispatcher(models, self._states, spec.retry_after_s)
+        self._dispatcher = Dispatcher(
+            models, self._states, spec.retry_after_s, watch_period_s=spec.state_refresh_s
+        )
         self._policies = virtual_policies(garden)
         self._classifier = build_classifier(garden)
         self._telemetry = RouteTelemetry(
@@ -290,7 +292,9 @@ class Router:
             return await send(decision.model, endpoint, body, spilled_from=lost), decision
         deadline = self._deadline_s if body.get("stream") else None
         try:
-            reply = await send(decision.model, endpoint, body, deadline_s=deadline)
+            reply = await send(
+                decision.model, endpoint, body, deadline_s=deadline, abandon_when_down=True
+            )
         except QueueFullError:
             reason = Reason.OVERLOADED
         except FirstTokenTimeoutError:

@@ -276,3 +276,42 @@ def test_killed_specialist_under_load_loses_no_request(garden: RunningGarden) ->
         wait_until_healthy(app, "medicine")
     assert "specialist" in reasons
     assert {"specialist_error", "unhealthy"} & set(reasons), reasons
+
+
+def test_requests_waiting_on_a_killed_specialist_fall_back(garden: RunningGarden) -> None:
+    """Requests dispatched to the specialist, still waiting for their head, when it dies.
+
+    The replicas are stopped first (SIGSTOP), so the requests are surely in
+    flight and unanswered, then killed. Serve would hold such requests for
+    the replacement replica, a cold start away; the router abandons them as
+    soon as the model has no running replica and the generalist serves them.
+    """
+    app = garden.config.name
+    replicas = replica_processes(app, "medicine")
+
+    async def one(aclient: openai.AsyncOpenAI) -> tuple[str, str]:
+        raw = await aclient.chat.completions.with_raw_response.create(
+            model="auto", messages=_messages(MEDICAL), max_tokens=16
+        )
+        assert raw.parse().choices[0].message.content is not None
+        return raw.headers["x-garden-reason"], raw.headers["x-garden-model"]
+
+    async def scenario() -> list[tuple[str, str]]:
+        aclient = _async_client(garden)
+        try:
+            for replica in replicas:
+                replica.suspend()
+            tasks = [asyncio.create_task(one(aclient)) for _ in range(4)]
+            await asyncio.sleep(2)  # dispatched to the stopped specialist, unanswered
+            assert not any(t.done() for t in tasks)
+            for replica in replicas:
+                await asyncio.to_thread(replica.kill)
+            return list(await asyncio.gather(*tasks))
+        finally:
+            await aclient.close()
+
+    try:
+        served = asyncio.run(scenario())
+    finally:
+        wait_until_healthy(app, "medicine")
+    assert served == [("specialist_error", "generalist")] * 4

@@ -1,0 +1,113 @@
+"""The dispatcher's wait for a reply head, against a fake Serve handle (no cluster)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from cluster.exceptions import FirstTokenTimeoutError, ModelUnavailableError
+from deployments.protocol import ReplyHead
+from router._dispatch import Dispatcher
+from router._state import ModelStates
+
+pytestmark = pytest.mark.unit
+
+
+class _Replies:
+    """A reply stream whose head arrives when ``release`` is set."""
+
+    def __init__(self, head: Any) -> None:
+        self.head = head
+        self.release = asyncio.Event()
+        self.cancelled = False
+
+    def __aiter__(self) -> _Replies:
+        return self
+
+    async def __anext__(self) -> Any:
+        await self.release.wait()
+        return self.head
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _Handle:
+    """Just enough of a ``DeploymentHandle``: ``options(...).generate.remote(...)``."""
+
+    def __init__(self, replies: _Replies) -> None:
+        self.replies = replies
+        self.generate = self
+
+    def options(self, **_: Any) -> _Handle:
+        return self
+
+    def remote(self, endpoint: str, body: dict[str, Any]) -> _Replies:
+        return self.replies
+
+
+def _garden(replies: _Replies) -> tuple[Dispatcher, ModelStates]:
+    states = ModelStates({"law": 4, "generalist": 4})
+    states.observe({"law": 1, "generalist": 1})
+    handles: dict[str, Any] = {"law": _Handle(replies), "generalist": _Handle(replies)}
+    return Dispatcher(handles, states, retry_after_s=1, watch_period_s=0.01), states
+
+
+HEAD = ReplyHead(status=200, stream=False, body=b"{}")
+
+
+def test_a_request_waiting_on_a_model_with_no_replica_left_is_abandoned() -> None:
+    replies = _Replies(HEAD)
+    dispatcher, states = _garden(replies)
+
+    async def scenario() -> None:
+        sent = asyncio.create_task(dispatcher.send("law", "chat", {}, abandon_when_down=True))
+        await asyncio.sleep(0.05)
+        assert not sent.done()  # still waiting while the replica runs
+        states.observe({"generalist": 1})  # Serve reports law's replica gone
+        with pytest.raises(ModelUnavailableError, match="lost its running replicas"):
+            await sent
+
+    asyncio.run(scenario())
+    assert replies.cancelled
+    assert states.outstanding("law") == 0
+    assert not states.snapshot()["law"].healthy
+
+
+def test_without_abandoning_the_request_waits_for_a_replacement() -> None:
+    replies = _Replies(HEAD)
+    dispatcher, states = _garden(replies)
+
+    async def scenario() -> None:
+        sent = asyncio.create_task(dispatcher.send("law", "chat", {}))
+        await asyncio.sleep(0.05)
+        states.observe({"generalist": 1})
+        await asyncio.sleep(0.05)
+        assert not sent.done()
+        replies.release.set()  # the replacement answers
+        reply = await sent
+        assert reply.head is HEAD and reply.model == "law"
+
+    asyncio.run(scenario())
+    assert not replies.cancelled
+
+
+def test_the_first_token_deadline_still_applies_while_watching() -> None:
+    replies = _Replies(HEAD)
+    dispatcher, _ = _garden(replies)
+    with pytest.raises(FirstTokenTimeoutError):
+        asyncio.run(dispatcher.send("law", "chat", {}, deadline_s=0.05, abandon_when_down=True))
+    assert replies.cancelled
+
+
+def test_a_head_that_arrives_is_returned() -> None:
+    replies = _Replies(HEAD)
+    replies.release.set()
+    dispatcher, states = _garden(replies)
+    reply = asyncio.run(dispatcher.send("law", "chat", {}, abandon_when_down=True))
+    assert reply.head is HEAD
+    assert states.outstanding("law") == 1  # until the reply is closed
+    reply.close()
+    assert states.outstanding("law") == 0
