@@ -26,18 +26,22 @@ __all__ = ["ModelStates"]
 class ModelStates:
     """Counters and health of the garden's models, as :class:`ModelState` snapshots.
 
-    ``per_replica`` maps each model to its ``max_ongoing_requests``. Until the
-    first :meth:`observe`, every model counts as unhealthy (no replica known).
+    ``per_replica`` maps each model to its ``max_ongoing_requests``, and
+    ``targets`` to its ``target_ongoing_requests`` (absent: unknown, and
+    the queue limit stands in). Until the first :meth:`observe`,
+    every model counts as unhealthy (no replica known).
     """
 
     def __init__(
         self,
         per_replica: Mapping[str, int],
         *,
+        targets: Mapping[str, float] | None = None,
         suspect_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._per_replica = dict(per_replica)
+        self._targets = dict(targets or {})
         self._outstanding = dict.fromkeys(per_replica, 0)
         self._running = dict.fromkeys(per_replica, 0)
         self._suspect_until = dict.fromkeys(per_replica, float("-inf"))
@@ -83,6 +87,10 @@ class ModelStates:
         """Requests the router has at ``model`` right now."""
         return self._outstanding[model]
 
+    def _target_limit(self, model: str) -> int | None:
+        target = self._targets.get(model)
+        return None if target is None else int(self._running[model] * target)
+
     def snapshot(self) -> dict[str, ModelState]:
         """The state of every model now, for :func:`router.policy.decide`."""
         now = self._clock()
@@ -92,6 +100,7 @@ class ModelStates:
                 queued=self._outstanding[model],
                 queue_limit=max(1, self._running[model] * per_replica),
                 budget_capped=model in self._budget_capped,
+                target_limit=self._target_limit(model),
             )
             for model, per_replica in self._per_replica.items()
         }

@@ -192,7 +192,10 @@ class Router:
         self._app_name = garden.name
         self._refresh_s = spec.state_refresh_s
         self._deadline_s = spec.first_token_deadline_ms / 1000
-        self._states = ModelStates({m.name: m.limits.max_ongoing_requests for m in garden.models})
+        self._states = ModelStates(
+            {m.name: m.limits.max_ongoing_requests for m in garden.models},
+            targets={m.name: m.autoscaling.target_ongoing_requests for m in garden.models},
+        )
         self._dispatcher = Dispatcher(
             models, self._states, spec.retry_after_s, watch_period_s=spec.state_refresh_s
         )

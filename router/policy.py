@@ -70,18 +70,27 @@ class ModelState:
     ``queued`` counts the requests the router has outstanding at the model
     (running or waiting there); ``queue_limit`` is how many it may have before
     a new one would wait, i.e. its running replicas times their
-    ``max_ongoing_requests``.
+    ``max_ongoing_requests``. ``target_limit`` is how many its running
+    replicas serve at their autoscaling target (``target_ongoing_requests``
+    each): a budget-capped model, which cannot add a replica, keeps the
+    requests up to it and spills only the overflow.
     """
 
     healthy: bool
     queued: int = 0
     queue_limit: int = 1
     budget_capped: bool = False
+    target_limit: int | None = None
 
     @property
     def has_capacity(self) -> bool:
         """True while the model's queue is under its limit."""
         return self.queued < self.queue_limit
+
+    @property
+    def under_target(self) -> bool:
+        """True while the model has fewer requests than its target (its queue limit if unknown)."""
+        return self.queued < (self.queue_limit if self.target_limit is None else self.target_limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +132,11 @@ def decide(
 
     The top domain's specialist serves when the confidence reaches that
     domain's threshold and (with ``spill``) the specialist is healthy, has
-    queue room and is not budget-capped. Otherwise the generalist serves;
-    ``fallback_from`` names the specialist that was passed over because of
-    its state (not for low confidence, which is a classification outcome).
+    queue room and, when budget-capped, is still under its target load (or
+    the generalist has no room under its own target to take the overflow).
+    Otherwise the generalist serves; ``fallback_from`` names the specialist
+    that was passed over because of its state (not for low confidence, which
+    is a classification outcome).
     """
 
     def to_generalist(reason: Reason, skipped: str | None = None) -> Decision:
@@ -142,8 +153,12 @@ def decide(
         state = model_states.get(specialist)
         if state is None or not state.healthy:
             return to_generalist(Reason.UNHEALTHY, specialist)
-        if state.budget_capped:
-            return to_generalist(Reason.BUDGET_CAPPED, specialist)
+        if state.budget_capped and not state.under_target:
+            generalist = model_states.get(config.generalist)
+            # Overflow moves only to room: a generalist past its own target
+            # would serve it no sooner, at a higher cost per token.
+            if generalist is None or generalist.under_target:
+                return to_generalist(Reason.BUDGET_CAPPED, specialist)
         if not state.has_capacity:
             return to_generalist(Reason.OVERLOADED, specialist)
     return Decision(specialist, features.domain, features.confidence, Reason.SPECIALIST)

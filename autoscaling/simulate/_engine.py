@@ -108,9 +108,18 @@ class Engine:
                 healthy=bool(run.running()),
                 queued=run.outstanding,
                 queue_limit=limit,
-                # As the live router: a capped specialist gets no routed traffic.
+                # As the live router: a capped specialist keeps what its
+                # replicas serve at their target and spills the overflow.
                 budget_capped=run.capped,
+                target_limit=int(len(run.running()) * run.deployment.slots),
             )
+        general = self.runs[gen]
+        states[gen] = ModelState(
+            healthy=bool(general.running()),
+            queued=general.outstanding,
+            queue_limit=max(1, len(general.running()) * general.spec.limits.max_ongoing_requests),
+            target_limit=int(len(general.running()) * general.deployment.slots),
+        )
         decision = decide(Features(job.domain, 1.0), states, self.routing)
         if decision.model != gen and not self._admits(self.runs[decision.model]):
             decision = fall_back(decision, Reason.OVERLOADED, self.routing)

@@ -71,3 +71,11 @@ def test_spilled_requests_count_for_the_model_they_were_meant_for() -> None:
     assert states.outstanding("generalist") == 2
     states.end("generalist", spilled_from="law")
     assert states.spilled()["law"] == 0
+
+
+def test_target_limit_follows_running_replicas() -> None:
+    states = ModelStates({"law": 8, "generalist": 8}, targets={"law": 1.5}, clock=Clock())
+    states.observe({"law": 3, "generalist": 1})
+    snapshot = states.snapshot()
+    assert snapshot["law"].target_limit == 4  # 3 replicas x 1.5, rounded down
+    assert snapshot["generalist"].target_limit is None  # no target given: unknown

@@ -75,8 +75,30 @@ def test_missing_state_counts_as_unhealthy() -> None:
 
 
 def test_budget_capped_specialist_spills() -> None:
-    d = decide(Features("finance", 0.9), _with("finance", budget_capped=True), CONFIG)
+    states = _with("finance", budget_capped=True, target_limit=0)
+    d = decide(Features("finance", 0.9), states, CONFIG)
     assert (d.model, d.reason, d.fallback_from) == ("generalist", Reason.BUDGET_CAPPED, "finance")
+
+
+def test_capped_overflow_stays_when_the_generalist_is_past_its_own_target() -> None:
+    states = {
+        **_with("finance", budget_capped=True, target_limit=1, queued=2),
+        "generalist": ModelState(healthy=True, queued=3, queue_limit=8, target_limit=3),
+    }
+    assert decide(Features("finance", 0.9), states, CONFIG).reason is Reason.SPECIALIST
+    states["finance"] = replace(states["finance"], queued=4)  # and now its queue is full
+    assert decide(Features("finance", 0.9), states, CONFIG).reason is Reason.OVERLOADED
+
+
+@pytest.mark.parametrize(("queued", "reason"), [(1, Reason.SPECIALIST), (2, Reason.BUDGET_CAPPED)])
+def test_budget_capped_specialist_spills_only_its_overflow(queued: int, reason: Reason) -> None:
+    # Capped means "no more replicas": the ones it has still serve up to their target.
+    states = _with("finance", budget_capped=True, target_limit=2, queued=queued)
+    d = decide(Features("finance", 0.9), states, CONFIG)
+    assert (d.reason, d.model) == (
+        reason,
+        "finance" if reason is Reason.SPECIALIST else "generalist",
+    )
 
 
 @pytest.mark.parametrize(("queued", "reason"), [(3, Reason.SPECIALIST), (4, Reason.OVERLOADED)])
