@@ -1,4 +1,4 @@
-"""The router's config nodes: the ingress, its classifier and its virtual models."""
+"""The router's config nodes: the ingress, its classifier, its virtual models and API keys."""
 
 from __future__ import annotations
 
@@ -8,9 +8,26 @@ from pydantic import Field, StringConstraints, field_validator
 
 from cluster._types import Domain, Name, Strict
 
-__all__ = ["ClassifierSpec", "RouterSpec", "TelemetrySpec", "VirtualModelSpec"]
+__all__ = ["AuthSpec", "ClassifierSpec", "RouterSpec", "TelemetrySpec", "VirtualModelSpec"]
 
 _IMPORT_PATH = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class AuthSpec(Strict):
+    """API keys the router requires, as vLLM's ``--api-key`` and LiteLLM's master key do.
+
+    The keys themselves never appear in the config (which travels into Ray
+    Serve's and Kubernetes' objects): only the name of the environment
+    variable of the router's process that holds them.
+    """
+
+    api_keys_env: Annotated[str, StringConstraints(pattern=_ENV_NAME)] | None = Field(
+        None,
+        description="Name of an environment variable holding comma-separated API keys. Set: "
+        "every /v1/* request needs 'Authorization: Bearer <one of the keys>' (else 401), and "
+        "the router refuses to start when the variable is unset or empty. Unset: no keys.",
+    )
 
 
 class ClassifierSpec(Strict):
@@ -97,6 +114,7 @@ class RouterSpec(Strict):
     max_ongoing_requests: int = Field(
         1024, ge=1, le=100_000, description="Requests one router replica handles at once."
     )
+    auth: AuthSpec = Field(default_factory=AuthSpec, description="API keys clients must send.")
 
     @field_validator("virtual_models")
     @classmethod

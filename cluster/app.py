@@ -6,6 +6,7 @@ deploys it locally, and the Kubernetes path renders the same deployments.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from cluster.config import GardenConfig
@@ -14,15 +15,36 @@ from cluster.exceptions import ConfigError
 if TYPE_CHECKING:
     from ray.serve.deployment import Application, Deployment
 
-__all__ = ["ROUTER_DEPLOYMENT", "build_app", "garden_app"]
+__all__ = ["ROUTER_DEPLOYMENT", "build_app", "garden_app", "router_env"]
 
 #: Deployment name of the ingress.
 ROUTER_DEPLOYMENT = "router"
 
 
-def build_app(garden: GardenConfig) -> Application:
+def router_env(garden: GardenConfig, environ: Mapping[str, str]) -> dict[str, str]:
+    """What the router replica needs from this process's environment: its API keys.
+
+    For ``garden up``: the variable ``router.auth.api_keys_env`` names, taken
+    from ``environ`` (the driver's), so that the router sees it even on a Ray
+    that was started earlier or elsewhere. Raises
+    :class:`~cluster.exceptions.ConfigError` when it is configured but unset
+    or empty, before anything starts. Empty without ``router.auth``.
+    """
+    from router._auth import api_key_check
+
+    name = garden.router.auth.api_keys_env
+    if name is None:
+        return {}
+    api_key_check(garden.router.auth, environ)  # unset or empty: ConfigError
+    return {name: environ[name]}
+
+
+def build_app(garden: GardenConfig, *, env: Mapping[str, str] | None = None) -> Application:
     """The garden's Serve application: one deployment per model behind the router.
 
+    ``env`` becomes environment variables of the router's replicas (Ray's
+    ``runtime_env``; see :func:`router_env`); without it the router sees its
+    node's environment (on Kubernetes, the container's).
     Raises :class:`~cluster.exceptions.ModelSourceError` when a model's local
     checkpoint is missing, before anything is deployed.
     """
@@ -31,12 +53,15 @@ def build_app(garden: GardenConfig) -> Application:
 
     models = {spec.name: build_model_deployment(garden, spec) for spec in garden.models}
     router = garden.router
+    actor: dict[str, Any] = {"num_cpus": router.cpus}
+    if env:
+        actor["runtime_env"] = {"env_vars": dict(env)}
     ingress = cast("Deployment", Router)  # @serve.deployment made it a Deployment
     return ingress.options(
         name=ROUTER_DEPLOYMENT,
         num_replicas=router.num_replicas,
         max_ongoing_requests=router.max_ongoing_requests,
-        ray_actor_options={"num_cpus": router.cpus},
+        ray_actor_options=actor,
     ).bind(models, garden.model_dump(mode="json"))
 
 

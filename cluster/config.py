@@ -10,7 +10,7 @@ this module is their public surface.
 """
 
 from cluster._loading import DEFAULT_CONFIG_NAME, default_config_text, load_config, parse_config
-from cluster._router_spec import ClassifierSpec, TelemetrySpec, VirtualModelSpec
+from cluster._router_spec import AuthSpec, ClassifierSpec, TelemetrySpec, VirtualModelSpec
 from cluster._schema import (
     AutoscalingSpec,
     BudgetSpec,
@@ -26,6 +26,7 @@ from cluster._schema import (
 
 __all__ = [
     "DEFAULT_CONFIG_NAME",
+    "AuthSpec",
     "AutoscalingSpec",
     "BudgetSpec",
     "ClassifierSpec",

@@ -9,6 +9,7 @@ the OpenAI error shape, so no layer has to guess a status code.
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationError",
     "ClusterError",
     "ConfigError",
     "ContextLengthError",
@@ -126,6 +127,15 @@ class ContextLengthError(InvalidRequestError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, param="max_tokens", code="context_length_exceeded")
+
+
+class AuthenticationError(RequestError):
+    """No API key, or one the garden does not know (401), as OpenAI answers it."""
+
+    status_code = 401
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="invalid_api_key")
 
 
 class ModelNotFoundError(RequestError):

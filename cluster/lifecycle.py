@@ -23,7 +23,7 @@ from cluster._ray import (
     start_local_ray,
     stop_local_ray,
 )
-from cluster.app import build_app
+from cluster.app import build_app, router_env
 from cluster.config import GardenConfig
 from cluster.exceptions import ClusterError, StartupError
 
@@ -171,8 +171,9 @@ def up(
 
     With ``address`` None a local Ray is started (or the one an earlier
     ``up`` started is reused); otherwise the cluster at ``address`` is joined.
-    Raises before starting anything when a checkpoint is missing or the
-    port is taken.
+    Raises before starting anything when a checkpoint is missing, the port
+    is taken, or ``router.auth`` names an unset or empty variable (this
+    process's environment, which the router replicas then receive).
     """
     from ray import serve
 
@@ -180,6 +181,7 @@ def up(
 
     for spec in garden.models:  # a missing checkpoint fails before anything starts
         resolve_source(garden, spec)
+    env = router_env(garden, os.environ)  # so do missing API keys
     previous = read_state()
     owns = address is None
     log = run_dir() / "ray.log"
@@ -198,7 +200,7 @@ def up(
     state = RunState(address, garden.name, garden.router.host, garden.router.port, owns)
     _write_state(state)
     serve.run_many(
-        [serve.RunTarget(build_app(garden), name=garden.name, route_prefix="/")],
+        [serve.RunTarget(build_app(garden, env=env), name=garden.name, route_prefix="/")],
         wait_for_ingress_deployment_creation=False,
         wait_for_applications_running=False,
     )

@@ -13,6 +13,9 @@ failing or late specialist is replaced by the generalist
 (:func:`router.policy.fall_back`). Every such response is explained by
 ``x-garden-*`` headers, an OpenTelemetry span and Prometheus series, all
 made from the same final decision.
+
+With ``router.auth.api_keys_env`` set, every ``/v1`` route first checks the
+request's bearer key (``router._auth``) and answers 401 without a known one.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -44,6 +48,7 @@ from cluster.exceptions import (
     UpstreamError,
 )
 from router import _health
+from router._auth import api_key_check
 from router._dispatch import Dispatcher, Reply
 from router._http import error_response
 from router._state import ModelStates
@@ -207,17 +212,21 @@ class Router:
         )
         self._watcher: asyncio.Task[None] | None = None
         self._cards = _model_cards(garden)
+        # Read here, in the replica: a configured but empty variable fails the start.
+        self._auth = api_key_check(spec.auth, os.environ)
 
     # -- OpenAI routes ----------------------------------------------------
 
     @app.get("/v1/models")
-    async def list_models(self) -> JSONResponse:
+    async def list_models(self, request: Request) -> JSONResponse:
         """OpenAI ``GET /v1/models``: the virtual models, then every served model."""
+        self._authorize(request)
         return JSONResponse({"object": "list", "data": self._cards})
 
     @app.get("/v1/models/{model_id}")
-    async def get_model(self, model_id: str) -> JSONResponse:
+    async def get_model(self, model_id: str, request: Request) -> JSONResponse:
         """OpenAI ``GET /v1/models/{id}``."""
+        self._authorize(request)
         for card in self._cards:
             if card["id"] == model_id:
                 return JSONResponse(card)
@@ -226,11 +235,13 @@ class Router:
     @app.post("/v1/chat/completions")
     async def chat(self, request: Request) -> Response:
         """OpenAI chat completions, streaming or not."""
+        self._authorize(request)
         return await self._serve("chat", await _json_body(request), _request_id(request))
 
     @app.post("/v1/completions")
     async def completions(self, request: Request) -> Response:
         """OpenAI (legacy) completions, streaming or not."""
+        self._authorize(request)
         return await self._serve("completions", await _json_body(request), _request_id(request))
 
     async def check_health(self) -> None:
@@ -238,6 +249,10 @@ class Router:
         await self._ensure_watcher()
 
     # -- dispatch -----------------------------------------------------------
+
+    def _authorize(self, request: Request) -> None:
+        """Every /v1 route starts here: 401 without a known key when router.auth is set."""
+        self._auth.check(request.headers.get("authorization"))
 
     def _model_ids(self) -> list[str]:
         return [str(card["id"]) for card in self._cards]
