@@ -75,6 +75,12 @@ def cluster_problems(cv: ChartValues, garden: GardenConfig) -> list[str]:
     gcs = cv.gcs_fault_tolerance
     if gcs.enabled and not gcs.redis_address:
         problems.append("gcsFaultTolerance.redisAddress: required when enabled (got '')")
+    keys_env = garden.router.auth.api_keys_env
+    if keys_env is not None and not cv.api_keys.existing_secret:
+        problems.append(
+            f"router.auth.api_keys_env: {keys_env!r} must come from the Secret named by "
+            "apiKeys.existingSecret (got ''); without it the router cannot start"
+        )
     tls = cv.ingress.tls
     if cv.ingress.enabled and tls.enabled and not (tls.secret_name and cv.ingress.host):
         problems.append(

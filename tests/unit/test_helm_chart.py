@@ -257,6 +257,11 @@ def test_schema_rejects_bad_values(patch: dict[str, Any], expected: str) -> None
             {"workerGroups": [{"name": "a", "minReplicas": 3, "maxReplicas": 2}]},
             "workerGroups[0].minReplicas: 3 is above maxReplicas=2",
         ),
+        (
+            {"router": {"auth": {"api_keys_env": "GARDEN_API_KEYS"}}},
+            'router.auth.api_keys_env: "GARDEN_API_KEYS" must come from the Secret named by '
+            "apiKeys.existingSecret",
+        ),
     ],
     ids=[
         "name-too-long",
@@ -268,6 +273,7 @@ def test_schema_rejects_bad_values(patch: dict[str, Any], expected: str) -> None
         "gcs-without-redis",
         "tls-without-host",
         "min-above-max",
+        "api-keys-without-secret",
     ],
 )
 def test_chart_fails_on_cross_key_problems(patch: dict[str, Any], expected: str) -> None:

@@ -161,6 +161,17 @@ def test_garden_config_reaches_serve_unchanged() -> None:
             },
             "models[0].resources.accelerator_type: no worker group has acceleratorType 'H100'",
         ),
+        (
+            {},
+            {"router": {"auth": {"api_keys_env": "GARDEN_API_KEYS"}}},
+            "router.auth.api_keys_env: 'GARDEN_API_KEYS' must come from the Secret named by "
+            "apiKeys.existingSecret",
+        ),
+        (
+            {},
+            {"router": {"auth": {"api_keys_env": "1X"}}},
+            "router.auth.api_keys_env: '1X' does not match",
+        ),
     ],
     ids=[
         "gpu-string",
@@ -171,6 +182,8 @@ def test_garden_config_reaches_serve_unchanged() -> None:
         "garden-rule",
         "name-too-long",
         "no-accelerator-group",
+        "api-keys-without-secret",
+        "api-keys-env-name",
     ],
 )
 def test_cli_render_rejects_bad_values_with_the_key_path(
