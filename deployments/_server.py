@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import psutil
 from pydantic import BaseModel, ValidationError
 from ray.llm._internal.serve.core.configs.openai_api_models import (
     ChatCompletionRequest,
@@ -48,6 +50,13 @@ def _chunk_text(item: Any) -> str:
     return f"data: {item.model_dump_json()}\n\n"
 
 
+def _kv_cache_tokens(engine: Any) -> int | None:
+    client = getattr(engine, "_engine_client", None)
+    cache: Any = getattr(getattr(client, "vllm_config", None), "cache_config", None)
+    blocks = getattr(cache, "num_gpu_blocks", None)
+    return int(blocks * cache.block_size) if blocks else None
+
+
 class GardenModel(LLMServer):
     """Ray Serve LLM's ``LLMServer`` with a vLLM-free wire format for the router.
 
@@ -68,6 +77,20 @@ class GardenModel(LLMServer):
         if self.engine is None:
             raise ValueError("engine is not set")
         await self.engine.start()
+        # From the replica process's birth (imports included) to a ready engine.
+        self._ready_after_s = time.time() - psutil.Process().create_time()
+
+    def replica_facts(self) -> dict[str, float | int | None]:
+        """What ``garden profile`` reads of this replica.
+
+        ``cold_start_s``: seconds from the replica process's start to its
+        engine being ready (scheduling before the process starts is not in
+        it). ``kv_cache_tokens``: tokens the engine's KV cache holds.
+        """
+        return {
+            "cold_start_s": getattr(self, "_ready_after_s", None),
+            "kv_cache_tokens": _kv_cache_tokens(self.engine),
+        }
 
     def record_autoscaling_stats(self) -> dict[str, float]:
         """Custom autoscaling metrics for Serve's controller: the KV-cache use now."""

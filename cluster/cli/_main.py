@@ -40,6 +40,15 @@ def cli() -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    from cluster.cli import _bench, _config, _k8s, _models, _route, _run, _simulate  # noqa: F401
+    from cluster.cli import (  # noqa: F401
+        _bench,
+        _config,
+        _k8s,
+        _models,
+        _profile,
+        _route,
+        _run,
+        _simulate,
+    )
 
     cli(prog_name="garden")
