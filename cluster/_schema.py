@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
+from cluster._lora_spec import LORA_ENGINE_KEYS, LoraSpec
 from cluster._router_spec import RouterSpec, TelemetrySpec
 from cluster._types import Domain, Name, Strict
 
@@ -199,7 +200,12 @@ class ModelSpec(Strict):
     engine: dict[str, Any] = Field(
         default_factory=dict,
         description="vLLM engine arguments (AsyncEngineArgs names), e.g. max_model_len, "
-        "dtype, tensor_parallel_size, enable_lora.",
+        "dtype, tensor_parallel_size.",
+    )
+    lora: LoraSpec | None = Field(
+        None,
+        description="Serve LoRA adapters on this checkpoint: clients name them "
+        "'<model>:<adapter>'. Sets vLLM's enable_lora, max_lora_rank and max_loras.",
     )
     env: dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = Field(
         default_factory=dict,
@@ -233,6 +239,12 @@ class ModelSpec(Strict):
             raise ValueError(f"model {self.name!r} needs 'source' or 'tiny' (got neither)")
         if len(set(self.domains)) != len(self.domains):
             raise ValueError(f"duplicate domains in {self.domains}")
+        both = sorted(LORA_ENGINE_KEYS & self.engine.keys()) if self.lora else []
+        if both:
+            raise ValueError(
+                f"model {self.name!r}: lora sets {both}; remove them from engine "
+                f"(got { ({k: self.engine[k] for k in both}) })"
+            )
         return self
 
     @field_validator("engine")

@@ -129,7 +129,11 @@ def deployment_options(garden: GardenConfig, spec: ModelSpec) -> dict[str, Any]:
 
 
 def build_llm_config(garden: GardenConfig, spec: ModelSpec) -> LLMConfig:
-    """The ``LLMConfig`` of ``spec``; engine args pass through unchanged."""
+    """The ``LLMConfig`` of ``spec``; engine args pass through unchanged.
+
+    With ``spec.lora``, its ``lora_config`` and the engine arguments vLLM needs
+    for adapters (``enable_lora``, ``max_lora_rank``, ``max_loras``) are added.
+    """
     from ray.llm._internal.common.callbacks.base import CallbackConfig
     from ray.serve.llm import LLMConfig
 
@@ -143,7 +147,8 @@ def build_llm_config(garden: GardenConfig, spec: ModelSpec) -> LLMConfig:
         callback_config=CallbackConfig(callback_class=LocalCheckpoint)
         if local
         else CallbackConfig(),
-        engine_kwargs=dict(spec.engine),
+        engine_kwargs={**spec.engine, **(spec.lora.engine_kwargs() if spec.lora else {})},
+        lora_config=spec.lora.lora_config() if spec.lora else None,
         accelerator_type=spec.resources.accelerator_type,
         placement_group_config=placement_group_config(spec),
         deployment_config=deployment_options(garden, spec),

@@ -98,8 +98,14 @@ class Dispatcher:
         deadline_s: float | None = None,
         spilled_from: str | None = None,
         abandon_when_down: bool = False,
+        adapter: str | None = None,
     ) -> Reply:
         """Send ``body`` to ``model`` and return once its reply head arrived.
+
+        With ``adapter``, the request is for the LoRA adapter ``<model>:<adapter>``
+        on ``model``'s replicas: it goes through Serve's model multiplexing
+        (``multiplexed_model_id``), which loads the adapter on first use and
+        prefers replicas that hold it, and the engine sees that id as the model.
 
         ``spilled_from`` names the specialist this request was meant for and
         could not take; it counts as that model's demand while it runs.
@@ -116,11 +122,16 @@ class Dispatcher:
         :class:`UpstreamError`, and mark the model suspect in the states.
         """
         self._states.begin(model, spilled_from)
+        handle = self._handles[model]
+        served = model
+        if adapter is not None:
+            served = f"{model}:{adapter}"
+            handle = handle.options(multiplexed_model_id=served)
         # The engine serves under its own name: a routed body still says "auto".
-        named = body if body.get("model") == model else {**body, "model": model}
+        named = body if body.get("model") == served else {**body, "model": served}
         replies = cast(
             DeploymentResponseGenerator[Any],
-            self._handles[model].generate.remote(endpoint, named),
+            handle.generate.remote(endpoint, named),
         )
         try:
             head = await self._head(model, replies, deadline_s, abandon_when_down)

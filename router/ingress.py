@@ -37,7 +37,7 @@ from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from cluster.config import GardenConfig
+from cluster.config import ADAPTER_ID, GardenConfig
 from cluster.exceptions import (
     FirstTokenTimeoutError,
     InvalidRequestError,
@@ -214,6 +214,7 @@ class Router:
         self._cards = _model_cards(garden)
         # Read here, in the replica: a configured but empty variable fails the start.
         self._auth = api_key_check(spec.auth, os.environ)
+        self._lora_models = frozenset(m.name for m in garden.models if m.lora)
 
     # -- OpenAI routes ----------------------------------------------------
 
@@ -254,6 +255,18 @@ class Router:
         """Every /v1 route starts here: 401 without a known key when router.auth is set."""
         self._auth.check(request.headers.get("authorization"))
 
+    def _target(self, model: str) -> tuple[str, str | None]:
+        """The deployment, and LoRA adapter, serving ``model``; 404 when there is none.
+
+        ``<model>:<adapter>`` names an adapter of a model with ``lora``.
+        """
+        if model in self._policies or model in self._dispatcher.models:
+            return model, None
+        base, _, adapter = model.partition(":")
+        if base in self._lora_models and ADAPTER_ID.match(adapter):
+            return base, adapter
+        raise ModelNotFoundError(model, self._model_ids())
+
     def _model_ids(self) -> list[str]:
         return [str(card["id"]) for card in self._cards]
 
@@ -266,15 +279,15 @@ class Router:
 
     async def _serve(self, endpoint: str, body: dict[str, Any], request_id: str) -> Response:
         model, stream = _model_and_stream(body)
-        if model not in self._policies and model not in self._dispatcher.models:
-            raise ModelNotFoundError(model, self._model_ids())
+        target, adapter = self._target(model)
         await self._ensure_watcher()
         span = self._telemetry.start(endpoint, model, stream, request_id)
         try:
             if model in self._policies:
                 reply, headers = await self._route(self._policies[model], endpoint, body, span)
             else:
-                reply, headers = await self._dispatcher.send(model, endpoint, body), {}
+                send = self._dispatcher.send(target, endpoint, body, adapter=adapter)
+                reply, headers = await send, {}
                 RouteTelemetry.served(span, model)
         except RequestError as err:
             RouteTelemetry.finish(span, status=err.status_code, usage=None, error=err.message)

@@ -8,10 +8,8 @@ Serve's replica context and the model replicas are stand-ins.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import openai
@@ -22,9 +20,8 @@ from starlette.testclient import TestClient
 from cluster.app import router_env
 from cluster.config import AuthSpec, GardenConfig, load_config
 from cluster.exceptions import AuthenticationError, ConfigError
-from deployments.protocol import ReplyHead
-from router import _health
 from router._auth import ApiKeyCheck, api_key_check, parse_api_keys
+from tests._ingress import FakeHandle, router_class, serve_router
 
 pytestmark = pytest.mark.unit
 
@@ -155,95 +152,14 @@ def test_the_router_replica_gets_the_keys_in_its_runtime_env(
 # -- the ingress, through the official client ------------------------------------
 
 
-class _Replies:
-    """One reply of a model replica: its head, then nothing."""
-
-    def __init__(self, body: dict[str, Any]) -> None:
-        self.items = [ReplyHead(200, _completion(body))]
-
-    def __aiter__(self) -> _Replies:
-        return self
-
-    async def __anext__(self) -> Any:
-        if not self.items:
-            raise StopAsyncIteration
-        return self.items.pop(0)
-
-    def cancel(self) -> None:
-        pass
-
-
-class _Handle:
-    """``options(...).generate.remote(endpoint, body)`` of a model deployment."""
-
-    def __init__(self) -> None:
-        self.generate = self
-        self.bodies: list[dict[str, Any]] = []
-
-    def options(self, **_: Any) -> _Handle:
-        return self
-
-    def remote(self, endpoint: str, body: dict[str, Any]) -> _Replies:
-        self.bodies.append(body)
-        return _Replies(body)
-
-
-def _completion(body: dict[str, Any]) -> bytes:
-    import json
-
-    return json.dumps(
-        {
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "created": 0,
-            "model": body["model"],
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "hi"},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
-        }
-    ).encode()
-
-
-class _Metrics:
-    def record(self, *_: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def ingress(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[TestClient, dict[str, _Handle]]]:
-    """The router's FastAPI app, served in-process by a Router with router.auth set."""
-    from ray import serve
-
-    from router.ingress import Router, app
-
-    garden = _garden(data_dir, api_keys_env=KEYS_ENV)
+) -> Iterator[tuple[TestClient, dict[str, FakeHandle]]]:
+    """The router's app, served in-process by a Router with router.auth set."""
     monkeypatch.setenv(KEYS_ENV, ",".join(KEYS))
-    handles = {m.name: _Handle() for m in garden.models}
-    router_class = Router.func_or_class.__mro__[1]  # the class under @serve.ingress
-    assert router_class.__qualname__ == "Router"
-    router = router_class(handles, garden.model_dump(mode="json"), metrics=_Metrics())
-
-    async def every_model_running(states: Any, _app: str) -> None:
-        states.observe(dict.fromkeys(handles, 1))
-
-    async def idle(*_: Any) -> None:
-        await asyncio.Event().wait()
-
-    monkeypatch.setattr(_health, "refresh", every_model_running)
-    monkeypatch.setattr(_health, "watch", idle)
-    # What Serve's class-based view asks for to find the replica's instance.
-    monkeypatch.setattr(
-        serve, "get_replica_context", lambda: SimpleNamespace(servable_object=router)
-    )
-    with TestClient(app) as client:
-        yield client, handles
+    with serve_router(_garden(data_dir, api_keys_env=KEYS_ENV), monkeypatch) as served:
+        yield served
 
 
 def _client(http: TestClient, key: str) -> openai.OpenAI:
@@ -255,19 +171,19 @@ def _client(http: TestClient, key: str) -> openai.OpenAI:
 MESSAGES: Any = [{"role": "user", "content": "What is a tort?"}]
 
 
-def test_a_known_key_is_served(ingress: tuple[TestClient, dict[str, _Handle]]) -> None:
+def test_a_known_key_is_served(ingress: tuple[TestClient, dict[str, FakeHandle]]) -> None:
     http, handles = ingress
     client = _client(http, KEYS[1])
     assert [m.id for m in client.models.list().data][:2] == ["auto", "auto-strict"]
     assert client.models.retrieve("law").id == "law"
     reply = client.chat.completions.create(model="law", messages=MESSAGES, max_tokens=4)
     assert reply.choices[0].message.content == "hi"
-    assert handles["law"].bodies[0]["model"] == "law"
+    assert handles["law"].sent[0][0]["model"] == "law"
 
 
 @pytest.mark.parametrize("key", ["sk-wrong", " "], ids=["wrong", "blank"])
 def test_every_route_refuses_a_wrong_or_missing_key(
-    ingress: tuple[TestClient, dict[str, _Handle]], key: str
+    ingress: tuple[TestClient, dict[str, FakeHandle]], key: str
 ) -> None:
     http, handles = ingress
     client = _client(http, key)
@@ -288,10 +204,10 @@ def test_every_route_refuses_a_wrong_or_missing_key(
             "param": None,
             "code": "invalid_api_key",
         }
-    assert all(not h.bodies for h in handles.values())  # nothing reached a model
+    assert all(not h.sent for h in handles.values())  # nothing reached a model
 
 
-def test_the_check_covers_every_v1_route(ingress: tuple[TestClient, dict[str, _Handle]]) -> None:
+def test_the_check_covers_every_v1_route(ingress: tuple[TestClient, dict[str, FakeHandle]]) -> None:
     from router.ingress import app
 
     http, _ = ingress
@@ -307,11 +223,8 @@ def test_the_check_covers_every_v1_route(ingress: tuple[TestClient, dict[str, _H
 def test_a_router_without_its_keys_does_not_start(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from router.ingress import Router
-
     garden = _garden(data_dir, api_keys_env=KEYS_ENV)
     monkeypatch.delenv(KEYS_ENV, raising=False)
-    router_class = Router.func_or_class.__mro__[1]
-    handles = {m.name: _Handle() for m in garden.models}
+    handles = {m.name: FakeHandle() for m in garden.models}
     with pytest.raises(ConfigError, match=KEYS_ENV):
-        router_class(handles, garden.model_dump(mode="json"), metrics=_Metrics())
+        router_class()(handles, garden.model_dump(mode="json"))

@@ -1,0 +1,123 @@
+"""The router's real FastAPI app served in-process: no Ray, stand-in model replicas.
+
+``serve_router`` builds a ``Router`` (the class under ``@serve.ingress``) from a
+garden config and serves the app Ray Serve's ingress built, with its routes
+and error handlers, through Starlette's ``TestClient`` (an ``httpx.Client``,
+so the official ``openai`` client can sit on top). Only Serve's replica
+context, the health refresh and the model replicas are stand-ins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from cluster.config import GardenConfig
+from deployments.protocol import ReplyHead
+from router import _health
+
+__all__ = ["FakeHandle", "router_class", "serve_router"]
+
+
+def _completion(body: dict[str, Any]) -> bytes:
+    return json.dumps(
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "hi"},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+        }
+    ).encode()
+
+
+class _Replies:
+    """One reply of a model replica: its head (a chat completion), then nothing."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.items = [ReplyHead(200, _completion(body))]
+
+    def __aiter__(self) -> _Replies:
+        return self
+
+    async def __anext__(self) -> Any:
+        if not self.items:
+            raise StopAsyncIteration
+        return self.items.pop(0)
+
+    def cancel(self) -> None:
+        pass
+
+
+class FakeHandle:
+    """A model deployment's handle: records each body and the options it was sent with."""
+
+    def __init__(self, sent: list[tuple[dict[str, Any], dict[str, Any]]] | None = None) -> None:
+        self.generate = self
+        self.sent: list[tuple[dict[str, Any], dict[str, Any]]] = [] if sent is None else sent
+        self._options: dict[str, Any] = {}
+
+    def options(self, **options: Any) -> FakeHandle:
+        copy = FakeHandle(self.sent)
+        copy._options = {**self._options, **options}
+        return copy
+
+    def remote(self, endpoint: str, body: dict[str, Any]) -> _Replies:
+        self.sent.append((body, self._options))
+        return _Replies(body)
+
+
+class _Metrics:
+    def record(self, *_: Any) -> None:
+        pass
+
+
+def router_class() -> Any:
+    """The ``Router`` class as written, under Serve's deployment and ingress wrappers."""
+    from router.ingress import Router
+
+    cls = Router.func_or_class.__mro__[1]
+    assert cls.__qualname__ == "Router"
+    return cls
+
+
+@contextlib.contextmanager
+def serve_router(
+    garden: GardenConfig, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[TestClient, dict[str, FakeHandle]]]:
+    """A client of the garden's router app, and the fake handle of each model."""
+    from ray import serve
+
+    from router.ingress import app
+
+    handles = {m.name: FakeHandle() for m in garden.models}
+    router = router_class()(handles, garden.model_dump(mode="json"), metrics=_Metrics())
+
+    async def every_model_running(states: Any, _app: str) -> None:
+        states.observe(dict.fromkeys(handles, 1))
+
+    async def idle(*_: Any) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(_health, "refresh", every_model_running)
+    monkeypatch.setattr(_health, "watch", idle)
+    # What Serve's class-based view asks for to find the replica's instance.
+    monkeypatch.setattr(
+        serve, "get_replica_context", lambda: SimpleNamespace(servable_object=router)
+    )
+    with TestClient(app) as client:
+        yield client, handles
