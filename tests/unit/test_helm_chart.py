@@ -295,3 +295,17 @@ def test_chart_files_exist() -> None:
     ):
         assert (CHART / name).is_file(), name
     assert Path(CHART / "dashboards" / "garden.json").is_file()
+
+
+def test_notes_tell_clients_about_api_keys() -> None:
+    import helm_python
+
+    def notes(values: dict[str, Any] | None) -> str:
+        with helm_python.Chart.load(CHART) as chart:
+            rendered = chart.render(values, name="garden", namespace="ml", is_install=True)
+        return next(text for path, text in rendered.items() if path.endswith("NOTES.txt"))
+
+    assert "Authorization" not in notes(None)
+    text = notes(CASES["gpu-full-values"])
+    assert 'needs "Authorization: Bearer <key>", a key from GARDEN_API_KEYS' in text
+    assert "Secret garden-hf-token" in text
