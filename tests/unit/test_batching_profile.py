@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from autoscaling.simulate import Profile
+from autoscaling.simulate import Profile, load_profiles
 from cluster.cli import _profile  # noqa: F401  (registers the command)
 from cluster.cli._main import cli
 from loadtest.bench.batching import Sample, _point, to_profile
@@ -55,3 +55,14 @@ def test_bad_profile_options_are_named(args: list[str], message: str) -> None:
     result = CliRunner().invoke(cli, ["profile", *args])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_the_shipped_measured_profile_covers_the_default_garden() -> None:
+    from importlib import resources
+
+    from cluster.config import load_config
+
+    path = resources.files("autoscaling").joinpath("profiles", "cpu-tiny.yaml")
+    profiles = load_profiles(str(path))
+    for spec in load_config(None).models:
+        assert profiles.for_model(spec.name).decode_rate(1) > 0
