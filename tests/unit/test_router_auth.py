@@ -142,7 +142,8 @@ def test_the_router_replica_gets_the_keys_in_its_runtime_env(
     from deployments import model as model_module
 
     garden = _garden(data_dir, api_keys_env=KEYS_ENV)
-    monkeypatch.setattr(model_module, "resolve_source", lambda *_: "org/name")
+    # Ray Serve LLM's builder would start (or join) a Ray cluster: models are stand-ins here.
+    monkeypatch.setattr(model_module, "build_model_deployment", lambda _g, spec: spec.name)
     app = build_app(garden, env={KEYS_ENV: "sk-a"})
     options = app._bound_deployment.ray_actor_options
     assert options["runtime_env"] == {"env_vars": {KEYS_ENV: "sk-a"}}
