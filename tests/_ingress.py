@@ -23,7 +23,7 @@ from cluster.config import GardenConfig
 from deployments.protocol import ReplyHead
 from router import _health
 
-__all__ = ["FakeHandle", "router_class", "serve_router"]
+__all__ = ["FakeHandle", "FakeMetrics", "router_class", "serve_router"]
 
 
 def _completion(body: dict[str, Any]) -> bytes:
@@ -81,7 +81,9 @@ class FakeHandle:
         return _Replies(body)
 
 
-class _Metrics:
+class FakeMetrics:
+    """Route metrics that go nowhere (Ray's need a cluster)."""
+
     def record(self, *_: Any) -> None:
         pass
 
@@ -105,7 +107,7 @@ def serve_router(
     from router.ingress import app
 
     handles = {m.name: FakeHandle() for m in garden.models}
-    router = router_class()(handles, garden.model_dump(mode="json"), metrics=_Metrics())
+    router = router_class()(handles, garden.model_dump(mode="json"), metrics=FakeMetrics())
 
     async def every_model_running(states: Any, _app: str) -> None:
         states.observe(dict.fromkeys(handles, 1))

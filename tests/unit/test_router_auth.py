@@ -21,7 +21,7 @@ from cluster.app import router_env
 from cluster.config import AuthSpec, GardenConfig, load_config
 from cluster.exceptions import AuthenticationError, ConfigError
 from router._auth import ApiKeyCheck, api_key_check, parse_api_keys
-from tests._ingress import FakeHandle, router_class, serve_router
+from tests._ingress import FakeHandle, FakeMetrics, router_class, serve_router
 
 pytestmark = pytest.mark.unit
 
@@ -228,4 +228,4 @@ def test_a_router_without_its_keys_does_not_start(
     monkeypatch.delenv(KEYS_ENV, raising=False)
     handles = {m.name: FakeHandle() for m in garden.models}
     with pytest.raises(ConfigError, match=KEYS_ENV):
-        router_class()(handles, garden.model_dump(mode="json"))
+        router_class()(handles, garden.model_dump(mode="json"), metrics=FakeMetrics())
