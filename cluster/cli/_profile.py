@@ -29,8 +29,11 @@ def _concurrencies(text: str) -> list[int]:
 def _replica_facts(app: str, model: str) -> dict[str, Any]:
     from ray import serve
 
-    handle = serve.get_deployment_handle(model, app_name=app)
-    return dict(handle.replica_facts.remote().result(timeout_s=60))
+    facts = serve.get_deployment_handle(model, app_name=app).replica_facts
+    try:
+        return dict(facts.remote().result(timeout_s=60))
+    finally:
+        facts.shutdown()  # else its metrics pusher outlives a garden that stops
 
 
 def _max_batch(garden: GardenConfig, model: str) -> int:

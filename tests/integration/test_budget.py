@@ -111,6 +111,7 @@ def test_the_budget_caps_growth_and_the_capped_model_is_published(garden: Runnin
         asyncio.run(load())
     finally:
         for app in apps:
+            handles[app].shutdown()  # its metrics pusher would outlive the garden
             serve.delete(app)
     # Every replica held (starting or running) costs money: never above the budget.
     assert max(sum(s.values()) for s in seen) * COST <= BUDGET, seen
