@@ -44,6 +44,7 @@ def main() -> None:
         _bench,
         _config,
         _k8s,
+        _loadtest,
         _models,
         _profile,
         _route,
