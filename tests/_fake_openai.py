@@ -9,6 +9,7 @@ before ``[DONE]``, one for ``failing`` an error event, and one for
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -34,6 +35,11 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_POST(self) -> None:
+        # A client may leave mid-stream (Locust stopping a user).
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self._answer()
+
+    def _answer(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if body.get("model") == "missing":
             payload = b'{"error": {"message": "no such model"}}'
