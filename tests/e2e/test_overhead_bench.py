@@ -1,0 +1,34 @@
+"""``garden bench overhead`` at a tiny scale beside the session garden, to keep it working."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cluster._processes import garden_processes
+from loadtest.bench.overhead import SETUPS, run_overhead_bench
+from tests.conftest import RunningGarden
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_four_setups_answer_and_the_baselines_are_gone_after(
+    garden: RunningGarden, tmp_path: Path
+) -> None:
+    app = garden.config.name
+    before = {p.pid for p in garden_processes(app)}
+    result = run_overhead_bench(
+        garden.config, garden.endpoint, rounds=1, concurrency=2, tokens=4, log_dir=tmp_path
+    )
+    assert list(result["setups"]) == list(SETUPS)
+    for name, setup in result["setups"].items():
+        assert setup["failures"] == 0, (name, setup)
+        assert setup["requests"] == 2 and setup["throughput_rps"] > 0
+    assert result["setups"]["garden_auto"]["routed_share"] == 1.0
+    assert all(v is not None for r in result["ratios"].values() for v in r.values())
+    # vLLM's server, Ray Serve LLM's replicas and their engines were all stopped. Ray
+    # Serve LLM's usage-telemetry actor (one per cluster) stays until the garden's down.
+    left = [p for p in garden_processes(app) if p.pid not in before and p.is_running()]
+    commands = [" ".join(p.cmdline()) for p in left]
+    assert all("TelemetryAgent" in c for c in commands), commands

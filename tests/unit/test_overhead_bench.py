@@ -1,0 +1,53 @@
+"""The overhead benchmark's pure parts: the vLLM command line, summaries and ratios."""
+
+from __future__ import annotations
+
+import pytest
+
+from cluster.config import load_config
+from loadtest.bench._streams import Round, Sample, summarize
+from loadtest.bench.overhead import SETUPS, ratios, vllm_command
+
+pytestmark = pytest.mark.unit
+
+
+def test_vllm_gets_the_gardens_engine_arguments_as_flags() -> None:
+    spec = load_config(None).model("code")
+    command = vllm_command("/models/code", spec, 8123)
+    assert command[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
+    joined = " ".join(command)
+    assert "--model /models/code --served-model-name code" in joined
+    assert "--port 8123" in joined
+    assert "--max-num-seqs 32" in joined and "--max-model-len 2048" in joined
+    assert "--enforce-eager" in command  # a true flag takes no value
+    assert "--num-gpu-blocks-override 512" in joined
+
+
+def test_summary_counts_failures_and_takes_percentiles_of_the_rest() -> None:
+    ok = [Sample(0.1 * i, 1.0 + 0.1 * i, ok=True) for i in range(1, 10)]
+    rounds = [Round([*ok[:5], Sample(9, 9, ok=False)], 2.0), Round(ok[5:], 1.0)]
+    s = summarize(rounds)
+    assert (s["requests"], s["failures"]) == (10, 1)
+    assert s["p50_ttft_ms"] == pytest.approx(500)
+    assert s["p99_e2e_ms"] == pytest.approx(1900)
+    assert s["throughput_rps"] == pytest.approx(3.0)  # 9 good requests in 3 s
+
+
+def test_ratios_divide_the_named_setups() -> None:
+    base = {"p50_ttft_ms": 10.0, "p50_e2e_ms": 100.0, "p99_e2e_ms": 200.0, "throughput_rps": 20}
+    setups = {name: dict(base) for name in SETUPS}
+    setups["garden_auto"] = {**base, "p50_e2e_ms": 110.0, "throughput_rps": 18}
+    r = ratios(setups)
+    assert set(r) == {
+        "garden_explicit/ray_llm",
+        "garden_auto/ray_llm",
+        "garden_auto/vllm",
+        "garden_explicit/vllm",
+    }
+    assert r["garden_auto/ray_llm"] == {
+        "p50_ttft": 1.0,
+        "p50_e2e": 1.1,
+        "p99_e2e": 1.0,
+        "throughput": 0.9,
+    }
+    assert r["garden_explicit/vllm"]["throughput"] == 1.0
