@@ -19,19 +19,30 @@ logger = logging.getLogger("ray.serve")
 def running_replicas(app_name: str) -> dict[str, int]:
     """Running replicas of each deployment of ``app_name``, as the controller reports them.
 
-    Blocking (one controller call); run it off the event loop.
+    Blocking (one controller call); run it off the event loop. It reads the
+    controller's details as the plain dict it sends: ``serve.status()`` would
+    re-parse them into pydantic models that cloudpickle every deployment's
+    request router, about 135 ms of CPU a call against 13 ms for the dict
+    (measured with the default garden), which at two calls a second took a
+    quarter of the router's CPU under load.
     """
-    from ray import serve
+    from ray.serve.context import _get_global_client
 
-    app = serve.status().applications.get(app_name)
+    client = _get_global_client(raise_if_no_controller_running=False)
+    if client is None:
+        return {}
+    app = client.get_serve_details().get("applications", {}).get(app_name)
     if app is None:
         return {}
-    from ray.serve._private.common import ReplicaState
-
     return {
-        name: int(d.replica_states.get(ReplicaState.RUNNING, 0))
-        for name, d in app.deployments.items()
+        name: sum(_is_running(r.get("state")) for r in deployment.get("replicas", []))
+        for name, deployment in app.get("deployments", {}).items()
     }
+
+
+def _is_running(state: object) -> bool:
+    # The controller sends ReplicaState members; accept their string values too.
+    return str(getattr(state, "value", state)) == "RUNNING"
 
 
 def _exchange(app_name: str, spilled: dict[str, int]) -> tuple[dict[str, int], frozenset[str]]:

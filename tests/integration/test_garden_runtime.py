@@ -7,6 +7,7 @@ import pytest
 
 from cluster._processes import garden_processes
 from cluster.lifecycle import read_state, status
+from router._health import running_replicas
 from tests._replicas import replica_process, wait_until_healthy
 from tests.conftest import RunningGarden
 
@@ -20,6 +21,15 @@ def test_every_model_and_the_router_are_healthy(garden: RunningGarden) -> None:
     assert set(progress) == {m.name for m in garden.config.models} | {"router"}
     for p in progress.values():
         assert p.healthy and p.running == p.target >= 1, p
+
+
+def test_the_routers_replica_counts_agree_with_serve_status(garden: RunningGarden) -> None:
+    # The router reads the controller's raw details (cheaper than serve.status()).
+    app = garden.config.name
+    seen = running_replicas(app)
+    assert seen == {p.name: p.running for p in status(app)}
+    assert set(seen) == {m.name for m in garden.config.models} | {"router"}
+    assert running_replicas("no-such-app") == {}
 
 
 def test_each_model_runs_a_replica_and_one_engine_process(garden: RunningGarden) -> None:
