@@ -211,7 +211,9 @@ async def _rounds(
     targets: Sequence[Target], prompts: Sequence[str], rounds: int, concurrency: int, tokens: int
 ) -> dict[str, list[Round]]:
     seen: dict[str, list[Round]] = {t.name: [] for t in targets}
-    limits = httpx.Limits(max_connections=4 * concurrency)
+    # Idle connections expire before the server's keep-alive (uvicorn: 5 s) would
+    # close them under a reused request: the other setups' rounds run in between.
+    limits = httpx.Limits(max_connections=4 * concurrency, keepalive_expiry=1.0)
     async with httpx.AsyncClient(timeout=300, limits=limits) as client:
         for target in targets:  # warm-up round, not counted
             await run_round(client, target, prompts, concurrency, tokens)
