@@ -30,6 +30,22 @@ from router.policy import Features, ModelState, PolicyConfig, Reason, decide, fa
 __all__ = ["Engine"]
 
 
+def _state_of(run: ModelRun) -> ModelState:
+    """A model's state as the live router sees it (``router._state.ModelStates``).
+
+    A capped model keeps what its replicas serve at their target and spills
+    the overflow, as in the live router.
+    """
+    running = len(run.running())
+    return ModelState(
+        healthy=running > 0,
+        queued=run.outstanding,
+        queue_limit=max(1, running * run.spec.limits.max_ongoing_requests),
+        budget_capped=run.capped,
+        target_limit=int(running * run.deployment.slots),
+    )
+
+
 class Engine:
     """Replays jobs through ``runs``; the outcome is left on the jobs and the runs."""
 
@@ -99,27 +115,8 @@ class Engine:
 
     def _arrive(self, job: Job) -> None:
         gen = self.routing.generalist
-        states: dict[str, ModelState] = {}
         owner = self.routing.owners.get(job.domain)
-        if owner is not None:
-            run = self.runs[owner]
-            limit = max(1, len(run.running()) * run.spec.limits.max_ongoing_requests)
-            states[owner] = ModelState(
-                healthy=bool(run.running()),
-                queued=run.outstanding,
-                queue_limit=limit,
-                # As the live router: a capped specialist keeps what its
-                # replicas serve at their target and spills the overflow.
-                budget_capped=run.capped,
-                target_limit=int(len(run.running()) * run.deployment.slots),
-            )
-        general = self.runs[gen]
-        states[gen] = ModelState(
-            healthy=bool(general.running()),
-            queued=general.outstanding,
-            queue_limit=max(1, len(general.running()) * general.spec.limits.max_ongoing_requests),
-            target_limit=int(len(general.running()) * general.deployment.slots),
-        )
+        states = {m: _state_of(self.runs[m]) for m in (owner, gen) if m is not None}
         decision = decide(Features(job.domain, 1.0), states, self.routing)
         if decision.model != gen and not self._admits(self.runs[decision.model]):
             decision = fall_back(decision, Reason.OVERLOADED, self.routing)
