@@ -5,6 +5,10 @@ replica that dies or a Ray that is stopped abruptly; they ignore SIGTERM,
 spin a core and keep their memory. Every model replica carries the
 ``MODEL_GARDEN_APP`` environment marker (see ``deployments.model``), which its
 engine processes inherit, so they can be found even after being reparented.
+
+A local Ray the garden starts carries ``MODEL_GARDEN_CLUSTER`` in every
+process, for the same reason: Ray Serve's HAProxy is a child of an actor and
+outlives ``ray stop --force``, holding the garden's port.
 """
 
 from __future__ import annotations
@@ -15,25 +19,43 @@ from collections.abc import Iterable
 
 import psutil
 
-__all__ = ["garden_processes", "kill_garden_processes", "kill_tree"]
+__all__ = [
+    "CLUSTER_MARKER",
+    "cluster_processes",
+    "garden_processes",
+    "kill_garden_processes",
+    "kill_tree",
+]
 
 _MARKER = "MODEL_GARDEN_APP"
+#: Set (to the garden's run directory) in every process of a local Ray the garden started.
+CLUSTER_MARKER = "MODEL_GARDEN_CLUSTER"
 
 
-def garden_processes(app: str | None = None) -> list[psutil.Process]:
-    """Live processes carrying the garden marker (for ``app``, or any garden)."""
+def _marked(marker: str, value: str | None) -> list[psutil.Process]:
+    """Live processes (not this one) whose ``marker`` is set, to ``value`` if given."""
     found = []
     me = os.getpid()
     for proc in psutil.process_iter(["pid"]):
         if proc.pid == me:
             continue
         try:
-            value = proc.environ().get(_MARKER)
+            seen = proc.environ().get(marker)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
-        if value is not None and (app is None or value == app):
+        if seen is not None and (value is None or seen == value):
             found.append(proc)
     return found
+
+
+def garden_processes(app: str | None = None) -> list[psutil.Process]:
+    """Live processes carrying the garden marker (for ``app``, or any garden)."""
+    return _marked(_MARKER, app)
+
+
+def cluster_processes(run_dir: str) -> list[psutil.Process]:
+    """Live processes of the local Ray cluster a garden started from ``run_dir``."""
+    return _marked(CLUSTER_MARKER, run_dir)
 
 
 def with_descendants(procs: Iterable[psutil.Process]) -> dict[int, psutil.Process]:

@@ -8,9 +8,10 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from cluster._processes import CLUSTER_MARKER
 from cluster.exceptions import ClusterError, PortInUseError
 
 __all__ = [
@@ -61,9 +62,19 @@ def _env() -> dict[str, str]:
 
 
 def start_local_ray(
-    log_file: Path, *, metrics_port: int, meanwhile: Callable[[], object] | None = None
+    log_file: Path,
+    *,
+    metrics_port: int,
+    env: Mapping[str, str] | None = None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> str:
     """Start a detached single-node Ray head here; return its address.
+
+    ``env`` is added to the environment of every Ray process (Ray Serve's
+    process-wide switches, say). Every process the head starts, and every
+    process they start (HAProxy included), carries
+    :data:`~cluster._processes.CLUSTER_MARKER`, so that ``garden down`` can
+    find any that ``ray stop`` leaves behind.
 
     ``meanwhile`` runs while Ray boots (``garden up`` imports Ray Serve LLM
     then, which takes as long as Ray's start on a small machine). The
@@ -95,7 +106,8 @@ def start_local_ray(
     ]
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env())
+        full_env = {**_env(), **(env or {}), CLUSTER_MARKER: str(log_file.parent)}
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env)
         try:
             if meanwhile is not None:
                 meanwhile()

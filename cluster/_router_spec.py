@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
@@ -104,7 +104,18 @@ class RouterSpec(Strict):
         le=1,
         description="How often the router refreshes each model's health from Ray Serve.",
     )
-    host: str = Field("127.0.0.1", description="Address the HTTP proxy binds.")
+    ingress: Literal["haproxy", "proxy"] = Field(
+        "haproxy",
+        description=(
+            "How HTTP reaches the router. 'haproxy': Ray Serve's throughput-optimized "
+            "mode (RAY_SERVE_THROUGHPUT_OPTIMIZED, RAY_SERVE_ENABLE_HA_PROXY): HAProxy "
+            "listens on host:port and forwards to each router replica's own HTTP server, "
+            "and replicas call each other over gRPC. 'proxy': Ray Serve's Python HTTP "
+            "proxy actor and actor calls between replicas. Applies to clusters the "
+            "garden starts (local Ray, the Helm chart); a joined cluster keeps its own."
+        ),
+    )
+    host: str = Field("127.0.0.1", description="Address the HTTP ingress binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port of the OpenAI-compatible API.")
     num_replicas: int = Field(1, ge=1, le=64, description="Router replicas.")
     cpus: float = Field(0.5, gt=0, le=64, description="Logical CPUs per router replica.")
@@ -124,6 +135,15 @@ class RouterSpec(Strict):
         if dupes:
             raise ValueError(f"virtual model names must be unique, repeated: {dupes}")
         return value
+
+    def serve_env(self) -> dict[str, str]:
+        """Environment every Ray process of the cluster needs for ``ingress``.
+
+        Ray Serve reads these once per process, at import, so they must be set
+        where Ray starts (``ray start``, the pod spec), not at deploy time.
+        """
+        flag = "1" if self.ingress == "haproxy" else "0"
+        return {"RAY_SERVE_THROUGHPUT_OPTIMIZED": flag, "RAY_SERVE_ENABLE_HA_PROXY": flag}
 
     def threshold_domains(self) -> set[str]:
         """Every domain named by a threshold, router-wide or per virtual model."""

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from cluster._processes import kill_garden_processes
+from cluster._processes import cluster_processes, kill_garden_processes, kill_tree
 from cluster._ray import (
     check_port_free,
     connect,
@@ -190,7 +190,10 @@ def up(
     if address is None:
         check_port_free(garden.router.host, garden.router.port)
         address = start_local_ray(
-            log, metrics_port=garden.telemetry.metrics_port, meanwhile=_import_serving_code
+            log,
+            metrics_port=garden.telemetry.metrics_port,
+            env=garden.router.serve_env(),
+            meanwhile=_import_serving_code,
         )
     connect(address)
     _import_serving_code()  # no-op when Ray's start already did it
@@ -214,10 +217,12 @@ def down(*, timeout_s: float = 30) -> list[int]:
     A cluster the garden started is stopped whole (``ray stop --force``); on a
     joined cluster only the garden's application is deleted. Either way every
     process carrying the garden marker, orphaned vLLM engines included, is
-    killed with its process tree.
+    killed with its process tree, and so is every process left of a cluster
+    the garden started (Serve's HAProxy outlives ``ray stop``).
     """
     state = read_state()
     app = state.app if state else None
+    survivors = []
     if state is not None and not state.owns_cluster:
         from ray import serve
 
@@ -228,6 +233,8 @@ def down(*, timeout_s: float = 30) -> list[int]:
 
         ray.shutdown()  # disconnect first, so this driver does not report the stop as a crash
         stop_local_ray(run_dir() / "ray.log")
-    survivors = kill_garden_processes(app, timeout=timeout_s)
+        # What `ray stop` does not know: Serve's HAProxy (a child of an actor).
+        survivors = kill_tree(cluster_processes(str(run_dir())), timeout=timeout_s)
+    survivors += kill_garden_processes(app, timeout=timeout_s)
     _state_file().unlink(missing_ok=True)
     return [p.pid for p in survivors]

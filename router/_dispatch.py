@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, cast
 
+from grpc.aio import AioRpcError
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayTaskError
 from ray.serve.exceptions import (
     BackPressureError,
@@ -35,11 +36,13 @@ from router._state import ModelStates
 __all__ = ["Dispatcher", "Reply"]
 
 #: Failures of a replica or of the call to it, as Ray and Serve raise them.
+#: Over Serve's gRPC transport, codes other than UNAVAILABLE arrive as they are.
 _REPLICA_FAILURES = (
     DeploymentUnavailableError,
     ReplicaUnavailableError,
     ActorDiedError,
     ActorUnavailableError,
+    AioRpcError,
 )
 
 

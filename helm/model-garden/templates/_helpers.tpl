@@ -45,6 +45,11 @@ app.kubernetes.io/part-of: model-garden
 {{- .Values.router.port | default 8000 | int }}
 {{- end }}
 
+{{/* "1" when router.ingress is haproxy (the default): Ray Serve's throughput-optimized mode. */}}
+{{- define "model-garden.serveOptimized" -}}
+{{- if eq (.Values.router.ingress | default "haproxy") "haproxy" }}1{{ else }}0{{ end }}
+{{- end }}
+
 {{/* Port of Ray's Prometheus endpoint on every pod: the garden's telemetry.metrics_port. */}}
 {{- define "model-garden.metricsPort" -}}
 {{- .Values.telemetry.metrics_port | default 8080 | int }}

@@ -64,6 +64,12 @@ spec:
           {{- toYaml $requests | nindent 10 }}
         limits:
           {{- toYaml $limits | nindent 10 }}
+      {{- /* Ray Serve reads these at process start, on every node (cluster.RouterSpec.serve_env). */}}
+      env:
+        - name: RAY_SERVE_THROUGHPUT_OPTIMIZED
+          value: {{ include "model-garden.serveOptimized" $root | quote }}
+        - name: RAY_SERVE_ENABLE_HA_PROXY
+          value: {{ include "model-garden.serveOptimized" $root | quote }}
       {{- with $v.apiKeys.existingSecret }}
       envFrom:
         - secretRef:
