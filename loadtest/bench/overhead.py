@@ -10,9 +10,12 @@ Four setups serve the same tiny model with the same engine arguments:
 * ``garden_auto``: the garden with ``model="auto"`` on prompts the router
   sends to that model (the share that went elsewhere is reported).
 
-Rounds alternate between the setups, with the order rotated every round, so
-drift of the machine hits each setup equally. Each round is one burst of
-``concurrency`` streamed chat completions of exactly ``tokens`` tokens.
+Rounds alternate between the setups so that drift of the machine hits each
+setup equally. The orders follow a Williams design (:func:`round_orders`):
+every setup runs right after every other one equally often, so work one
+setup leaves running after its round (a spinning engine, say) does not land
+on one neighbour only. Each round is one burst of ``concurrency`` streamed
+chat completions of exactly ``tokens`` tokens.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from cluster.config import GardenConfig, ModelSpec
 from cluster.exceptions import ClusterError, StartupError
 from loadtest.bench._streams import Round, Target, run_round, summarize
 
-__all__ = ["CODE_PROMPTS", "SETUPS", "ratios", "run_overhead_bench"]
+__all__ = ["CODE_PROMPTS", "SETUPS", "ratios", "round_orders", "run_overhead_bench"]
 
 SETUPS = ("vllm", "ray_llm", "garden_explicit", "garden_auto")
 _RATIOS = {
@@ -78,6 +81,19 @@ def ratios(setups: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | Non
             row[key] = round(a / b, 3) if a is not None and b else None
         out[name] = row
     return out
+
+
+def round_orders(n: int) -> list[list[int]]:
+    """A Williams design for ``n`` setups: orders in which each follows each other equally.
+
+    ``n`` orders for an even ``n``, ``2n`` for an odd one; every setup is
+    also first and last equally often.
+    """
+    first = [0]
+    for k in range(1, n):
+        first.append((k + 1) // 2 if k % 2 else n - k // 2)
+    rows = [[(x + shift) % n for x in first] for shift in range(n)]
+    return rows if n % 2 == 0 else rows + [row[::-1] for row in rows]
 
 
 def _free_port() -> int:
@@ -217,9 +233,10 @@ async def _rounds(
     async with httpx.AsyncClient(timeout=300, limits=limits) as client:
         for target in targets:  # warm-up round, not counted
             await run_round(client, target, prompts, concurrency, tokens)
+        orders = round_orders(len(targets))
         for r in range(rounds):
-            for i in range(len(targets)):
-                target = targets[(i + r) % len(targets)]
+            for i in orders[r % len(orders)]:
+                target = targets[i]
                 seen[target.name].append(
                     await run_round(client, target, prompts, concurrency, tokens)
                 )

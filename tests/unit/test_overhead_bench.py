@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from itertools import pairwise
+
 import pytest
 
 from cluster.config import load_config
 from loadtest.bench._streams import Round, Sample, summarize
-from loadtest.bench.overhead import SETUPS, ratios, vllm_command
+from loadtest.bench.overhead import SETUPS, ratios, round_orders, vllm_command
 
 pytestmark = pytest.mark.unit
 
@@ -51,3 +54,13 @@ def test_ratios_divide_the_named_setups() -> None:
         "throughput": 0.9,
     }
     assert r["garden_explicit/vllm"]["throughput"] == 1.0
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 6])
+def test_every_setup_follows_every_other_equally_often(n: int) -> None:
+    orders = round_orders(n)
+    assert all(sorted(order) == list(range(n)) for order in orders)
+    follows = Counter((a, b) for order in orders for a, b in pairwise(order))
+    assert set(follows) == {(a, b) for a in range(n) for b in range(n) if a != b}
+    assert len(set(follows.values())) == 1
+    assert len(set(Counter(order[0] for order in orders).values())) == 1

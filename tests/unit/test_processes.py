@@ -6,11 +6,18 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 
-from cluster._processes import garden_processes, kill_garden_processes
+from cluster._processes import (
+    CLUSTER_MARKER,
+    cluster_processes,
+    garden_processes,
+    kill_garden_processes,
+    kill_tree,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -61,3 +68,26 @@ def test_other_gardens_are_left_alone() -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_processes_of_the_gardens_own_ray_are_found_by_run_dir(tmp_path: Path) -> None:
+    # What `ray stop` leaves of a cluster the garden started (Serve's HAProxy):
+    # found by the cluster marker, for this run directory only.
+    mine, other = str(tmp_path / "run"), str(tmp_path / "other")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", "import time; time.sleep(30)"],
+            env={**os.environ, CLUSTER_MARKER: run_dir},
+        )
+        for run_dir in (mine, other)
+    ]
+    try:
+        time.sleep(0.2)
+        assert [p.pid for p in cluster_processes(mine)] == [procs[0].pid]
+        assert kill_tree(cluster_processes(mine)) == []
+        assert procs[0].wait(timeout=5) is not None
+        assert procs[1].poll() is None
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
