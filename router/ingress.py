@@ -63,7 +63,7 @@ from router._telemetry import (
 from router._tracing import tracer_provider
 from router._virtual import virtual_policies
 from router.classify import build_classifier, request_text
-from router.policy import Decision, PolicyConfig, Reason, decide, fall_back
+from router.policy import Decision, Features, PolicyConfig, Reason, decide, fall_back
 
 __all__ = ["Router", "app"]
 
@@ -76,6 +76,9 @@ app = FastAPI(title="Model Garden", openapi_url=None, docs_url=None, redoc_url=N
 _DEMAND_SPILLS = frozenset(
     {Reason.OVERLOADED, Reason.BUDGET_CAPPED, Reason.UNHEALTHY, Reason.FIRST_TOKEN_DEADLINE}
 )
+
+#: Most request texts classified in one call (the semantic stage pads to the longest).
+_CLASSIFY_BATCH = 32
 
 _MID_STREAM_FAILURES = (
     RayTaskError,
@@ -307,13 +310,23 @@ class Router:
         self, policy: PolicyConfig, endpoint: str, body: dict[str, Any], span: Span
     ) -> tuple[Reply, dict[str, str]]:
         started = time.perf_counter()
-        # Off the event loop: the semantic stage takes milliseconds of CPU.
-        features = await asyncio.to_thread(self._classifier.classify, request_text(body))
+        features = await self._classify(request_text(body))
         decision = decide(features, self._states.snapshot(), policy)
         seconds = time.perf_counter() - started
         reply, decision = await self._send_routed(decision, policy, endpoint, body)
         self._telemetry.routed(span, features, decision, seconds)
         return reply, explanation_headers(decision)
+
+    @serve.batch(max_batch_size=_CLASSIFY_BATCH, batch_wait_timeout_s=0.0)
+    async def _classify(self, texts: list[str]) -> list[Features]:
+        """The features of each text, for requests that arrived together.
+
+        One ``classify_many`` call per batch, in a thread off the event loop
+        (the semantic stage takes milliseconds of CPU). Batches run one at a
+        time and never wait to fill: the requests that arrive while one runs
+        form the next, so a burst costs one vectorised call, not one each.
+        """
+        return await asyncio.to_thread(self._classifier.classify_many, texts)
 
     async def _send_routed(
         self, decision: Decision, policy: PolicyConfig, endpoint: str, body: dict[str, Any]

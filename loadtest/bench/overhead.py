@@ -137,10 +137,24 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes] | None, log: Path, timeou
     raise StartupError(f"{url} did not answer within {timeout_s:.0f} s (log: {log})")
 
 
+def _engine_niceness(app: str) -> int:
+    """The niceness Ray gave the garden's worker processes (``RAY_worker_niceness``, 15)."""
+    niceness = 0
+    for proc in garden_processes(app):
+        with contextlib.suppress(psutil.Error):
+            niceness = max(niceness, proc.nice())
+    return niceness
+
+
 def _spawn_vllm(
     garden: GardenConfig, spec: ModelSpec, log: Path
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start vLLM's server (not waiting for it); its process and OpenAI base URL."""
+    """Start vLLM's server (not waiting for it); its process and OpenAI base URL.
+
+    It runs at the niceness of the garden's Ray workers: on a small machine
+    the benchmark's client (niceness 0) would otherwise take its CPU from the
+    Ray setups' engines only.
+    """
     from deployments.model import GARDEN_ENV_MARKER, resolve_source
 
     port = _free_port()
@@ -152,6 +166,8 @@ def _spawn_vllm(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+    # Set before vLLM (seconds of imports later) starts its engine, which inherits it.
+    psutil.Process(proc.pid).nice(_engine_niceness(garden.name))
     return proc, f"http://127.0.0.1:{port}/v1"
 
 
