@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import SimpleNamespace
 
 import pytest
@@ -32,6 +32,16 @@ class _Recording:
         return [Features(t.split(":")[0], 0.9, stage="lexical") for t in texts]
 
 
+@pytest.fixture
+def fresh_batch_queue() -> Iterator[None]:
+    """Drop the batch queue the test creates: serve.batch keeps one per decorated
+    method, on the class, and a class holding one can no longer be pickled to deploy."""
+    lazy = Router.func_or_class._classify.set_max_batch_size.__self__
+    yield
+    lazy._queue = None
+
+
+@pytest.mark.usefixtures("fresh_batch_queue")
 def test_a_burst_is_classified_in_few_calls_off_the_event_loop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
