@@ -32,6 +32,15 @@ class _Recording:
         return [Features(t.split(":")[0], 0.9, stage="lexical") for t in texts]
 
 
+class _Replica:
+    """Only what ``Router._classify`` reads (the router itself needs Serve handles)."""
+
+    _classify = Router.func_or_class._classify
+
+    def __init__(self, classifier: _Recording) -> None:
+        self._classifier = classifier
+
+
 @pytest.fixture
 def fresh_batch_queue() -> Iterator[None]:
     """Drop the batch queue the test creates: serve.batch keeps one per decorated
@@ -51,9 +60,7 @@ def test_a_burst_is_classified_in_few_calls_off_the_event_loop(
         "ray.serve.get_replica_context", lambda: SimpleNamespace(_deployment_config=config)
     )
     classifier = _Recording()
-    cls = Router.func_or_class
-    replica = cls.__new__(cls)  # only what _classify reads: no Serve handles needed
-    replica._classifier = classifier
+    replica = _Replica(classifier)
     texts = [f"{'code' if i % 2 else 'general'}:{i}" for i in range(12)]
 
     async def burst() -> list[Features]:
