@@ -33,11 +33,11 @@ from cluster.exceptions import (
 from deployments.protocol import ReplyHead
 from router._state import ModelStates
 
-__all__ = ["Dispatcher", "Reply"]
+__all__ = ["REPLICA_FAILURES", "Dispatcher", "Reply"]
 
 #: Failures of a replica or of the call to it, as Ray and Serve raise them.
 #: Over Serve's gRPC transport, codes other than UNAVAILABLE arrive as they are.
-_REPLICA_FAILURES = (
+REPLICA_FAILURES = (
     DeploymentUnavailableError,
     ReplicaUnavailableError,
     ActorDiedError,
@@ -203,7 +203,7 @@ class Dispatcher:
                 code="queue_full",
                 retry_after=retry,
             ) from err
-        except _REPLICA_FAILURES as err:
+        except REPLICA_FAILURES as err:
             self._states.failed(model)
             raise ModelUnavailableError(
                 f"model {model!r} has no healthy replica right now",

@@ -29,11 +29,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
-from grpc.aio import AioRpcError
 from opentelemetry.trace import Span, TracerProvider
 from ray import serve
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayTaskError
-from ray.serve.exceptions import ReplicaUnavailableError
+from ray.exceptions import RayTaskError
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -50,7 +48,7 @@ from cluster.exceptions import (
 )
 from router import _health
 from router._auth import api_key_check
-from router._dispatch import Dispatcher, Reply
+from router._dispatch import REPLICA_FAILURES, Dispatcher, Reply
 from router._http import error_response
 from router._state import ModelStates
 from router._telemetry import (
@@ -80,13 +78,7 @@ _DEMAND_SPILLS = frozenset(
 #: Most request texts classified in one call (the semantic stage pads to the longest).
 _CLASSIFY_BATCH = 32
 
-_MID_STREAM_FAILURES = (
-    RayTaskError,
-    ActorDiedError,
-    ActorUnavailableError,
-    ReplicaUnavailableError,
-    AioRpcError,  # Serve's gRPC transport (router.ingress 'haproxy')
-)
+_MID_STREAM_FAILURES = (RayTaskError, *REPLICA_FAILURES)
 
 
 @app.exception_handler(RequestError)
