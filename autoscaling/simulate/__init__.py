@@ -4,8 +4,8 @@ Each model's policy is called the way Ray Serve's controller calls it (same
 ``AutoscalingContext``, look-back averaging and wrapper), while requests are
 routed by the router's own ``decide()`` and served by a profile-driven model
 of continuous batching. ``simulate`` returns SLO attainment, latency, cost
-and scaling figures for one policy: ``garden``, ``ray-default`` or
-``static-peak``.
+and scaling figures for one policy: ``garden``, ``ray-default``,
+``ray-tuned`` or ``static-peak``; ``compare_policies`` runs them all.
 
 Example::
 
@@ -15,9 +15,10 @@ Example::
     report["ttft_slo_attainment"], report["cost_total"]
 """
 
-from autoscaling.simulate._controller import POLICIES, PolicyName
+from autoscaling.simulate._compare import compare as compare_policies
+from autoscaling.simulate._controller import POLICIES, PolicyName, RayKnobs
 from autoscaling.simulate._mix import default_mix, parse_mix
-from autoscaling.simulate._plot import plot_replay
+from autoscaling.simulate._plot import plot_comparison, plot_replay
 from autoscaling.simulate._profile import (
     Profile,
     ProfileError,
@@ -25,7 +26,7 @@ from autoscaling.simulate._profile import (
     capacity_at_slo,
     load_profiles,
 )
-from autoscaling.simulate._run import SlotsFrom, simulate
+from autoscaling.simulate._run import SlotsFrom, simulate, with_bounds
 from autoscaling.simulate._trace import FORMATS, Request, TraceError, TraceFormat, read_trace
 
 __all__ = [
@@ -35,15 +36,19 @@ __all__ = [
     "Profile",
     "ProfileError",
     "ProfileSet",
+    "RayKnobs",
     "Request",
     "SlotsFrom",
     "TraceError",
     "TraceFormat",
     "capacity_at_slo",
+    "compare_policies",
     "default_mix",
     "load_profiles",
     "parse_mix",
+    "plot_comparison",
     "plot_replay",
     "read_trace",
     "simulate",
+    "with_bounds",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from ray.serve._private.common import DeploymentID, ReplicaID
@@ -29,10 +30,24 @@ from autoscaling.policy import GardenPolicy
 from cluster.config import GardenConfig, ModelSpec
 from deployments.model import autoscaling_config
 
-__all__ = ["POLICIES", "Deployment", "PolicyName", "ray_wrapped"]
+__all__ = ["POLICIES", "Deployment", "PolicyName", "RayKnobs", "ray_wrapped"]
 
-PolicyName = Literal["garden", "ray-default", "static-peak"]
-POLICIES: tuple[PolicyName, ...] = ("garden", "ray-default", "static-peak")
+PolicyName = Literal["garden", "ray-default", "ray-tuned", "static-peak"]
+POLICIES: tuple[PolicyName, ...] = ("garden", "ray-default", "ray-tuned", "static-peak")
+
+
+@dataclass(frozen=True, slots=True)
+class RayKnobs:
+    """Ray's own knobs, as a Ray user would tune them: its delays and its target.
+
+    ``target_scale`` multiplies the shared per-replica target (the profile's
+    capacity at the SLO) that ``ray-default`` is given.
+    """
+
+    upscale_delay_s: float
+    downscale_delay_s: float
+    target_scale: float = 1.0
+
 
 RawPolicy = Callable[[Any], tuple[float, dict[str, Any]]]
 WrappedPolicy = Callable[[AutoscalingContext], tuple[int, dict[str, Any]]]
@@ -73,13 +88,18 @@ class Deployment:
         slots: float,
         allowance: Callable[[Any], int | None] | None = None,
         spilled: Callable[[str], float] | None = None,
+        knobs: RayKnobs | None = None,
     ) -> None:
         # ``slots`` (the garden's slots and Ray's target alike) replaces the
         # config's target_ongoing_requests; the caller decides where it comes from.
+        if knobs is not None:
+            if policy == "garden":
+                raise ValueError("RayKnobs tune Ray's policy, not the garden's")
+            slots *= knobs.target_scale
         scaling = spec.autoscaling.model_copy(update={"target_ongoing_requests": slots})
         spec = spec.model_copy(update={"autoscaling": scaling})
         timing = garden.autoscaling.model_copy(
-            update={"policy": "ray-default" if policy == "ray-default" else "garden"}
+            update={"policy": "garden" if policy == "garden" else "ray-default"}
         )
         config = autoscaling_config(garden.model_copy(update={"autoscaling": timing}), spec)
         self.slots = float(scaling.target_ongoing_requests)
@@ -106,7 +126,12 @@ class Deployment:
             )
             self.kwargs: dict[str, Any] = kwargs
         else:
-            if policy == "ray-default":
+            if knobs is not None:
+                config.update(
+                    upscale_delay_s=knobs.upscale_delay_s,
+                    downscale_delay_s=knobs.downscale_delay_s,
+                )
+            else:
                 # Ray's own default delays, whatever the garden config says.
                 config.pop("upscale_delay_s", None)
                 config.pop("downscale_delay_s", None)

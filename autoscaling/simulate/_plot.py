@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["plot_replay"]
+__all__ = ["plot_comparison", "plot_replay"]
 
 
 def plot_replay(report: dict[str, Any], path: str | Path, title: str = "") -> None:
@@ -39,6 +39,38 @@ def plot_replay(report: dict[str, Any], path: str | Path, title: str = "") -> No
     axes[0].legend(fontsize=7, loc="upper right", ncol=3)
     axes[-1].set_xlabel("minutes")
     fig.suptitle(title or f"policy {report['policy']}: demand vs replicas", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def plot_comparison(result: dict[str, Any], path: str | Path, title: str = "") -> None:
+    """Write a PNG of each policy's cost against its attainment (both SLO rules).
+
+    ``result`` is :func:`~autoscaling.simulate.compare_policies`' output; the
+    ``ray-tuned`` grid is drawn faintly behind. Raises ImportError without
+    matplotlib.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    grid = result["policies"]["ray-tuned"].get("tuning", {}).get("grid", [])
+    ax.scatter(
+        [p["cost_total"] for p in grid],
+        [p["ttft_slo_attainment_sized"] for p in grid],
+        s=10, color="0.8", label="ray-tuned grid (sized)",
+    )  # fmt: skip
+    for name, r in result["policies"].items():
+        ax.scatter(r["cost_total"], r["ttft_slo_attainment_sized"], s=60, label=f"{name} (sized)")
+        ax.scatter(r["cost_total"], r["ttft_slo_attainment"], s=25, marker="x", color="0.3")
+        ax.annotate(name, (r["cost_total"], r["ttft_slo_attainment_sized"]), fontsize=7)
+    ax.set_xlabel("cost")
+    ax.set_ylabel("TTFT-SLO attainment (dot: sized, x: flat)")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(title or "cost against attainment", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from autoscaling.simulate._controller import POLICIES, Deployment, PolicyName
+from autoscaling.simulate._controller import POLICIES, Deployment, PolicyName, RayKnobs
 from autoscaling.simulate._engine import Engine
 from autoscaling.simulate._garden import ModelRun
 from autoscaling.simulate._mix import assign_domains, default_mix, validate_mix
@@ -17,7 +18,7 @@ from autoscaling.simulate._trace import Request
 from cluster.config import GardenConfig, load_config
 from router._virtual import virtual_policies
 
-__all__ = ["simulate"]
+__all__ = ["simulate", "with_bounds"]
 
 
 SlotsFrom = Literal["profile", "config"]
@@ -48,12 +49,46 @@ def _check_budget(garden: GardenConfig, budget: float | None) -> None:
         )
 
 
+def with_bounds(
+    garden: GardenConfig, min_replicas: int | None = None, max_replicas: int | None = None
+) -> GardenConfig:
+    """``garden`` with every model's replica bounds overridden.
+
+    ``max_replicas`` applies to every model, ``min_replicas`` to the
+    specialists (the generalist keeps at least 1: it is every request's
+    fallback). Each model then starts at its new minimum. ValueError when a
+    minimum would pass a maximum.
+    """
+    if min_replicas is None and max_replicas is None:
+        return garden
+    models = []
+    for m in garden.models:
+        lo, hi = m.autoscaling.min_replicas, m.autoscaling.max_replicas
+        if min_replicas is not None:
+            lo = min_replicas if m.role == "specialist" else max(1, min_replicas)
+        if max_replicas is not None:
+            hi = max_replicas
+        if lo > hi:
+            raise ValueError(
+                f"model {m.name!r}: min_replicas {lo} is above max_replicas {hi}; "
+                "pass a larger --max-replicas"
+            )
+        scaling = m.autoscaling.model_copy(
+            update={"min_replicas": lo, "max_replicas": hi, "initial_replicas": None}
+        )
+        models.append(m.model_copy(update={"autoscaling": scaling}))
+    return GardenConfig.model_validate(
+        {**garden.model_dump(mode="json"), "models": [m.model_dump(mode="json") for m in models]}
+    )
+
+
 def _runs(
     garden: GardenConfig,
     profiles: ProfileSet,
     policy: PolicyName,
     slots: Mapping[str, float],
     allowed: dict[str, int] | None,
+    knobs: RayKnobs | None = None,
 ) -> dict[str, ModelRun]:
     def allowance(ctx: Any) -> int | None:
         return None if allowed is None else allowed.get(ctx.deployment_name)
@@ -71,6 +106,7 @@ def _runs(
             slots[spec.name],
             allowance if allowed is not None else None,
             spilled,
+            knobs,
         )
         runs[spec.name] = ModelRun(
             spec, profiles.for_model(spec.name), dep, garden.autoscaling.look_back_period_s
@@ -129,6 +165,10 @@ def simulate(
     slots: SlotsFrom = "profile",
     control_period_s: float = 1.0,
     series_step_s: float = 10.0,
+    min_replicas: int | None = None,
+    max_replicas: int | None = None,
+    knobs: RayKnobs | None = None,
+    tune_against: float | None = None,
 ) -> dict[str, Any]:
     """Replay ``requests`` through ``garden`` (default: the embedded one) under ``policy``.
 
@@ -141,12 +181,34 @@ def simulate(
     request (``slots="profile"``), or the config's
     ``target_ongoing_requests`` (``slots="config"``). The same inputs always
     give the same dict.
+
+    ``min_replicas`` / ``max_replicas`` override every model's bounds
+    (:func:`with_bounds`). ``knobs`` sets Ray's own delays and target for
+    ``ray-default``. ``ray-tuned`` is Ray's policy at the best point of
+    :data:`~autoscaling.simulate._tuned.GRID`: the cheapest whose sized
+    attainment reaches ``tune_against`` (default: the garden policy's on
+    the same replay), else the one with the highest attainment.
     """
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; expected one of {list(POLICIES)}")
     if not requests:
         raise ValueError("the trace has no request")
+    if knobs is not None and policy != "ray-default":
+        raise ValueError(f"knobs tune Ray's policy (ray-default), not {policy!r}")
     garden = garden if garden is not None else load_config(None)
+    garden = with_bounds(garden, min_replicas, max_replicas)
+    if policy == "ray-tuned":
+        from autoscaling.simulate._tuned import tune_ray
+
+        common: dict[str, Any] = {
+            "budget": budget,
+            "seed": seed,
+            "mix": mix,
+            "slots": slots,
+            "control_period_s": control_period_s,
+            "series_step_s": series_step_s,
+        }
+        return tune_ray(requests, garden, profiles, tune_against, **common)
     profiles = profiles if profiles is not None else load_profiles(None)
     cost_cap = budget if budget is not None else garden.budget.max_cost_per_hour
     _check_budget(garden, cost_cap)
@@ -171,7 +233,7 @@ def simulate(
     caps = (cost_cap, garden.budget.max_gpus) if policy == "garden" else (None, None)
     allowed: dict[str, int] | None = {} if caps != (None, None) else None
     timing = {"control_period_s": control_period_s, "series_step_s": series_step_s}
-    runs = _runs(garden, profiles, policy, per_replica, allowed)
+    runs = _runs(garden, profiles, policy, per_replica, allowed, knobs)
     if policy == "static-peak":
         for run in runs.values():
             run.target = run.deployment.max_replicas
@@ -191,13 +253,23 @@ def simulate(
         allowed=allowed,
         **timing,
     )
-    owned = frozenset(d for m in garden.specialists for d in m.domains)
+    owners = {d: m.name for m in garden.specialists for d in m.domains}
     result = summarize(
         replayed,
         runs,
-        owned_domains=owned,
+        owners=owners,
         max_cost_rate=engine.max_cost_rate,
         series=engine.series,
     )
-    head = {"policy": policy, "seed": seed, "budget": cost_cap, "horizon_s": round(horizon, 3)}
+    head: dict[str, Any] = {
+        "policy": policy,
+        "seed": seed,
+        "budget": cost_cap,
+        "horizon_s": round(horizon, 3),
+        "bounds": {
+            m.name: [m.autoscaling.min_replicas, m.autoscaling.max_replicas] for m in garden.models
+        },
+    }
+    if knobs is not None:
+        head["knobs"] = dataclasses.asdict(knobs)
     return {**head, **result}

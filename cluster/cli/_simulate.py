@@ -14,7 +14,7 @@ from cluster.cli._main import cli
 from cluster.cli._options import config_option, load
 
 _FORMATS = ("azure", "mooncake")
-_POLICIES = ("garden", "ray-default", "static-peak")
+_POLICIES = ("garden", "ray-default", "ray-tuned", "static-peak")
 
 
 def _format_of(trace: Path, fmt: str | None) -> str:
@@ -27,22 +27,57 @@ def _format_of(trace: Path, fmt: str | None) -> str:
     return found
 
 
-def _summary(report: dict[str, Any]) -> list[str]:
-    lines = [
-        f"policy {report['policy']}: {report['requests']} requests, "
-        f"{report['rejected']} rejected, TTFT-SLO attainment {report['ttft_slo_attainment']}",
-        f"ttft p50 {report['ttft_p50_ms']} ms, p99 {report['ttft_p99_ms']} ms; "
-        f"spill fraction {report['spill_fraction']}; scale events {report['scale_events']}",
-        f"cost {report['cost_total']} (max rate {report['max_cost_rate']}/h, "
-        f"budget {report['budget']})",
-    ]
+def _summary(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"policy {report['policy']}: {report['requests']} requests, {report['rejected']} "
+        f"rejected; TTFT-SLO attainment {report['ttft_slo_attainment']} (flat), "
+        f"{report['ttft_slo_attainment_sized']} (sized); specialist share "
+        f"{report['specialist_share']}"
+    )
+    console.print(
+        f"ttft p50 {report['ttft_p50_ms']} ms, p99 {report['ttft_p99_ms']} ms; spill fraction "
+        f"{report['spill_fraction']}; scale events {report['scale_events']}; cost "
+        f"{report['cost_total']} (max rate {report['max_cost_rate']}/h, budget {report['budget']})"
+    )
+    table = Table("model", "replica-hours", "cost", "attainment", "sized", "share", "slots")
     for name, row in report["models"].items():
-        lines.append(
-            f"  {name:<12} replica-hours {report['replica_hours'][name]:<8} "
-            f"cost {report['cost'][name]:<8} attainment {row['ttft_slo_attainment']} "
-            f"slots {row['slots']}"
+        table.add_row(
+            name,
+            str(report["replica_hours"][name]),
+            str(report["cost"][name]),
+            str(row["ttft_slo_attainment"]),
+            str(row["ttft_slo_attainment_sized"]),
+            str(row.get("specialist_share", "")),
+            str(row["slots"]),
         )
-    return lines
+    console.print(table)
+
+
+def _comparison(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        "policy", "attainment (sized)", "attainment (flat)", "cost", "specialist share",
+        "spill", "scale events", title=f"garden entry: {result['garden']}",
+    )  # fmt: skip
+    for name, r in result["policies"].items():
+        table.add_row(
+            name,
+            str(r["ttft_slo_attainment_sized"]),
+            str(r["ttft_slo_attainment"]),
+            str(r["cost_total"]),
+            str(r["specialist_share"]),
+            str(r["spill_fraction"]),
+            str(r["scale_events"]),
+        )
+    console = Console()
+    console.print(table)
+    console.print(result["verdicts"])
 
 
 @cli.command("simulate")
@@ -81,6 +116,24 @@ def _summary(report: dict[str, Any]) -> list[str]:
     help="Requests per replica every policy targets: the profile's capacity at the SLO, "
     "or the config's target_ongoing_requests.",
 )
+@click.option(
+    "--min-replicas",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Override every specialist's min_replicas (the generalist keeps at least 1).",
+)
+@click.option(
+    "--max-replicas",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Override every model's max_replicas.",
+)
+@click.option(
+    "--compare",
+    is_flag=True,
+    help="Replay garden (specialists at min 1 and 0), ray-default, ray-tuned and "
+    "static-peak side by side; --plot draws cost against attainment.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option(
     "--plot",
@@ -99,6 +152,9 @@ def simulate_cmd(
     seed: int,
     mix: str | None,
     slots: str,
+    min_replicas: int | None,
+    max_replicas: int | None,
+    compare: bool,
     as_json: bool,
     plot_path: Path | None,
 ) -> None:
@@ -127,26 +183,37 @@ def simulate_cmd(
         requests = read_trace(trace, cast("TraceFormat", _format_of(trace, fmt)))
         profiles = load_profiles(profile_path)
         weights = parse_mix(mix) if mix is not None else None
+        common: dict[str, Any] = {
+            "budget": budget,
+            "seed": seed,
+            "mix": weights,
+            "slots": cast("SlotsFrom", slots),
+            "min_replicas": min_replicas,
+            "max_replicas": max_replicas,
+        }
         start = time.perf_counter()
-        report = simulate(
-            requests,
-            garden,
-            profiles,
-            policy=cast("PolicyName", policy),
-            budget=budget,
-            seed=seed,
-            mix=weights,
-            slots=cast("SlotsFrom", slots),
-        )
+        if compare:
+            from autoscaling.simulate import compare_policies
+
+            result = compare_policies(requests, garden, profiles, **common)
+        else:
+            result = simulate(
+                requests, garden, profiles, policy=cast("PolicyName", policy), **common
+            )
         wall_s = time.perf_counter() - start
     except (TraceError, ProfileError, ValueError) as err:
         raise click.UsageError(str(err)) from None
     if plot_path is not None:
-        from autoscaling.simulate import plot_replay
+        from autoscaling.simulate import plot_comparison, plot_replay
 
-        plot_replay(report, plot_path, title=f"{trace.name}: policy {policy}")
+        if compare:
+            plot_comparison(result, plot_path, title=f"{trace.name}: cost against attainment")
+        else:
+            plot_replay(result, plot_path, title=f"{trace.name}: policy {policy}")
     if as_json:
-        click.echo(json.dumps(report))
+        click.echo(json.dumps(result))
+    elif compare:
+        _comparison(result)
     else:
-        click.echo("\n".join(_summary(report)))
+        _summary(result)
     print(f"replayed {len(requests)} requests in {wall_s:.1f} s", file=sys.stderr)
