@@ -1,11 +1,12 @@
-"""The budget coordinator: the garden's claims, shared by its policies in one process.
+"""The garden's coordinator: every model's claim, shared by its policies in one process.
 
 Ray Serve (2.60) calls each deployment's custom policy in its controller
 process; its application-level policy, which would see all deployments at
 once, is documented there as "not yet supported". So every
 :class:`~autoscaling.policy.GardenPolicy` of a garden records its model's
 claim in the same :class:`Ledger`, and reads back the replicas the budget
-arbiter grants it. Claims are at most one control period old.
+arbiter grants it, and the spare capacity of the generalist, which takes a
+specialist's short overflow. Claims are at most one control period old.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ class Ledger:
         """Record ``claim`` as its model's current wish."""
         with self._lock:
             self._claims[claim.model] = claim
+
+    def spare(self, model: str) -> float:
+        """Requests ``model``'s replicas could still take at their target (0 before its claim)."""
+        with self._lock:
+            claim = self._claims.get(model)
+        return 0.0 if claim is None else claim.spare
 
     def grants(self) -> dict[str, int]:
         """Replicas the budget grants each claiming model now."""

@@ -1,4 +1,4 @@
-"""Wrappers around a policy ``ctx -> (replicas, state)``: bounds, delays, budget.
+"""Wrappers around a policy ``ctx -> (replicas, state)``: bounds, claims, budget.
 
 Each takes a policy and returns one, so the core rule stays a plain function
 of load. State lives in the dict Ray Serve hands back on the next call; each
@@ -8,11 +8,10 @@ wrapper keeps its keys under its own prefix. The clock is injected.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["Policy", "PolicyContext", "bounded", "budget_clamped", "claimed", "delayed"]
+__all__ = ["Policy", "PolicyContext", "bounded", "budget_clamped", "claimed"]
 
 
 class PolicyContext(Protocol):
@@ -27,9 +26,6 @@ class PolicyContext(Protocol):
 
 Policy = Callable[[Any], tuple[float, dict[str, Any]]]
 
-_SINCE = "garden.delay.since"
-_DIRECTION = "garden.delay.direction"
-
 
 def bounded(policy: Policy, min_replicas: int, max_replicas: int) -> Policy:
     """Round ``policy``'s wish up to whole replicas within [min, max]."""
@@ -43,54 +39,12 @@ def bounded(policy: Policy, min_replicas: int, max_replicas: int) -> Policy:
     return wrapped
 
 
-def _context_time(ctx: Any) -> float:
-    # Ray Serve passes its controller's time; a replayed trace passes its own.
-    now = getattr(ctx, "current_time", None)
-    return float(now) if now is not None else time.time()
-
-
-def delayed(
-    policy: Policy,
-    upscale_delay_s: float,
-    downscale_delay_s: float,
-    clock: Callable[[Any], float] = _context_time,
-) -> Policy:
-    """Act on a wish only after it has pointed the same way for the delay.
-
-    A wish above the current target must hold ``upscale_delay_s``, one below
-    it ``downscale_delay_s``; a wish that flips direction or matches the
-    target restarts the wait. This is the hysteresis that keeps bursty
-    traffic from flapping replicas.
-    """
-
-    def wrapped(ctx: Any) -> tuple[float, dict[str, Any]]:
-        wish, state = policy(ctx)
-        state = dict(state)
-        target = ctx.target_num_replicas
-        direction = (wish > target) - (wish < target)
-        if direction == 0:
-            state.pop(_SINCE, None)
-            state.pop(_DIRECTION, None)
-            return float(target), state
-        now = clock(ctx)
-        if state.get(_DIRECTION) != direction:
-            state[_DIRECTION], state[_SINCE] = direction, now
-        delay = upscale_delay_s if direction > 0 else downscale_delay_s
-        if now - float(state[_SINCE]) + 1e-9 >= delay:
-            state.pop(_SINCE, None)
-            state.pop(_DIRECTION, None)
-            return wish, state
-        return float(target), state
-
-    return wrapped
-
-
 def budget_clamped(policy: Policy, allowance: Callable[[Any], int | None]) -> Policy:
     """Never wish for more replicas than the budget allows this model.
 
     ``allowance(ctx)`` is the model's share of the garden budget in replicas
-    (``None``: uncapped). The clamp sits outside the delays, so a cut takes
-    effect at once, while growth still waits its delay.
+    (``None``: uncapped). The clamp sits outside the timing rules
+    (``autoscaling._timing``), so a cut takes effect at once.
     """
 
     def wrapped(ctx: Any) -> tuple[float, dict[str, Any]]:
@@ -106,8 +60,8 @@ def claimed(
 ) -> Policy:
     """Pass ``policy``'s wish through, recording ``claim_of(ctx, wish)`` on the way.
 
-    Sits between the bounds and the delays, so the budget arbiter sees what
-    the model wants now, not what the delays let it have yet.
+    Sits between the bounds and the timing rules, so the budget arbiter sees
+    what the model wants now, not what the timing lets it have yet.
     """
 
     def wrapped(ctx: Any) -> tuple[float, dict[str, Any]]:

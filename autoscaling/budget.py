@@ -37,6 +37,13 @@ class Claim:
     gpus: float = 0.0
     priority: int = 0
     held: int = 0  # replicas the model holds now (starting or running)
+    need: float | None = None  # fractional replicas its load needs now (None: demand / slots)
+
+    @property
+    def spare(self) -> float:
+        """Requests its held replicas could still take at their target (0 when full)."""
+        need = self.demand / self.slots if self.need is None else self.need
+        return max(0.0, (self.held - need) * self.slots)
 
     def gain(self, replica: int) -> float:
         """Requests served within the SLO that the ``replica``-th replica adds."""

@@ -11,19 +11,27 @@ zero for deployments using this policy, so the config's delays apply once.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from autoscaling._ledger import Budget, Ledger, ledger_for
 from autoscaling._load import Capacity, Load, desired_replicas
-from autoscaling._wrappers import Policy, bounded, budget_clamped, claimed, delayed
+from autoscaling._timing import Timing, timed
+from autoscaling._wrappers import Policy, bounded, budget_clamped, claimed
 from autoscaling.budget import Claim
+from autoscaling.metrics import (
+    KV_USAGE_METRIC,
+    PREFILL_TOKENS_WAITING_METRIC,
+    PROMPT_TOKENS_PER_S_METRIC,
+    REQUESTS_PER_S_METRIC,
+    RUNNING_SEQUENCES_METRIC,
+)
+from autoscaling.profile import Profile, load_profiles
 from autoscaling.signals import SpillReader, publish_capped
 
 __all__ = [
-    "KV_USAGE_METRIC",
     "POLICY_IMPORT_PATH",
-    "SPILLED_METRIC",
     "GardenPolicy",
     "load_of",
     "load_policy",
@@ -31,10 +39,6 @@ __all__ = [
 
 #: Import path Ray Serve is given for the garden policy.
 POLICY_IMPORT_PATH = "autoscaling.policy:GardenPolicy"
-#: Custom autoscaling metric a replica reports: fraction of its KV cache in use.
-KV_USAGE_METRIC = "kv_cache_usage"
-#: Custom autoscaling metric: requests spilled away from this model by the router.
-SPILLED_METRIC = "spilled_requests"
 
 
 def _mean(per_replica: Mapping[Any, float] | None) -> float | None:
@@ -43,18 +47,27 @@ def _mean(per_replica: Mapping[Any, float] | None) -> float | None:
     return sum(per_replica.values()) / len(per_replica)
 
 
-def load_of(ctx: Any, spilled: float = 0.0) -> Load:
-    """The load an ``AutoscalingContext`` describes (custom metrics when present).
+def _total(per_replica: Mapping[Any, float] | None) -> float | None:
+    return None if not per_replica else float(sum(per_replica.values()))
 
-    ``spilled`` adds requests the router sent elsewhere for want of this model.
+
+def load_of(ctx: Any, spilled: float = 0.0) -> Load:
+    """The load an ``AutoscalingContext`` describes (the replicas' custom metrics when present).
+
+    ``spilled`` adds requests the router sent elsewhere for want of this
+    model. Work metrics are summed over replicas (each is the replica's
+    look-back mean); KV usage is their mean.
     """
     metrics: Mapping[str, Mapping[Any, float]] = ctx.aggregated_metrics or {}
-    reported = metrics.get(SPILLED_METRIC)
     return Load(
         running=float(ctx.total_running_requests),
         queued=float(ctx.total_queued_requests or 0.0),
-        spilled=(sum(reported.values()) if reported else 0.0) + spilled,
+        spilled=spilled,
         kv_usage=_mean(metrics.get(KV_USAGE_METRIC)),
+        prompt_tokens_per_s=_total(metrics.get(PROMPT_TOKENS_PER_S_METRIC)),
+        requests_per_s=_total(metrics.get(REQUESTS_PER_S_METRIC)),
+        prefill_tokens_waiting=_total(metrics.get(PREFILL_TOKENS_WAITING_METRIC)),
+        running_sequences=_total(metrics.get(RUNNING_SEQUENCES_METRIC)),
     )
 
 
@@ -88,11 +101,15 @@ class GardenPolicy:
         slots: float,
         min_replicas: int,
         max_replicas: int,
-        upscale_delay_s: float,
-        downscale_delay_s: float,
         kv_target: float = 0.85,
         app: str = "garden",
         model: str = "",
+        generalist: str = "",
+        profile: str | Profile | None = None,
+        ttft_ms: float = 1000.0,
+        ttft_ms_per_1k_prompt_tokens: float = 0.0,
+        tpot_ms: float = 200.0,
+        miss_penalty: float = 4.0,
         cost_per_hour: float = 0.0,
         gpus: float = 0.0,
         priority: int = 0,
@@ -105,55 +122,90 @@ class GardenPolicy:
         read_spills: bool = False,
         spilled: Callable[[str], float] | None = None,
     ) -> None:
-        capacity = Capacity(slots, kv_target)
+        if isinstance(profile, Profile) or profile is None:
+            found = profile
+        else:
+            found = load_profiles(profile).for_model(model)
+        self.capacity = Capacity(
+            slots,
+            kv_target,
+            profile=found,
+            ttft_s=ttft_ms / 1000.0,
+            ttft_s_per_token=ttft_ms_per_1k_prompt_tokens / 1e6,
+            tpot_s=tpot_ms / 1000.0,
+        )
+        self.model, self._min, self._max = model, min_replicas, max_replicas
+        self._cost, self._gpus, self._priority = cost_per_hour, gpus, priority
         if spilled is None and read_spills:
             spilled = SpillReader(app)
-        spill_of = spilled or (lambda _: 0.0)
-
-        def core(ctx: Any) -> tuple[float, dict[str, Any]]:
-            return load_policy(ctx, capacity, spill_of(model))
-
-        def claim_of(ctx: Any, wish: float) -> Claim:
-            demand = load_of(ctx, spill_of(model)).demand
-            # Claim what the model holds while a downscale waits out its delay:
-            # claiming only the dipped wish would let the grant cut the replica
-            # at once and skip the delay. Held replicas also outrank new ones of
-            # the same priority in the arbiter, so grants do not thrash.
-            held = int(ctx.target_num_replicas)
-            return Claim(
-                model, max(int(wish), held), demand, slots, min_replicas, max_replicas,
-                cost_per_hour, gpus, priority, held,
-            )  # fmt: skip
-
+        self._spilled = spilled or (lambda _: 0.0)
         budget = Budget(max_cost_per_hour, max_gpus)
-        if ledger is None and allowance is None and not budget.unlimited:
+        if ledger is None:
             ledger = ledger_for(app, budget)
-            if on_capped is None:
+            if on_capped is None and not budget.unlimited and allowance is None:
                 on_capped = functools.partial(publish_capped, app)
-        policy: Policy = bounded(core, min_replicas, max_replicas)
-        if ledger is not None:
-            policy = claimed(policy, ledger.claim, claim_of)
-        policy = (
-            delayed(policy, upscale_delay_s, downscale_delay_s)
-            if clock is None
-            else delayed(policy, upscale_delay_s, downscale_delay_s, clock)
-        )
-        if ledger is not None:
-            shared = ledger
-
-            def allowance(ctx: Any) -> int | None:
-                return shared.allowance(model)
-
+        self._ledger = ledger
+        self._generalist = generalist
+        self._budgeted = allowance is None and not ledger.budget.unlimited
+        room = self._overflow_room if generalist and generalist != model else None
+        timing = Timing(
+            self.capacity.cold_start_s, slots, miss_penalty=miss_penalty, overflow_room=room,
+            clock=clock,
+        )  # fmt: skip
+        policy: Policy = bounded(self.wish, min_replicas, max_replicas)
+        policy = claimed(policy, self._record, self.claim)
+        policy = bounded(timed(policy, timing), min_replicas, max_replicas)
+        if self._budgeted:
+            allowance = self._allowance
         if allowance is not None:
             policy = budget_clamped(policy, allowance)
         self._policy = policy
-        self._ledger = ledger
-        self._on_capped = on_capped
+        self._on_capped = on_capped if self._budgeted else None
         self._capped: frozenset[str] | None = None
+
+    def load(self, ctx: Any) -> Load:
+        """This model's load in ``ctx``, with the router's spills added."""
+        return load_of(ctx, self._spilled(self.model))
+
+    def wish(self, ctx: Any) -> tuple[float, dict[str, Any]]:
+        """The core rule: replicas (fractional) that serve the load now."""
+        wish = desired_replicas(self.load(ctx), self.capacity, int(ctx.current_num_replicas))
+        return wish, dict(ctx.policy_state or {})
+
+    def claim(self, ctx: Any, wish: float) -> Claim:
+        """What this model asks of the budget arbiter for ``wish`` (bounded) replicas.
+
+        It claims at least what it holds while a downscale waits out its
+        hold: claiming only the dipped wish would let the grant cut the
+        replica at once. Held replicas also outrank new ones of the same
+        priority in the arbiter, so grants do not thrash.
+        """
+        held = int(ctx.target_num_replicas)
+        load = self.load(ctx)
+        need = desired_replicas(load, self.capacity, int(ctx.current_num_replicas))
+        return Claim(
+            self.model, max(math.ceil(wish - 1e-9), held), load.demand, self.capacity.slots,
+            self._min, self._max, self._cost, self._gpus, self._priority, held, need,
+        )  # fmt: skip
+
+    def claim_now(self, ctx: Any) -> Claim:
+        """The claim this model would record for ``ctx`` (its bounded wish)."""
+        wish = min(self._max, max(self._min, math.ceil(self.wish(ctx)[0] - 1e-9)))
+        return self.claim(ctx, wish)
+
+    def _record(self, claim: Claim) -> None:
+        self._ledger.claim(claim)
+
+    def _allowance(self, ctx: Any) -> int | None:
+        return self._ledger.allowance(self.model)
+
+    def _overflow_room(self, ctx: Any, excess: float) -> bool:
+        """Has the generalist spare capacity (at its target) for ``excess`` requests?"""
+        return self._ledger.spare(self._generalist) >= excess
 
     def __call__(self, ctx: Any) -> tuple[int, dict[str, Any]]:
         wish, state = self._policy(ctx)
-        if self._ledger is not None and self._on_capped is not None:
+        if self._on_capped is not None:
             capped = self._ledger.capped()
             if capped != self._capped:  # tell the router only about changes
                 self._capped = capped

@@ -279,14 +279,44 @@ class AutoscalingSpec(Strict):
 
     policy: Literal["garden", "ray-default"] = Field(
         "garden",
-        description="'garden': the LLM-load policy (autoscaling.policy:GardenPolicy), which "
-        "applies the delays itself; 'ray-default': Ray Serve's queue-length policy.",
+        description="'garden': the LLM-load policy (autoscaling.policy:GardenPolicy): work "
+        "demand against the profile, cold-start-aware growth and rent-or-buy holding; "
+        "'ray-default': Ray Serve's queue-length policy with the delays below.",
+    )
+    profile: str = Field(
+        "default",
+        min_length=1,
+        description="Service profile the garden policy sizes replicas by (prefill rate, "
+        "batch curve, cold start): a shipped profile by name ('default', 'h200', "
+        "'cpu-tiny') or a profile file written by `garden profile`.",
+    )
+    kv_target: float = Field(
+        0.85,
+        gt=0,
+        le=1,
+        description="Fraction of each replica's KV cache the garden policy keeps in use at "
+        "most before it adds a replica.",
+    )
+    miss_penalty: float = Field(
+        4.0,
+        ge=0,
+        le=1000,
+        description="Rent-or-buy value of the service a cold start misses, as a multiple of "
+        "its price: a cold start costs cold_start_s x (1 + miss_penalty) of a replica's rent, "
+        "and the garden policy holds an idle replica while that is the cheaper bet. The "
+        "default, 4, makes the hold of a 120 s cold start with no history Ray's 600 s.",
     )
     upscale_delay_s: float = Field(
-        30, ge=0, description="Seconds a scale-up decision must hold before it acts."
+        30,
+        ge=0,
+        description="'ray-default' only: seconds a scale-up decision must hold before it acts "
+        "(the garden policy grows when its forecast passes capacity).",
     )
     downscale_delay_s: float = Field(
-        600, ge=0, description="Seconds a scale-down decision must hold before it acts."
+        600,
+        ge=0,
+        description="'ray-default' only: seconds a scale-down decision must hold before it "
+        "acts (the garden policy holds by its rent-or-buy rule).",
     )
     look_back_period_s: float = Field(
         30, gt=0, description="Window over which request metrics are averaged."

@@ -93,13 +93,13 @@ class GardenModel(LLMServer):
         }
 
     def record_autoscaling_stats(self) -> dict[str, float]:
-        """Custom autoscaling metrics for Serve's controller: the KV-cache use now."""
-        from autoscaling.policy import KV_USAGE_METRIC
+        """Custom autoscaling metrics for Serve's controller (``autoscaling.metrics``).
 
+        Prompt tokens and requests arriving per second, prompt tokens waiting
+        for their prefill, running sequences and KV-cache use.
+        """
         probe = getattr(self.engine, "probe", None)
-        if probe is None or probe.kv_usage is None:
-            return {}
-        return {KV_USAGE_METRIC: probe.kv_usage}
+        return {} if probe is None else dict(probe.stats())
 
     async def generate(self, endpoint: str, body: dict[str, Any]) -> AsyncIterator[Any]:
         """Serve one OpenAI request given as its JSON body.

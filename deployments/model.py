@@ -68,8 +68,8 @@ def placement_group_config(spec: ModelSpec) -> dict[str, Any]:
 def autoscaling_config(garden: GardenConfig, spec: ModelSpec) -> dict[str, Any]:
     """Ray Serve ``autoscaling_config`` of ``spec``: bounds, timing and the policy.
 
-    With the garden policy, Ray's own delays are zero: the policy applies the
-    config's delays itself (``autoscaling._wrappers.delayed``), exactly once.
+    With the garden policy, Ray's own delays are zero: the policy times its
+    decisions itself (``autoscaling._timing``), by the model's cold start.
     """
     from autoscaling.policy import POLICY_IMPORT_PATH
 
@@ -92,10 +92,15 @@ def autoscaling_config(garden: GardenConfig, spec: ModelSpec) -> dict[str, Any]:
                 "slots": scaling.target_ongoing_requests,
                 "min_replicas": scaling.min_replicas,
                 "max_replicas": scaling.max_replicas,
-                "upscale_delay_s": timing.upscale_delay_s,
-                "downscale_delay_s": timing.downscale_delay_s,
+                "kv_target": timing.kv_target,
                 "app": garden.name,
                 "model": spec.name,
+                "generalist": garden.generalist.name,
+                "profile": timing.profile,
+                "ttft_ms": spec.slo.ttft_ms,
+                "ttft_ms_per_1k_prompt_tokens": spec.slo.ttft_ms_per_1k_prompt_tokens,
+                "tpot_ms": spec.slo.tpot_ms,
+                "miss_penalty": timing.miss_penalty,
                 "cost_per_hour": spec.cost_per_hour,
                 "gpus": spec.resources.gpus,
                 "priority": scaling.priority,

@@ -15,17 +15,17 @@ Example::
     report["ttft_slo_attainment"], report["cost_total"]
 """
 
-from autoscaling.simulate._compare import compare as compare_policies
-from autoscaling.simulate._controller import POLICIES, PolicyName, RayKnobs
-from autoscaling.simulate._mix import default_mix, parse_mix
-from autoscaling.simulate._plot import plot_comparison, plot_replay
-from autoscaling.simulate._profile import (
+from autoscaling.profile import (
     Profile,
     ProfileError,
     ProfileSet,
     capacity_at_slo,
     load_profiles,
 )
+from autoscaling.simulate._compare import compare as compare_policies
+from autoscaling.simulate._controller import POLICIES, PolicyName, RayKnobs
+from autoscaling.simulate._mix import default_mix, parse_mix
+from autoscaling.simulate._plot import plot_comparison, plot_replay
 from autoscaling.simulate._run import SlotsFrom, simulate, with_bounds
 from autoscaling.simulate._trace import FORMATS, Request, TraceError, TraceFormat, read_trace
 

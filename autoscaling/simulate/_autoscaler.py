@@ -3,24 +3,21 @@
 :func:`context_of` builds a model's ``AutoscalingContext`` from what its
 reporters last pushed, as Ray's controller does: total requests are the
 time-weighted mean of the handle's running-per-replica and queued series
-summed; custom metrics are per-replica means (``kv_cache_usage``) plus the
-no spill metric: as in the live garden, the router's count of requests each
-specialist could not take reaches the policy directly (its ``spilled``
-callable, Ray's KV store in production). :func:`grant` runs the budget
-arbiter on the garden policy's wishes.
+summed; custom metrics (``autoscaling.metrics``) are per-replica look-back means.
+As in the live garden, the router's count of requests each specialist could
+not take reaches the policy directly (its ``spilled`` callable, Ray's KV
+store in production). :func:`grant` runs the budget arbiter on the garden
+policy's own claims.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from ray.serve.config import AutoscalingContext
 
-from autoscaling._load import Capacity, desired_replicas
-from autoscaling.budget import Claim
-from autoscaling.policy import KV_USAGE_METRIC, load_of
+from autoscaling.policy import load_of
 from autoscaling.simulate._allowance import allowances
 from autoscaling.simulate._garden import ModelRun
 from autoscaling.simulate._metrics import window_mean
@@ -41,9 +38,11 @@ def context_of(run: ModelRun, now: float) -> AutoscalingContext:
     dep = run.deployment
     for r in running:
         series = run.kv.get(r.name)
-        if series is not None and KV_USAGE_METRIC in series.pushed:
-            value = window_mean([series.pushed[KV_USAGE_METRIC]], now)
-            aggregated.setdefault(KV_USAGE_METRIC, {})[dep.replica_id(r.name)] = value
+        if series is None:
+            continue
+        for metric, points in series.pushed.items():
+            value = window_mean([points], now)
+            aggregated.setdefault(metric, {})[dep.replica_id(r.name)] = value
     return dep.context(
         now,
         target=run.target,
@@ -59,18 +58,6 @@ def demand_of(run: ModelRun, ctx: AutoscalingContext) -> float:
     return load_of(ctx, float(run.spilled)).demand
 
 
-def _wish(run: ModelRun, ctx: AutoscalingContext) -> int:
-    # What the garden policy claims from the ledger: its wish before the delays,
-    # but never below what it holds while a downscale waits out its delay.
-    capacity = Capacity(run.deployment.slots, float(run.deployment.kwargs.get("kv_target", 0.85)))
-    load = load_of(ctx, float(run.spilled))
-    wish = desired_replicas(load, capacity, int(ctx.current_num_replicas))
-    bounded = max(
-        run.deployment.min_replicas, min(run.deployment.max_replicas, math.ceil(wish - 1e-9))
-    )
-    return max(bounded, int(ctx.target_num_replicas))
-
-
 def grant(
     runs: Mapping[str, ModelRun],
     contexts: Mapping[str, AutoscalingContext],
@@ -78,20 +65,9 @@ def grant(
     max_gpus: float | None,
 ) -> dict[str, int]:
     """Each model's allowance this period; marks ``capped`` on the models it holds back."""
+    # The live policy's own claims (GardenPolicy.claim_now), not a copy of them.
     claims = [
-        Claim(
-            model=name,
-            wish=_wish(run, contexts[name]),
-            demand=demand_of(run, contexts[name]),
-            slots=run.deployment.slots,
-            min_replicas=run.deployment.min_replicas,
-            max_replicas=run.deployment.max_replicas,
-            cost_per_hour=run.spec.cost_per_hour,
-            gpus=run.spec.resources.gpus,
-            priority=run.spec.autoscaling.priority,
-            held=run.target,
-        )
-        for name, run in runs.items()
+        run.deployment.garden_policy().claim_now(contexts[name]) for name, run in runs.items()
     ]
     granted = allowances(
         claims,

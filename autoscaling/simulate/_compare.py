@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from autoscaling.simulate._profile import ProfileSet
+from autoscaling.profile import ProfileSet
 from autoscaling.simulate._run import simulate, with_bounds
 from autoscaling.simulate._trace import Request
 from cluster.config import GardenConfig

@@ -26,7 +26,9 @@ from ray.serve.autoscaling_policy import (
 )
 from ray.serve.config import AutoscalingConfig, AutoscalingContext
 
+from autoscaling._ledger import Ledger
 from autoscaling.policy import GardenPolicy
+from autoscaling.profile import Profile
 from cluster.config import GardenConfig, ModelSpec
 from deployments.model import autoscaling_config
 
@@ -89,6 +91,8 @@ class Deployment:
         allowance: Callable[[Any], int | None] | None = None,
         spilled: Callable[[str], float] | None = None,
         knobs: RayKnobs | None = None,
+        ledger: Ledger | None = None,
+        profile: Profile | None = None,
     ) -> None:
         # ``slots`` (the garden's slots and Ray's target alike) replaces the
         # config's target_ongoing_requests; the caller decides where it comes from.
@@ -111,6 +115,7 @@ class Deployment:
         self.last_up_s: float | None = None
         self.last_down_s: float | None = None
         raw: RawPolicy
+        self.policy: GardenPolicy | None = None
         if policy == "garden":
             kwargs = dict(config["policy"]["policy_kwargs"])
             # The replay's arbiter replaces the controller-wide ledger, and the
@@ -118,8 +123,11 @@ class Deployment:
             kwargs.pop("read_spills", None)
             if allowance is None:
                 kwargs.update(max_cost_per_hour=None, max_gpus=None)
-            raw = GardenPolicy(
+            if profile is not None:
+                kwargs["profile"] = profile  # the replay's profile, the policy's information
+            raw = self.policy = GardenPolicy(
                 **kwargs,
+                ledger=ledger,
                 allowance=allowance,
                 clock=lambda c: c.current_time,
                 spilled=spilled or (lambda _: 0.0),
@@ -177,6 +185,12 @@ class Deployment:
         if isinstance(replicas, float):
             replicas = math.ceil(replicas)
         return max(self.min_replicas, min(self.max_replicas, int(replicas)))
+
+    def garden_policy(self) -> GardenPolicy:
+        """The garden policy this deployment runs (ValueError for Ray's)."""
+        if self.policy is None:
+            raise ValueError(f"{self.id.name} runs {self.policy_name!r}, not the garden policy")
+        return self.policy
 
     def replica_id(self, name: str) -> ReplicaID:
         """Ray's id of this deployment's replica ``name``."""

@@ -20,7 +20,6 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from autoscaling.policy import KV_USAGE_METRIC
 from autoscaling.simulate._autoscaler import QUEUED, context_of, demand_of, grant
 from autoscaling.simulate._garden import ModelRun
 from autoscaling.simulate._metrics import Reporter, record_interval
@@ -197,10 +196,10 @@ class Engine:
         if replica.state is not ReplicaState.STARTING or replica not in run.replicas:
             return
         replica.state = ReplicaState.RUNNING
-        if run.profile.kv_cache_tokens is not None:
-            run.kv[replica.name] = Reporter(run.look_back_s)
-            self.at(self.now, self._record_kv, run, replica)
-            self.at(self.now + self.push_every, self._push_kv, run, replica)
+        replica.meter = type(replica.meter)(self.now)
+        run.kv[replica.name] = Reporter(run.look_back_s)
+        self.at(self.now, self._record_kv, run, replica)
+        self.at(self.now + self.push_every, self._push_kv, run, replica)
         self._pull(run)
 
     def _remove(self, run: ModelRun, replica: Replica) -> None:
@@ -255,9 +254,8 @@ class Engine:
 
     def _record_kv(self, run: ModelRun, replica: Replica) -> None:
         reporter = run.kv.get(replica.name)
-        usage = replica.kv_usage(self.now)
-        if reporter is not None and usage is not None:
-            reporter.record(self.now, {KV_USAGE_METRIC: usage})
+        if reporter is not None:
+            reporter.record(self.now, replica.autoscaling_stats(self.now))
             if self._going():
                 self.at(self.now + self.record_every, self._record_kv, run, replica)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from autoscaling.profile import Profile
 from autoscaling.simulate._controller import Deployment
 from autoscaling.simulate._metrics import Reporter
-from autoscaling.simulate._profile import Profile
 from autoscaling.simulate._replica import Job, Replica, ReplicaState
 from cluster.config import ModelSpec
 

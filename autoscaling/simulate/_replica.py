@@ -20,7 +20,8 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
-from autoscaling.simulate._profile import Profile
+from autoscaling.metrics import WorkMeter
+from autoscaling.profile import Profile
 
 __all__ = ["Job", "Replica", "ReplicaState"]
 
@@ -84,6 +85,7 @@ class Replica:
         self.decode_done_s: float | None = None
         self.decode_token = 0
         self.armed = (-1, -1)  # the engine's record of the tokens it has scheduled
+        self.meter = WorkMeter(ready_s)  # the live replica's meter, on the replay's clock
 
     @property
     def has_slot(self) -> bool:
@@ -93,6 +95,7 @@ class Replica:
     def assign(self, job: Job, now: float) -> None:
         """Serve hands the replica ``job``."""
         self.ongoing += 1
+        self.meter.arrived(job.input_tokens)
         self._waiting.append(job)
         self._admit(now)
 
@@ -106,10 +109,15 @@ class Replica:
             used += self._prefill[0].input_tokens
         return min(1.0, max(0.0, used / self._kv_limit))
 
+    def autoscaling_stats(self, now: float) -> dict[str, float]:
+        """What the live replica's ``record_autoscaling_stats`` would report now."""
+        return self.meter.stats(now, float(self._in_batch), self.kv_usage(now))
+
     def finish_prefill(self, now: float) -> list[Job]:
         """The head prompt is prefilled: its first token is out."""
         job = self._prefill.popleft()
         job.first_token_s = now
+        self.meter.prefilled(job.input_tokens)
         done: list[Job] = []
         remaining = max(job.output_tokens - 1, 0)
         if remaining == 0:

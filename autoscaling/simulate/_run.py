@@ -7,11 +7,12 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from autoscaling._ledger import Budget, Ledger
+from autoscaling.profile import ProfileSet, capacity_at_slo, load_profiles
 from autoscaling.simulate._controller import POLICIES, Deployment, PolicyName, RayKnobs
 from autoscaling.simulate._engine import Engine
 from autoscaling.simulate._garden import ModelRun
 from autoscaling.simulate._mix import assign_domains, default_mix, validate_mix
-from autoscaling.simulate._profile import ProfileSet, capacity_at_slo, load_profiles
 from autoscaling.simulate._replica import Job
 from autoscaling.simulate._report import summarize
 from autoscaling.simulate._trace import Request
@@ -98,6 +99,7 @@ def _runs(
         return float(runs[model].spilled)
 
     runs: dict[str, ModelRun] = {}
+    ledger = Ledger(Budget())  # the replay's coordinator, as the controller's is live
     for spec in garden.models:
         dep = Deployment(
             garden,
@@ -107,6 +109,8 @@ def _runs(
             allowance if allowed is not None else None,
             spilled,
             knobs,
+            ledger,
+            profiles.for_model(spec.name),
         )
         runs[spec.name] = ModelRun(
             spec, profiles.for_model(spec.name), dep, garden.autoscaling.look_back_period_s

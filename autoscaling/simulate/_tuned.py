@@ -15,8 +15,8 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from autoscaling.profile import ProfileSet
 from autoscaling.simulate._controller import RayKnobs
-from autoscaling.simulate._profile import ProfileSet
 from autoscaling.simulate._trace import Request
 from cluster.config import GardenConfig
 

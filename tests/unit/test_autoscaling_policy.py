@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from autoscaling._load import Capacity, Load, desired_replicas
-from autoscaling._wrappers import bounded, budget_clamped, delayed
-from autoscaling.policy import KV_USAGE_METRIC, SPILLED_METRIC, GardenPolicy, load_of
+from autoscaling._wrappers import bounded, budget_clamped
+from autoscaling.metrics import KV_USAGE_METRIC
+from autoscaling.policy import GardenPolicy, load_of
 from tests._autoscaling import Ctx
 
 pytestmark = pytest.mark.unit
@@ -53,26 +54,8 @@ def _run(policy: Any, ctx: Ctx, t: float) -> float:
     return float(replicas)
 
 
-def test_upscale_waits_its_delay_and_restarts_when_the_wish_flips() -> None:
-    wishes = iter([3.0, 3.0, 1.0, 3.0, 3.0, 3.0])
-    policy = delayed(lambda ctx: (next(wishes), dict(ctx.policy_state)), 10, 60)
-    ctx = Ctx(target_num_replicas=1)
-    assert _run(policy, ctx, 0) == 1
-    assert _run(policy, ctx, 5) == 1
-    assert _run(policy, ctx, 8) == 1  # back to target: the wait restarts
-    assert _run(policy, ctx, 9) == 1
-    assert _run(policy, ctx, 15) == 1
-    assert _run(policy, ctx, 19) == 3  # held for 10 s since t=9
-
-
-def test_downscale_waits_longer_than_upscale() -> None:
-    policy = delayed(_wish(1.0), 10, 60)
-    ctx = Ctx(target_num_replicas=3)
-    assert [_run(policy, ctx, t) for t in (0, 30, 59.9, 60)] == [3, 3, 3, 1]
-
-
 def test_budget_clamp_cuts_at_once() -> None:
-    policy = budget_clamped(delayed(_wish(4.0), 10, 60), lambda ctx: 2)
+    policy = budget_clamped(_wish(4.0), lambda ctx: 2)
     ctx = Ctx(target_num_replicas=3)
     assert _run(policy, ctx, 0) == 2
     assert budget_clamped(_wish(4.0), lambda ctx: None)(ctx)[0] == 4
@@ -82,22 +65,19 @@ def test_load_reads_ray_custom_metrics() -> None:
     ctx = Ctx(
         total_running_requests=6,
         total_queued_requests=2,
-        aggregated_metrics={KV_USAGE_METRIC: {"a": 0.5, "b": 0.7}, SPILLED_METRIC: {"r": 3}},
+        aggregated_metrics={KV_USAGE_METRIC: {"a": 0.5, "b": 0.7}},
     )
-    assert load_of(ctx) == Load(running=6, queued=2, spilled=3, kv_usage=pytest.approx(0.6))
+    assert load_of(ctx, 3.0) == Load(running=6, queued=2, spilled=3, kv_usage=pytest.approx(0.6))
 
 
-def test_garden_policy_scales_up_after_the_delay_and_back_down() -> None:
-    policy = GardenPolicy(
-        slots=4, min_replicas=1, max_replicas=3, upscale_delay_s=5, downscale_delay_s=30
-    )
+def test_garden_policy_without_a_profile_acts_at_once() -> None:
+    # No profile: no cold start to wait out, nothing to hold for.
+    policy = GardenPolicy(slots=4, min_replicas=1, max_replicas=3)
     ctx = Ctx(total_running_requests=10, target_num_replicas=1)
-    assert _run(policy, ctx, 0) == 1
-    assert _run(policy, ctx, 5) == 3
+    assert _run(policy, ctx, 0) == 3
     ctx.target_num_replicas = ctx.current_num_replicas = 3
     ctx.total_running_requests = 1
-    assert _run(policy, ctx, 10) == 3
-    assert _run(policy, ctx, 40) == 1
+    assert _run(policy, ctx, 10) == 1
 
 
 def test_garden_policy_accepts_rays_own_context() -> None:
@@ -123,9 +103,7 @@ def test_garden_policy_accepts_rays_own_context() -> None:
         current_time=100.0,
         config=AutoscalingConfig(min_replicas=1, max_replicas=4),
     )
-    policy = GardenPolicy(
-        slots=8, min_replicas=1, max_replicas=4, upscale_delay_s=0, downscale_delay_s=0
-    )
+    policy = GardenPolicy(slots=8, min_replicas=1, max_replicas=4)
     replicas, state = policy(ctx)
     assert replicas == 3  # 20 requests over 8 slots
     assert isinstance(state, dict)
@@ -139,8 +117,8 @@ def test_policies_sharing_a_ledger_stay_inside_the_budget() -> None:
 
     def policy(model: str, cost: float) -> GardenPolicy:
         return GardenPolicy(
-            slots=4, min_replicas=1, max_replicas=4, upscale_delay_s=0, downscale_delay_s=0,
-            model=model, cost_per_hour=cost, ledger=ledger, on_capped=heard.append,
+            slots=4, min_replicas=1, max_replicas=4, model=model, cost_per_hour=cost,
+            ledger=ledger, on_capped=heard.append,
         )  # fmt: skip
 
     law, generalist = policy("law", 0.5), policy("generalist", 1.0)
@@ -156,8 +134,8 @@ def test_policies_sharing_a_ledger_stay_inside_the_budget() -> None:
 def test_spilled_requests_are_the_specialists_demand() -> None:
     spills = {"law": 12.0}
     policy = GardenPolicy(
-        slots=4, min_replicas=0, max_replicas=4, upscale_delay_s=0, downscale_delay_s=0,
-        model="law", spilled=lambda model: spills.get(model, 0.0),
+        slots=4, min_replicas=0, max_replicas=4, model="law",
+        spilled=lambda model: spills.get(model, 0.0),
     )  # fmt: skip
     # Scaled to zero, nothing reaches law; its spilled demand still asks for 3.
     ctx = Ctx(current_num_replicas=0, target_num_replicas=0)

@@ -7,6 +7,7 @@ import pytest
 from autoscaling._ledger import Budget, Ledger
 from autoscaling.budget import Claim, arbitrate
 from autoscaling.policy import GardenPolicy
+from autoscaling.profile import Profile
 from tests._autoscaling import Ctx
 
 pytestmark = pytest.mark.unit
@@ -31,9 +32,14 @@ def test_a_held_replica_outranks_a_new_one_of_equal_priority() -> None:
 
 def test_a_budget_does_not_skip_the_downscale_delay() -> None:
     ledger = Ledger(Budget(max_cost_per_hour=10.0))  # roomy: it never binds here
+    # A 12 s cold start at the default miss penalty (4) holds an idle replica 60 s.
+    profile = Profile(
+        max_batch=8, prefill_tokens_per_s=1e4, decode_tokens_per_s_at_batch={1: 50},
+        cold_start_s=12,
+    )  # fmt: skip
     policy = GardenPolicy(
-        slots=4, min_replicas=1, max_replicas=4, upscale_delay_s=0, downscale_delay_s=60,
-        model="law", cost_per_hour=1.0, ledger=ledger, on_capped=lambda _: None,
+        slots=4, min_replicas=1, max_replicas=4, model="law", cost_per_hour=1.0,
+        ledger=ledger, on_capped=lambda _: None, profile=profile,
     )  # fmt: skip
     ctx = Ctx(total_running_requests=12)
     target, ctx.policy_state = policy(ctx)

@@ -54,7 +54,7 @@ def test_limits_and_autoscaling_replace_ray_llm_defaults() -> None:
     assert scaling["target_ongoing_requests"] == spec.autoscaling.target_ongoing_requests
 
 
-def test_the_garden_policy_applies_the_delays_not_ray() -> None:
+def test_the_garden_policy_times_itself_by_its_profile_not_rays_delays() -> None:
     from ray.serve.config import AutoscalingConfig
 
     garden = load_config(None)
@@ -62,8 +62,18 @@ def test_the_garden_policy_applies_the_delays_not_ray() -> None:
     scaling = deployment_options(garden, spec)["autoscaling_config"]
     policy = scaling["policy"]
     assert policy["policy_function"] == "autoscaling.policy:GardenPolicy"
-    assert policy["policy_kwargs"]["upscale_delay_s"] == garden.autoscaling.upscale_delay_s
-    assert policy["policy_kwargs"]["slots"] == spec.autoscaling.target_ongoing_requests
+    kwargs = policy["policy_kwargs"]
+    assert "upscale_delay_s" not in kwargs and "downscale_delay_s" not in kwargs
+    assert kwargs["slots"] == spec.autoscaling.target_ongoing_requests
+    assert kwargs["profile"] == garden.autoscaling.profile == "default"
+    assert kwargs["generalist"] == garden.generalist.name
+    assert kwargs["ttft_ms"] == spec.slo.ttft_ms
+    assert kwargs["kv_target"] == garden.autoscaling.kv_target
+    # The controller builds the policy from these kwargs: the profile resolves.
+    from autoscaling.policy import GardenPolicy
+
+    built = GardenPolicy(**{**kwargs, "read_spills": False})
+    assert built.capacity.cold_start_s == 120
     assert scaling["upscale_delay_s"] == scaling["downscale_delay_s"] == 0
     AutoscalingConfig(**scaling)  # Ray accepts it, and can import the class
 

@@ -118,6 +118,7 @@ def test_a_specialist_scales_from_zero_on_spilled_demand_and_back() -> None:
     target = report["series"]["models"]["code"]["target"]
     assert target[0] == 0
     assert max(target) >= 1  # its spilled requests woke it up
-    assert target[-1] == 0  # and it went back to zero after the downscale delay
+    # It went back to zero once its hold ran out (the last request wakes it again).
+    assert 0 in target[target.index(max(target)) :]
     assert report["spill_fraction"] > 0  # served by the generalist while it had no replica
     assert report["models"]["code"]["requests"] > 0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from autoscaling.profile import Profile
 from autoscaling.simulate import (
     ProfileError,
     TraceError,
@@ -16,7 +17,6 @@ from autoscaling.simulate import (
     read_trace,
 )
 from autoscaling.simulate._mix import assign_domains, validate_mix
-from autoscaling.simulate._profile import Profile
 from cluster.config import load_config
 
 pytestmark = pytest.mark.unit

@@ -25,7 +25,15 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-__all__ = ["Profile", "ProfileError", "ProfileSet", "capacity_at_slo", "load_profiles"]
+__all__ = [
+    "Profile",
+    "ProfileError",
+    "ProfileSet",
+    "capacity_at_slo",
+    "load_profiles",
+    "prefill_utilization",
+    "shipped_profiles",
+]
 
 DEFAULT_PROFILE = "default.yaml"
 
@@ -52,6 +60,17 @@ class Profile(BaseModel):
         if bad:
             raise ValueError(f"batch sizes must be >= 1 and rates > 0, got {bad}")
         return dict(sorted(v.items()))
+
+    def decode_batch(self, tpot_s: float) -> int:
+        """The largest batch (at most ``max_batch``) whose sequences each decode within ``tpot_s``.
+
+        At least 1: a replica always decodes one sequence, however slowly.
+        """
+        best = 1
+        for batch in range(1, self.max_batch + 1):
+            if 1.0 / self.decode_rate(batch) <= tpot_s:
+                best = batch
+        return best
 
     def decode_rate(self, batch: int) -> float:
         """Tokens per second each of ``batch`` decoding sequences gets."""
@@ -85,11 +104,19 @@ class ProfileSet(BaseModel):
         return found
 
 
+def shipped_profiles() -> list[str]:
+    """Names of the profiles shipped in ``autoscaling/profiles`` (``default``, ``h200``...)."""
+    folder = resources.files("autoscaling").joinpath("profiles")
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
 def _read(path: str | Path | None) -> tuple[str, Any]:
     if path is None:
-        text = resources.files("autoscaling").joinpath("profiles", DEFAULT_PROFILE).read_text()
-        return f"autoscaling/profiles/{DEFAULT_PROFILE}", yaml.safe_load(text)
+        path = DEFAULT_PROFILE[: -len(".yaml")]
     name = str(path)
+    if name in shipped_profiles():  # a shipped profile by name
+        text = resources.files("autoscaling").joinpath("profiles", f"{name}.yaml").read_text()
+        return f"autoscaling/profiles/{name}.yaml", yaml.safe_load(text)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as err:
@@ -104,7 +131,10 @@ def _read(path: str | Path | None) -> tuple[str, Any]:
 
 
 def load_profiles(path: str | Path | None = None) -> ProfileSet:
-    """Profiles from ``path`` (YAML, or JSON by extension); the shipped default when None."""
+    """Profiles from ``path`` (YAML, or JSON by extension), or a shipped profile by name.
+
+    None is the shipped ``default``.
+    """
     name, data = _read(path)
     if isinstance(data, dict):  # top-level x- keys hold YAML anchors, as in garden.yaml
         data = {k: v for k, v in data.items() if not str(k).startswith("x-")}
@@ -122,6 +152,21 @@ def _wait_tail(rho: float, slack_s: float, service_s: float) -> float:
     # P(prefill wait > slack) for an M/D/1 prefill queue, with Kingman's
     # exponential tail: P(W > x) ~ rho * exp(-2 (1 - rho) x / s).
     return rho * math.exp(-2.0 * (1.0 - rho) * slack_s / service_s)
+
+
+def prefill_utilization(service_s: float, slack_s: float, miss: float = 0.01) -> float:
+    """The highest prefill utilization at which at most ``miss`` of prompts wait past ``slack_s``.
+
+    ``service_s`` is one prompt's prefill time; the wait's tail is the M/D/1
+    queue's, by Kingman's exponential approximation. 0 when there is no slack.
+    """
+    if slack_s <= 0 or service_s <= 0:
+        return 0.0 if slack_s <= 0 else 1.0
+    lo, hi = 0.0, 1.0
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _wait_tail(mid, slack_s, service_s) <= miss else (lo, mid)
+    return lo
 
 
 def capacity_at_slo(
@@ -143,11 +188,7 @@ def capacity_at_slo(
     slack = ttft_slo_s - service
     if slack <= 0:
         return 1.0
-    lo, hi = 0.0, 1.0
-    for _ in range(50):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if _wait_tail(mid, slack, service) <= miss else (lo, mid)
-    rho = lo
+    rho = prefill_utilization(service, slack, miss)
     rate = rho / service
     wait = rho * service / (2 * (1 - rho)) if rho < 1 else math.inf
     decode_s, batch = 0.0, 1.0
