@@ -48,8 +48,6 @@ def _deployment(model: str, priority: int) -> Any:
                     "slots": 1,
                     "min_replicas": 1,
                     "max_replicas": 3,
-                    "upscale_delay_s": 1.0,
-                    "downscale_delay_s": 2.0,
                     "app": LEDGER,
                     "model": model,
                     "cost_per_hour": COST,

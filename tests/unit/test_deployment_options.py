@@ -65,15 +65,16 @@ def test_the_garden_policy_times_itself_by_its_profile_not_rays_delays() -> None
     kwargs = policy["policy_kwargs"]
     assert "upscale_delay_s" not in kwargs and "downscale_delay_s" not in kwargs
     assert kwargs["slots"] == spec.autoscaling.target_ongoing_requests
-    assert kwargs["profile"] == garden.autoscaling.profile == "default"
+    assert kwargs["profile"] == garden.autoscaling.profile == "cpu-tiny"
     assert kwargs["generalist"] == garden.generalist.name
     assert kwargs["ttft_ms"] == spec.slo.ttft_ms
     assert kwargs["kv_target"] == garden.autoscaling.kv_target
     # The controller builds the policy from these kwargs: the profile resolves.
     from autoscaling.policy import GardenPolicy
+    from autoscaling.profile import load_profiles
 
     built = GardenPolicy(**{**kwargs, "read_spills": False})
-    assert built.capacity.cold_start_s == 120
+    assert built.capacity.cold_start_s == load_profiles("cpu-tiny").for_model("law").cold_start_s
     assert scaling["upscale_delay_s"] == scaling["downscale_delay_s"] == 0
     AutoscalingConfig(**scaling)  # Ray accepts it, and can import the class
 
