@@ -33,8 +33,14 @@ def ray_cli() -> str:
 
 
 def check_port_free(host: str, port: int) -> None:
-    """Raise :class:`PortInUseError` when ``host:port`` cannot be bound."""
+    """Raise :class:`PortInUseError` when a server could not listen on ``host:port``.
+
+    The probe binds as servers do (uvicorn, HAProxy and Ray all set
+    ``SO_REUSEADDR``), so connections of a stopped server that linger in
+    TIME_WAIT do not count as use; a socket that still listens does.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as err:
