@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from ray.exceptions import RayError
 from ray.serve.exceptions import RayServeException
@@ -11,13 +13,23 @@ from ray.serve.exceptions import RayServeException
 from autoscaling.signals import publish_spilled, read_capped
 from router._state import ModelStates
 
-__all__ = ["refresh", "running_replicas", "watch"]
+__all__ = ["counts_of", "refresh", "replica_counts", "running_replicas", "watch"]
 
 logger = logging.getLogger("ray.serve")
 
 
 def running_replicas(app_name: str) -> dict[str, int]:
-    """Running replicas of each deployment of ``app_name``, as the controller reports them.
+    """Running replicas of each deployment of ``app_name``, as the controller reports them."""
+    return replica_counts(app_name)[0]
+
+
+def replica_counts(app_name: str) -> tuple[dict[str, int], dict[str, int]]:
+    """Running and starting replicas of each deployment of ``app_name``.
+
+    A replica is starting from the moment the controller decides to add it
+    (while it waits for resources, too) until it runs: the replicas it lists
+    as STARTING, UPDATING or RECOVERING, or, before it lists them, the gap
+    between its ``target_num_replicas`` and the replicas it lists.
 
     Blocking (one controller call); run it off the event loop. It reads the
     controller's details as the plain dict it sends: ``serve.status()`` would
@@ -30,31 +42,51 @@ def running_replicas(app_name: str) -> dict[str, int]:
 
     client = _get_global_client(raise_if_no_controller_running=False)
     if client is None:
-        return {}
+        return {}, {}
     app = client.get_serve_details().get("applications", {}).get(app_name)
     if app is None:
-        return {}
-    return {
-        name: sum(_is_running(r.get("state")) for r in deployment.get("replicas", []))
-        for name, deployment in app.get("deployments", {}).items()
-    }
+        return {}, {}
+    return counts_of(app.get("deployments", {}))
 
 
-def _is_running(state: object) -> bool:
+def counts_of(deployments: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
+    """Running and starting replicas of each deployment in serve details' ``deployments``."""
+    running: dict[str, int] = {}
+    starting: dict[str, int] = {}
+    for name, deployment in deployments.items():
+        states = [_state(r.get("state")) for r in deployment.get("replicas", [])]
+        running[name] = states.count("RUNNING")
+        listed = sum(s in _STARTING for s in states)
+        live = running[name] + listed
+        target = int(deployment.get("target_num_replicas") or 0)
+        starting[name] = listed + max(0, target - live)
+    return running, starting
+
+
+_STARTING = frozenset({"STARTING", "UPDATING", "RECOVERING"})
+
+
+def _state(state: object) -> str:
     # The controller sends ReplicaState members; accept their string values too.
-    return str(getattr(state, "value", state)) == "RUNNING"
+    return str(getattr(state, "value", state))
 
 
-def _exchange(app_name: str, spilled: dict[str, int]) -> tuple[dict[str, int], frozenset[str]]:
+def _exchange(
+    app_name: str, spilled: dict[str, int]
+) -> tuple[dict[str, int], dict[str, int], frozenset[str]]:
     publish_spilled(app_name, spilled)
-    return running_replicas(app_name), read_capped(app_name)
+    running, starting = replica_counts(app_name)
+    return running, starting, read_capped(app_name)
 
 
 async def refresh(states: ModelStates, app_name: str) -> None:
-    """Publish spills; observe running replicas and budget caps. On an error keep the last view."""
+    """Publish spills; observe running and starting replicas and budget caps.
+
+    On an error keep the last view.
+    """
     try:
-        running, capped = await asyncio.to_thread(_exchange, app_name, states.spilled())
-        states.observe(running, capped)
+        running, starting, capped = await asyncio.to_thread(_exchange, app_name, states.spilled())
+        states.observe(running, capped, starting)
     except (RayError, RayServeException) as err:
         logger.warning("model states not refreshed: %s", err)
 

@@ -44,6 +44,7 @@ class ModelStates:
         self._targets = dict(targets or {})
         self._outstanding = dict.fromkeys(per_replica, 0)
         self._running = dict.fromkeys(per_replica, 0)
+        self._starting = dict.fromkeys(per_replica, 0)
         self._suspect_until = dict.fromkeys(per_replica, float("-inf"))
         self._budget_capped: set[str] = set()
         self._spilled = dict.fromkeys(per_replica, 0)
@@ -72,10 +73,14 @@ class ModelStates:
         self._suspect_until[model] = self._clock() + self._suspect_s
 
     def observe(
-        self, running: Mapping[str, int], budget_capped: frozenset[str] = frozenset()
+        self,
+        running: Mapping[str, int],
+        budget_capped: frozenset[str] = frozenset(),
+        starting: Mapping[str, int] | None = None,
     ) -> None:
-        """Record Serve's running replica count of each model (absent means none)."""
+        """Record Serve's running and starting replica counts of each model (absent: none)."""
         self._running = {m: int(running.get(m, 0)) for m in self._per_replica}
+        self._starting = {m: int((starting or {}).get(m, 0)) for m in self._per_replica}
         self._budget_capped = set(budget_capped)
         self.observed_at = self._clock()
 
@@ -101,6 +106,8 @@ class ModelStates:
                 queue_limit=max(1, self._running[model] * per_replica),
                 budget_capped=model in self._budget_capped,
                 target_limit=self._target_limit(model),
+                running=self._running[model],
+                starting=self._starting[model],
             )
             for model, per_replica in self._per_replica.items()
         }

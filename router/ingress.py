@@ -72,7 +72,13 @@ app = FastAPI(title="Model Garden", openapi_url=None, docs_url=None, redoc_url=N
 #: Spills that are the specialist's unmet demand: its autoscaler must see them
 #: (errors are not demand; a model at zero replicas is, so it can scale up).
 _DEMAND_SPILLS = frozenset(
-    {Reason.OVERLOADED, Reason.BUDGET_CAPPED, Reason.UNHEALTHY, Reason.FIRST_TOKEN_DEADLINE}
+    {
+        Reason.OVERLOADED,
+        Reason.BUDGET_CAPPED,
+        Reason.UNHEALTHY,
+        Reason.COLD_START,
+        Reason.FIRST_TOKEN_DEADLINE,
+    }
 )
 
 #: Most request texts classified in one call (the semantic stage pads to the longest).

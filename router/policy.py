@@ -38,6 +38,7 @@ class Reason(StrEnum):
     LOW_CONFIDENCE = "low_confidence"
     OVERLOADED = "overloaded"
     UNHEALTHY = "unhealthy"
+    COLD_START = "cold_start"
     BUDGET_CAPPED = "budget_capped"
     SPECIALIST_ERROR = "specialist_error"
     FIRST_TOKEN_DEADLINE = "first_token_deadline"
@@ -73,7 +74,10 @@ class ModelState:
     ``max_ongoing_requests``. ``target_limit`` is how many its running
     replicas serve at their autoscaling target (``target_ongoing_requests``
     each): a budget-capped model, which cannot add a replica, keeps the
-    requests up to it and spills only the overflow.
+    requests up to it and spills only the overflow. ``running`` and
+    ``starting`` count its replicas that Serve runs and is starting (a
+    scale-up, from zero or not, or a garden still coming up); ``running``
+    is ``None`` where not known.
     """
 
     healthy: bool
@@ -81,6 +85,13 @@ class ModelState:
     queue_limit: int = 1
     budget_capped: bool = False
     target_limit: int | None = None
+    running: int | None = None
+    starting: int = 0
+
+    @property
+    def cold_start(self) -> bool:
+        """True while the model has no running replica and one is starting."""
+        return self.running == 0 and self.starting > 0
 
     @property
     def has_capacity(self) -> bool:
@@ -151,6 +162,8 @@ def decide(
         return to_generalist(Reason.LOW_CONFIDENCE)
     if config.spill:
         state = model_states.get(specialist)
+        if state is not None and state.cold_start:
+            return to_generalist(Reason.COLD_START, specialist)
         if state is None or not state.healthy:
             return to_generalist(Reason.UNHEALTHY, specialist)
         if state.budget_capped and not state.under_target:

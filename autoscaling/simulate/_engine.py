@@ -42,6 +42,8 @@ def _state_of(run: ModelRun) -> ModelState:
         queue_limit=max(1, running * run.spec.limits.max_ongoing_requests),
         budget_capped=run.capped,
         target_limit=int(running * run.deployment.slots),
+        running=running,
+        starting=len(run.active()) - running,
     )
 
 

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from cluster.cli import _loadtest  # noqa: F401  (registers the command)
 from cluster.cli._main import cli
+from router.policy import Reason
 from tests.conftest import RunningGarden
 
 pytestmark = pytest.mark.e2e
@@ -38,10 +39,7 @@ def test_loadtest_streams_through_the_router_without_failures(
     shares = summary["routing"]["model"]
     assert set(shares) <= models and len(shares) >= 2  # five domains reach several models
     assert sum(s["count"] for s in shares.values()) == summary["requests"]
-    assert set(summary["routing"]["reason"]) <= {
-        "specialist", "general", "low_confidence", "overloaded", "unhealthy",
-        "budget_capped", "specialist_error", "first_token_deadline",
-    }  # fmt: skip
+    assert set(summary["routing"]["reason"]) <= {r.value for r in Reason}
 
     # Locust's own reports carry the custom TTFT/TPOT/E2E events.
     with (out / "locust_stats.csv").open() as f:

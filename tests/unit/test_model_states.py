@@ -31,6 +31,16 @@ def test_unknown_until_observed_then_capacity_follows_replicas() -> None:
     assert not states.snapshot()["law"].healthy
 
 
+def test_starting_replicas_are_reported_beside_running_ones() -> None:
+    states = _states(Clock())
+    states.observe({"generalist": 1}, starting={"law": 1})
+    law = states.snapshot()["law"]
+    assert (law.healthy, law.running, law.starting, law.cold_start) == (False, 0, 1, True)
+    states.observe({"law": 1, "generalist": 1})  # it runs; none starts any more
+    law = states.snapshot()["law"]
+    assert (law.healthy, law.running, law.starting, law.cold_start) == (True, 1, 0, False)
+
+
 def test_outstanding_requests_fill_the_queue() -> None:
     states = _states(Clock())
     states.observe({"law": 1, "generalist": 1})
@@ -79,3 +89,27 @@ def test_target_limit_follows_running_replicas() -> None:
     snapshot = states.snapshot()
     assert snapshot["law"].target_limit == 4  # 3 replicas x 1.5, rounded down
     assert snapshot["generalist"].target_limit is None  # no target given: unknown
+
+
+def test_serve_details_give_running_and_starting_replicas() -> None:
+    from types import SimpleNamespace
+
+    from router._health import counts_of
+
+    starting_member = SimpleNamespace(value="STARTING")  # as Serve's ReplicaState sends it
+
+    details = {
+        "law": {"target_num_replicas": 0, "replicas": []},
+        "code": {  # scaling 0 -> 2: one listed as starting, one not listed yet
+            "target_num_replicas": 2,
+            "replicas": [{"state": starting_member}],
+        },
+        "medicine": {
+            "target_num_replicas": 1,
+            "replicas": [{"state": "RUNNING"}, {"state": "STOPPING"}],
+        },
+        "generalist": {"target_num_replicas": 1, "replicas": [{"state": "RECOVERING"}]},
+    }
+    running, starting = counts_of(details)
+    assert running == {"law": 0, "code": 0, "medicine": 1, "generalist": 0}
+    assert starting == {"law": 0, "code": 2, "medicine": 0, "generalist": 1}

@@ -69,6 +69,23 @@ def test_unhealthy_specialist_spills() -> None:
     assert (d.model, d.reason, d.fallback_from) == ("generalist", Reason.UNHEALTHY, "code")
 
 
+def test_specialist_with_no_running_replica_but_one_starting_is_a_cold_start() -> None:
+    states = _with("code", healthy=False, running=0, starting=1)
+    d = decide(Features("code", 0.95), states, CONFIG)
+    assert (d.model, d.reason, d.fallback_from) == ("generalist", Reason.COLD_START, "code")
+
+
+@pytest.mark.parametrize(
+    ("running", "starting"),
+    [(0, 0), (1, 1), (None, 1)],  # none starting; a scale-up beside a suspect one; unknown
+)
+def test_cold_start_needs_no_running_replica_and_one_starting(
+    running: int | None, starting: int
+) -> None:
+    states = _with("code", healthy=False, running=running, starting=starting)
+    assert decide(Features("code", 0.95), states, CONFIG).reason is Reason.UNHEALTHY
+
+
 def test_missing_state_counts_as_unhealthy() -> None:
     states = {k: v for k, v in READY.items() if k != "code"}
     assert decide(Features("code", 0.95), states, CONFIG).reason is Reason.UNHEALTHY
