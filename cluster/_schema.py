@@ -82,6 +82,11 @@ class ModelAutoscalingSpec(Strict):
         "capacity at the SLO): the garden policy's slots, and the target of Ray's default.",
     )
 
+    policy: Literal["garden", "ray-default"] | None = Field(
+        None,
+        description="This model's autoscaling policy, in place of the garden-wide "
+        "autoscaling.policy (unset: that one).",
+    )
     priority: int = Field(
         0,
         ge=0,
@@ -382,7 +387,23 @@ class GardenConfig(Strict):
         self._check_budget()
         return self
 
+    def policy_of(self, spec: ModelSpec) -> Literal["garden", "ray-default"]:
+        """The autoscaling policy that sizes ``spec``: its own, else the garden-wide one."""
+        return spec.autoscaling.policy or self.autoscaling.policy
+
     def _check_budget(self) -> None:
+        if self.budget.max_cost_per_hour is not None or self.budget.max_gpus is not None:
+            unbudgeted = [
+                f"models[{i}] ({m.name})"
+                for i, m in enumerate(self.models)
+                if self.policy_of(m) != "garden"
+            ]
+            if unbudgeted:
+                raise ValueError(
+                    "a budget is enforced by the garden policy, but "
+                    f"{', '.join(unbudgeted)} autoscale with 'ray-default' "
+                    "(autoscaling.policy or models[].autoscaling.policy)"
+                )
         floor_cost = sum(m.cost_per_hour * m.autoscaling.min_replicas for m in self.models)
         cap = self.budget.max_cost_per_hour
         if cap is not None and floor_cost > cap:

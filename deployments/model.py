@@ -85,7 +85,7 @@ def autoscaling_config(garden: GardenConfig, spec: ModelSpec) -> dict[str, Any]:
         "look_back_period_s": timing.look_back_period_s,
         "metrics_interval_s": timing.metrics_interval_s,
     }
-    if timing.policy == "garden":
+    if garden.policy_of(spec) == "garden":
         config["policy"] = {
             "policy_function": POLICY_IMPORT_PATH,
             "policy_kwargs": {

@@ -104,12 +104,28 @@ def test_wrong_type_is_rejected_with_value() -> None:
         ),
         (lambda d: d["models"][0].update(name="Bad_Name"), "models[0].name"),
         (lambda d: d.update(budget={"max_cost_per_hour": 0.5}), "below the cost"),
+        (
+            lambda d: (
+                d.update(budget={"max_cost_per_hour": 9}),
+                d["models"][2]["autoscaling"].update(policy="ray-default"),
+            ),
+            "models[2] (finance) autoscale with 'ray-default'",
+        ),
+        (lambda d: d["models"][0]["autoscaling"].update(policy="ray"), "'garden' or 'ray-default'"),
     ],
 )
 def test_invalid_shapes(mutate: Any, expect: str) -> None:
     data = _default()
     mutate(data)
     assert any(expect in p for p in _problems(data)), _problems(data)
+
+
+def test_a_model_may_name_its_own_policy() -> None:
+    data = _default()
+    data["autoscaling"]["policy"] = "ray-default"
+    data["models"][1]["autoscaling"].update(policy="garden", min_replicas=0)
+    cfg = parse_config(data)
+    assert [cfg.policy_of(m) for m in cfg.models] == ["ray-default", "garden"] + ["ray-default"] * 3
 
 
 def test_yaml_syntax_error_gives_line(tmp_path: Path) -> None:

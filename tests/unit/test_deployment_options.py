@@ -106,3 +106,15 @@ def test_declarative_builder_validates_its_args() -> None:
     bad["router"]["port"] = "eighty"
     with pytest.raises(ConfigError, match=r"router\.port"):
         garden_app({"config": bad})
+
+
+def test_a_models_own_policy_overrides_the_garden_wide_one() -> None:
+    data = load_config(None).model_dump(mode="json")
+    data["autoscaling"]["policy"] = "ray-default"
+    data["models"][1]["autoscaling"]["policy"] = "garden"  # law
+    garden = GardenConfig.model_validate(data)
+    law = deployment_options(garden, garden.model("law"))["autoscaling_config"]
+    code = deployment_options(garden, garden.model("code"))["autoscaling_config"]
+    assert law["policy"]["policy_kwargs"]["model"] == "law"
+    assert (law["upscale_delay_s"], law["downscale_delay_s"]) == (0.0, 0.0)
+    assert "policy" not in code
