@@ -1,66 +1,87 @@
-"""What the autoscaler and the router tell each other, through Ray's KV store.
+"""What the autoscaler and the router tell each other, through the garden's shared store.
 
 The garden's policies run in Ray Serve's controller; the router runs in its
-own replicas. They share Ray's internal key-value store (in the GCS):
+own replicas. They share :mod:`cluster.store` (Ray's internal key-value
+store, in the GCS, unless another store is passed):
 
 * the policies write which models the budget caps, when that changes; the
   router reads it with its other model states, at least once a second;
-* the router writes, every refresh, how many of its outstanding requests
-  each specialist could not take (spilled to the generalist); the policies
-  read it at most once a second and count it as that specialist's demand.
+* every router replica writes, every refresh, how many of its outstanding
+  requests each specialist could not take (spilled to the generalist), under
+  its own key and with an expiry; the policies sum the standing reports at
+  most once a second and count the sum as that specialist's demand.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-__all__ = ["SpillReader", "publish_capped", "publish_spilled", "read_capped", "read_spilled"]
+from cluster.store import RayKVStore, SharedStore
 
-_NAMESPACE = "model_garden"
+__all__ = [
+    "SPILL_TTL_S",
+    "SpillReader",
+    "publish_capped",
+    "publish_spilled",
+    "read_capped",
+    "read_spilled",
+]
+
+#: How long one router replica's spill report stands unless renewed. Routers
+#: renew theirs every ``router.state_refresh_s`` (at most 1 s), so a live
+#: router's report never lapses, and a dead one's stops counting within this.
+SPILL_TTL_S = 10.0
 
 
-def _key(app: str) -> bytes:
-    return f"{app}:budget_capped".encode()
+def _store(store: SharedStore | None) -> SharedStore:
+    return RayKVStore() if store is None else store
 
 
-def publish_capped(app: str, capped: frozenset[str]) -> None:
+def _key(app: str) -> str:
+    return f"{app}:budget_capped"
+
+
+def publish_capped(app: str, capped: frozenset[str], store: SharedStore | None = None) -> None:
     """Record that the budget caps ``capped`` models of garden ``app``."""
-    from ray.experimental.internal_kv import _internal_kv_put
-
-    _internal_kv_put(_key(app), json.dumps(sorted(capped)).encode(), namespace=_NAMESPACE)
+    _store(store).put(_key(app), json.dumps(sorted(capped)))
 
 
-def read_capped(app: str) -> frozenset[str]:
+def read_capped(app: str, store: SharedStore | None = None) -> frozenset[str]:
     """The models of garden ``app`` the budget caps now (empty before any report)."""
-    from ray.experimental.internal_kv import _internal_kv_get
-
-    raw = _internal_kv_get(_key(app), namespace=_NAMESPACE)
+    raw = _store(store).get(_key(app))
     if not raw:
         return frozenset()
     return frozenset(str(m) for m in json.loads(raw))
 
 
-def _spill_key(app: str) -> bytes:
-    return f"{app}:spilled".encode()
+def _spill_prefix(app: str) -> str:
+    return f"{app}:spilled:"
 
 
-def publish_spilled(app: str, spilled: dict[str, int]) -> None:
-    """Record the router's outstanding spilled requests per specialist of ``app``."""
-    from ray.experimental.internal_kv import _internal_kv_put
+def publish_spilled(
+    app: str,
+    spilled: Mapping[str, int],
+    writer: str,
+    store: SharedStore | None = None,
+    ttl_s: float = SPILL_TTL_S,
+) -> None:
+    """Record router replica ``writer``'s outstanding spilled requests per specialist of ``app``.
 
-    _internal_kv_put(_spill_key(app), json.dumps(spilled).encode(), namespace=_NAMESPACE)
+    Each router replica reports under its own key, for ``ttl_s`` seconds;
+    :func:`read_spilled` sums the reports that stand.
+    """
+    _store(store).put(_spill_prefix(app) + writer, json.dumps(dict(spilled)), ttl_s=ttl_s)
 
 
-def read_spilled(app: str) -> dict[str, float]:
-    """The spilled requests per specialist of ``app`` (empty before any report)."""
-    from ray.experimental.internal_kv import _internal_kv_get
-
-    raw = _internal_kv_get(_spill_key(app), namespace=_NAMESPACE)
-    if not raw:
-        return {}
-    return {str(m): float(n) for m, n in json.loads(raw).items()}
+def read_spilled(app: str, store: SharedStore | None = None) -> dict[str, float]:
+    """The spilled requests per specialist of ``app``, summed over the router replicas' reports."""
+    total: dict[str, float] = {}
+    for raw in _store(store).items(_spill_prefix(app)).values():
+        for model, n in json.loads(raw).items():
+            total[str(model)] = total.get(str(model), 0.0) + float(n)
+    return total
 
 
 class SpillReader:

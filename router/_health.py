@@ -72,27 +72,29 @@ def _state(state: object) -> str:
 
 
 def _exchange(
-    app_name: str, spilled: dict[str, int]
+    app_name: str, spilled: dict[str, int], writer: str
 ) -> tuple[dict[str, int], dict[str, int], frozenset[str]]:
-    publish_spilled(app_name, spilled)
+    publish_spilled(app_name, spilled, writer)
     running, starting = replica_counts(app_name)
     return running, starting, read_capped(app_name)
 
 
-async def refresh(states: ModelStates, app_name: str) -> None:
-    """Publish spills; observe running and starting replicas and budget caps.
+async def refresh(states: ModelStates, app_name: str, writer: str) -> None:
+    """Publish spills as router replica ``writer``; observe replicas and budget caps.
 
     On an error keep the last view.
     """
     try:
-        running, starting, capped = await asyncio.to_thread(_exchange, app_name, states.spilled())
+        running, starting, capped = await asyncio.to_thread(
+            _exchange, app_name, states.spilled(), writer
+        )
         states.observe(running, capped, starting)
     except (RayError, RayServeException) as err:
         logger.warning("model states not refreshed: %s", err)
 
 
-async def watch(states: ModelStates, app_name: str, period_s: float) -> None:
+async def watch(states: ModelStates, app_name: str, writer: str, period_s: float) -> None:
     """Refresh ``states`` every ``period_s`` seconds, forever."""
     while True:
-        await refresh(states, app_name)
+        await refresh(states, app_name, writer)
         await asyncio.sleep(period_s)

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -199,6 +200,8 @@ class Router:
         spec = garden.router
         self._app_name = garden.name
         self._refresh_s = spec.state_refresh_s
+        # This replica's own key for the reports several router replicas make.
+        self._writer = uuid.uuid4().hex
         self._deadline_s = spec.first_token_deadline_ms / 1000
         self._states = ModelStates(
             {m.name: m.limits.max_ongoing_requests for m in garden.models},
@@ -275,9 +278,9 @@ class Router:
 
     async def _ensure_watcher(self) -> None:
         if self._watcher is None or self._watcher.done():
-            await _health.refresh(self._states, self._app_name)
+            await _health.refresh(self._states, self._app_name, self._writer)
             self._watcher = asyncio.create_task(
-                _health.watch(self._states, self._app_name, self._refresh_s)
+                _health.watch(self._states, self._app_name, self._writer, self._refresh_s)
             )
 
     async def _serve(self, endpoint: str, body: dict[str, Any], request_id: str) -> Response:

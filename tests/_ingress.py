@@ -109,7 +109,7 @@ def serve_router(
     handles = {m.name: FakeHandle() for m in garden.models}
     router = router_class()(handles, garden.model_dump(mode="json"), metrics=FakeMetrics())
 
-    async def every_model_running(states: Any, _app: str) -> None:
+    async def every_model_running(states: Any, _app: str, _writer: str) -> None:
         states.observe(dict.fromkeys(handles, 1))
 
     async def idle(*_: Any) -> None:

@@ -1,0 +1,129 @@
+"""The garden's store for state shared by router replicas and the controller.
+
+Every router replica and every autoscaling policy (which run in Ray Serve's
+controller) may read and write it. Entries are strings under string keys,
+optionally with an expiry, so that what a dead writer left behind (a router
+replica's last spill count, say) lapses on its own instead of lingering as
+phantom state. Readers list a key prefix to gather one entry per writer.
+
+:class:`SharedStore` is the interface; :class:`RayKVStore` keeps entries in
+Ray's internal key-value store (the GCS), which every process of the cluster
+reaches and which lives as long as the cluster; :class:`MemoryStore` keeps
+them in one process (tests and the simulator). A Redis store would implement
+the same four methods with ``SET key value PX ttl`` and ``SCAN``.
+
+Expiry is by wall clock (:func:`time.time`): writers and readers are
+different processes, possibly on different nodes, whose monotonic clocks do
+not compare. TTLs are seconds, far above the skew of NTP-synced nodes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+__all__ = ["MemoryStore", "RayKVStore", "SharedStore"]
+
+
+@runtime_checkable
+class SharedStore(Protocol):
+    """Keys to string values, each with an optional expiry."""
+
+    def put(self, key: str, value: str, ttl_s: float | None = None) -> None:
+        """Set ``key``; with ``ttl_s`` it reads as absent ``ttl_s`` seconds from now."""
+        ...
+
+    def get(self, key: str) -> str | None:
+        """The live value of ``key``, or None if unset or expired."""
+        ...
+
+    def items(self, prefix: str) -> dict[str, str]:
+        """Every live entry whose key starts with ``prefix``."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` (no error if absent)."""
+        ...
+
+
+def _wrap(value: str, ttl_s: float | None, now: float) -> str:
+    if ttl_s is not None and ttl_s <= 0:
+        raise ValueError(f"ttl_s must be > 0, got {ttl_s}")
+    return json.dumps({"v": value, "exp": None if ttl_s is None else now + ttl_s})
+
+
+def _unwrap(raw: str, now: float) -> str | None:
+    entry = json.loads(raw)
+    exp = entry["exp"]
+    return None if exp is not None and now >= exp else str(entry["v"])
+
+
+class MemoryStore:
+    """A :class:`SharedStore` in this process's memory; ``clock`` is injected for tests."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._entries: dict[str, str] = {}
+        self._clock = clock
+
+    def put(self, key: str, value: str, ttl_s: float | None = None) -> None:
+        self._entries[key] = _wrap(value, ttl_s, self._clock())
+
+    def get(self, key: str) -> str | None:
+        raw = self._entries.get(key)
+        return None if raw is None else _unwrap(raw, self._clock())
+
+    def items(self, prefix: str) -> dict[str, str]:
+        now = self._clock()
+        live = {k: _unwrap(v, now) for k, v in self._entries.items() if k.startswith(prefix)}
+        for k in [k for k, v in live.items() if v is None]:
+            del self._entries[k]
+        return {k: v for k, v in live.items() if v is not None}
+
+    def delete(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+
+class RayKVStore:
+    """A :class:`SharedStore` in Ray's internal KV store, under ``namespace``.
+
+    This is the garden's one reach into ``ray.experimental.internal_kv``
+    (Ray's own dashboard and Serve use it the same way); the process must be
+    connected to the cluster (a driver, an actor or a Serve replica). Expired
+    entries are deleted by the reader that finds them.
+    """
+
+    def __init__(self, namespace: str = "model_garden", clock: Callable[[], float] = time.time):
+        self.namespace = namespace
+        self._clock = clock
+
+    def put(self, key: str, value: str, ttl_s: float | None = None) -> None:
+        from ray.experimental.internal_kv import _internal_kv_put
+
+        raw = _wrap(value, ttl_s, self._clock())
+        _internal_kv_put(key.encode(), raw.encode(), namespace=self.namespace)
+
+    def get(self, key: str) -> str | None:
+        from ray.experimental.internal_kv import _internal_kv_get
+
+        raw = _internal_kv_get(key.encode(), namespace=self.namespace)
+        return None if not raw else _unwrap(raw.decode(), self._clock())
+
+    def items(self, prefix: str) -> dict[str, str]:
+        from ray.experimental.internal_kv import _internal_kv_list
+
+        out: dict[str, str] = {}
+        for raw_key in _internal_kv_list(prefix.encode(), namespace=self.namespace):
+            key = raw_key.decode()
+            value = self.get(key)
+            if value is None:
+                self.delete(key)
+            else:
+                out[key] = value
+        return out
+
+    def delete(self, key: str) -> None:
+        from ray.experimental.internal_kv import _internal_kv_del
+
+        _internal_kv_del(key.encode(), namespace=self.namespace)

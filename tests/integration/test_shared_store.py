@@ -1,0 +1,48 @@
+"""The shared store on Ray's real KV store, and two router replicas' spill reports."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+
+from autoscaling.signals import read_spilled
+from cluster.store import RayKVStore
+from router._health import refresh
+from router._state import ModelStates
+from tests.conftest import RunningGarden
+
+pytestmark = pytest.mark.integration
+
+
+def test_ray_kv_store_keeps_the_contract(garden: RunningGarden) -> None:
+    store = RayKVStore()
+    prefix = f"store-probe-{uuid.uuid4().hex}:"
+    store.put(prefix + "short", "x", ttl_s=1)
+    store.put(prefix + "kept", "y")
+    assert store.items(prefix) == {prefix + "short": "x", prefix + "kept": "y"}
+    time.sleep(1.2)
+    assert store.get(prefix + "short") is None
+    assert store.items(prefix) == {prefix + "kept": "y"}
+    store.delete(prefix + "kept")
+    assert store.items(prefix) == {}
+
+
+def test_two_router_replicas_spills_add_up(garden: RunningGarden) -> None:
+    """Two routers' refreshes (the code each router replica runs) both count."""
+    app = f"spill-probe-{uuid.uuid4().hex}"  # no such application: only the reports matter
+    routers = [ModelStates({"law": 4, "generalist": 8}) for _ in range(2)]
+    for states, spills in zip(routers, (3, 2), strict=True):
+        for _ in range(spills):
+            states.begin("generalist", spilled_from="law")
+
+    async def both() -> None:
+        await asyncio.gather(*(refresh(s, app, f"router-{n}") for n, s in enumerate(routers)))
+
+    asyncio.run(both())
+    assert read_spilled(app) == {"law": 5.0, "generalist": 0.0}
+    routers[0].end("generalist", spilled_from="law")
+    asyncio.run(refresh(routers[0], app, "router-0"))
+    assert read_spilled(app)["law"] == 4.0

@@ -1,0 +1,59 @@
+"""The shared store's contract, and spill reports summed over router replicas."""
+
+from __future__ import annotations
+
+import pytest
+
+from autoscaling.signals import SPILL_TTL_S, publish_spilled, read_spilled
+from cluster.store import MemoryStore, SharedStore
+
+pytestmark = pytest.mark.unit
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_entries_expire_and_prefixes_list_only_live_ones() -> None:
+    clock = Clock()
+    store = MemoryStore(clock)
+    assert isinstance(store, SharedStore)
+    store.put("a:1", "x", ttl_s=5)
+    store.put("a:2", "y")
+    store.put("b:1", "z", ttl_s=50)
+    assert store.items("a:") == {"a:1": "x", "a:2": "y"}
+    clock.now += 5
+    assert store.get("a:1") is None  # expired at its ttl
+    assert store.items("a:") == {"a:2": "y"}
+    assert store.get("b:1") == "z"
+    store.delete("a:2")
+    store.delete("never-set")
+    assert store.items("a:") == {}
+    with pytest.raises(ValueError, match="ttl_s must be > 0, got 0"):
+        store.put("c", "v", ttl_s=0)
+
+
+def test_spills_of_two_router_replicas_are_summed_not_overwritten() -> None:
+    store = MemoryStore(Clock())
+    publish_spilled("g", {"law": 3, "code": 1}, "router-a", store)
+    publish_spilled("g", {"law": 2}, "router-b", store)
+    assert read_spilled("g", store) == {"law": 5.0, "code": 1.0}
+    publish_spilled("g", {"law": 0, "code": 1}, "router-a", store)  # a renews its own only
+    assert read_spilled("g", store) == {"law": 2.0, "code": 1.0}
+    assert read_spilled("other-garden", store) == {}
+
+
+def test_a_dead_routers_last_report_lapses() -> None:
+    clock = Clock()
+    store = MemoryStore(clock)
+    publish_spilled("g", {"law": 4}, "dead", store)
+    for _ in range(30):  # the live router renews every refresh; the dead one never again
+        publish_spilled("g", {"law": 1}, "live", store)
+        clock.now += 1.0
+    assert read_spilled("g", store) == {"law": 1.0}
+    clock.now += SPILL_TTL_S
+    assert read_spilled("g", store) == {}
