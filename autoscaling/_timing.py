@@ -159,8 +159,10 @@ def timed(policy: Policy, timing: Timing) -> Policy:
             _spells(state, now, need, target)
         ahead = forecast(history, timing.cold_start_s)
         # The demand when a replica started now would serve; a trend may at
-        # most double it, so one noisy slope cannot ask for the maximum.
-        expected = wish if ahead is None else min(ahead, 2.0 * wish + 1.0)
+        # most double it, so one noisy slope cannot ask for the maximum, and
+        # the first requests after a quiet spell (a step up from nothing, not
+        # a trend) ask for what they need, not one replica more.
+        expected = wish if ahead is None else min(ahead, 2.0 * wish)
         if need > target:
             if math.ceil(expected - 1e-9) > target:  # still above capacity a cold start on
                 return float(math.ceil(min(wish, expected) - 1e-9)), state

@@ -27,14 +27,21 @@ class PolicyContext(Protocol):
 Policy = Callable[[Any], tuple[float, dict[str, Any]]]
 
 
-def bounded(policy: Policy, min_replicas: int, max_replicas: int) -> Policy:
-    """Round ``policy``'s wish up to whole replicas within [min, max]."""
+def bounded(policy: Policy, min_replicas: int, max_replicas: int, *, whole: bool = True) -> Policy:
+    """Keep ``policy``'s wish within [min, max], rounded up to whole replicas if ``whole``.
+
+    The timing rules take the fractional wish (``whole=False``): a trend or a
+    burst's excess measured on rounded replicas would read a quarter of a
+    replica's load as a whole one.
+    """
     if not 0 <= min_replicas <= max_replicas:
         raise ValueError(f"need 0 <= min <= max, got [{min_replicas}, {max_replicas}]")
 
     def wrapped(ctx: Any) -> tuple[float, dict[str, Any]]:
         wish, state = policy(ctx)
-        return float(min(max_replicas, max(min_replicas, math.ceil(wish - 1e-9)))), state
+        if whole:
+            wish = math.ceil(wish - 1e-9)
+        return float(min(max_replicas, max(min_replicas, wish))), state
 
     return wrapped
 

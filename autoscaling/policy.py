@@ -152,7 +152,7 @@ class GardenPolicy:
             self.capacity.cold_start_s, slots, miss_penalty=miss_penalty, overflow_room=room,
             clock=clock,
         )  # fmt: skip
-        policy: Policy = bounded(self.wish, min_replicas, max_replicas)
+        policy: Policy = bounded(self.wish, min_replicas, max_replicas, whole=False)
         policy = claimed(policy, self._record, self.claim)
         policy = bounded(timed(policy, timing), min_replicas, max_replicas)
         if self._budgeted:

@@ -102,7 +102,21 @@ def test_growth_is_early_on_a_rising_trend() -> None:
     timing = Timing(cold_start_s=100, slots=4)
     policy = timed(lambda ctx: (next(wishes), dict(ctx.policy_state)), timing)
     ctx = Ctx(target_num_replicas=1)
-    assert [_step(policy, ctx, t) for t in (0, 10, 20)] == [1, 2, 2]  # before the wish passes 1
+    # Grown at 0.8, before the wish passes 1, once its doubling would pass 1.
+    assert [_step(policy, ctx, t) for t in (0, 10, 20)] == [1, 1, 2]
+
+
+def test_a_step_up_from_nothing_asks_for_one_replica_not_two() -> None:
+    """Scale from zero: the first spills are a step, not a trend to extrapolate."""
+    wishes = iter([0.0, 0.0, 0.25, 0.25, 0.25])
+    timing = Timing(cold_start_s=200, slots=16)
+    policy = timed(lambda ctx: (next(wishes), dict(ctx.policy_state)), timing)
+    ctx = Ctx(target_num_replicas=0, current_num_replicas=0)
+    decided = []
+    for t in (0, 10, 20, 30, 40):
+        decided.append(_step(policy, ctx, t))
+        ctx.target_num_replicas = ctx.current_num_replicas = decided[-1]  # Serve follows
+    assert decided == [0, 0, 1, 1, 1]
 
 
 def test_a_fading_burst_goes_to_a_generalist_with_room() -> None:
