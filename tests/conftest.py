@@ -24,6 +24,27 @@ from tests._otlp import SpanCollector
 #: token, short enough that the stalled-specialist test is quick.
 TEST_DEADLINE_MS = 4000
 
+#: The specialist that the test garden starts at zero replicas, under the
+#: garden policy (min_replicas 0): the scale-from-zero test brings it up.
+COLD_MODEL = "law"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run ``garden_as_started`` tests first among those that use the garden.
+
+    They need the session garden as ``garden up`` left it (the cold model
+    still at zero replicas), so they go just before the first other test that
+    uses the ``garden`` fixture, whatever the order of files.
+    """
+    first = [i for i in items if i.get_closest_marker("garden_as_started")]
+    if not first:
+        return
+    rest = [i for i in items if i not in first]
+    at = next(
+        (n for n, i in enumerate(rest) if "garden" in getattr(i, "fixturenames", ())), len(rest)
+    )
+    items[:] = rest[:at] + first + rest[at:]
+
 
 @dataclass(frozen=True)
 class RunningGarden:
@@ -57,9 +78,9 @@ def _test_config(traces_endpoint: str) -> GardenConfig:
     data["telemetry"] = {"traces_endpoint": traces_endpoint, "metrics_port": _free_port()}
     # Short enough that the autoscaling test sees 1 → 2 → 1 in minutes; the
     # upscale delay stays above the few seconds other tests load one model.
-    # The session garden runs Ray's policy with these delays (the garden
-    # policy times itself by the profile's cold start, minutes on this CPU,
-    # and its live e2e tests are still to come; docs/performance.md).
+    # Most models run Ray's policy with these delays: the garden policy holds
+    # an idle replica for its rent-or-buy time, about 16 minutes for the
+    # cpu-tiny profile's cold start, longer than such a test may wait.
     data["autoscaling"].update(
         policy="ray-default",
         upscale_delay_s=10,
@@ -67,6 +88,9 @@ def _test_config(traces_endpoint: str) -> GardenConfig:
         look_back_period_s=5,
         metrics_interval_s=1,
     )
+    # The scale-from-zero specialist: the garden policy, starting at zero.
+    law = next(m for m in data["models"] if m["name"] == COLD_MODEL)
+    law["autoscaling"].update(policy="garden", min_replicas=0, initial_replicas=0)
     return GardenConfig.model_validate(data)
 
 
