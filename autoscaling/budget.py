@@ -17,10 +17,10 @@ or to a claim of higher priority.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
-__all__ = ["Claim", "arbitrate"]
+__all__ = ["Claim", "allowances", "arbitrate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,3 +89,50 @@ def arbitrate(
         if granted[model] < min(claim.wish, claim.max_replicas):
             heapq.heappush(heap, (*claim.rank(granted[model] + 1), model))
     return granted
+
+
+def _less(ceiling: float | None, spent: float) -> float | None:
+    return None if ceiling is None else ceiling - spent
+
+
+def allowances(
+    claims: Sequence[Claim],
+    committed: Mapping[str, int],
+    draining: Mapping[str, int],
+    max_cost_per_hour: float | None,
+    max_gpus: float | None,
+) -> dict[str, int]:
+    """Replicas each model may target now, counting the replicas still draining.
+
+    :func:`arbitrate` says what every model may hold. A cut takes effect at
+    once, but the replicas it frees keep running (and costing) while they
+    drain, so growth may only spend what is actually free. The allowance is
+    therefore arbitrated twice: once on the wishes, then again with every
+    model floored at what it keeps, wishes capped at the first grant, and the
+    ceilings reduced by what drains now or is about to. Held cost (starting,
+    running and draining replicas) then never exceeds the ceiling.
+
+    ``committed`` is each model's current target (starting and running
+    replicas), ``draining`` the replicas it is still shutting down. The live
+    ledger (:class:`autoscaling._ledger.Ledger`) and the simulator both call
+    this; only where ``draining`` comes from differs.
+    """
+    granted = arbitrate(claims, max_cost_per_hour, max_gpus)
+    cost = gpus = 0.0
+    second: list[Claim] = []
+    for c in claims:
+        held = committed[c.model]
+        # Ray steps a target above 1 down to 1 before 0, so at least 1 stays.
+        keep = max(min(held, granted[c.model]), 1 if held > 1 else 0)
+        leaving = draining.get(c.model, 0) + held - keep
+        cost += c.cost_per_hour * leaving
+        gpus += c.gpus * leaving
+        second.append(
+            replace(
+                c,
+                wish=granted[c.model],
+                min_replicas=keep,
+                max_replicas=max(keep, granted[c.model]),
+            )
+        )
+    return arbitrate(second, _less(max_cost_per_hour, cost), _less(max_gpus, gpus))

@@ -113,6 +113,12 @@ def autoscaling_config(garden: GardenConfig, spec: ModelSpec) -> dict[str, Any]:
     return config
 
 
+#: How long Serve waits for a released replica's requests, and then lets it
+#: live at most, in seconds (Serve's defaults).
+GRACEFUL_SHUTDOWN_WAIT_LOOP_S = 2.0
+GRACEFUL_SHUTDOWN_TIMEOUT_S = 20.0
+
+
 def deployment_options(garden: GardenConfig, spec: ModelSpec) -> dict[str, Any]:
     """Ray Serve deployment options of ``spec``'s deployment.
 
@@ -128,6 +134,10 @@ def deployment_options(garden: GardenConfig, spec: ModelSpec) -> dict[str, Any]:
             "retry_after_s": garden.router.retry_after_s,
         },
         "autoscaling_config": autoscaling_config(garden, spec),
+        # Serve's defaults, set here because the budget ledger counts a
+        # released replica as draining for at most their sum (DRAIN_BOUND_S).
+        "graceful_shutdown_wait_loop_s": GRACEFUL_SHUTDOWN_WAIT_LOOP_S,
+        "graceful_shutdown_timeout_s": GRACEFUL_SHUTDOWN_TIMEOUT_S,
         # The replica's CPU share lives in the placement bundle it shares with the engine.
         "ray_actor_options": {"num_cpus": 0},
     }

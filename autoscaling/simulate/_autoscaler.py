@@ -17,8 +17,8 @@ from typing import Any
 
 from ray.serve.config import AutoscalingContext
 
+from autoscaling.budget import allowances
 from autoscaling.policy import load_of
-from autoscaling.simulate._allowance import allowances
 from autoscaling.simulate._garden import ModelRun
 from autoscaling.simulate._metrics import window_mean
 

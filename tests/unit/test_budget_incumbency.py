@@ -53,3 +53,23 @@ def test_a_budget_does_not_skip_the_downscale_delay() -> None:
     ctx.current_time = 61.0
     target, ctx.policy_state = policy(ctx)
     assert target == 1
+
+
+def test_the_live_ledger_counts_released_replicas_as_draining() -> None:
+    """Growth may spend only what a cut has really freed: the ledger's own draining count."""
+    from autoscaling._ledger import Budget, Ledger
+
+    clock = [0.0]
+    ledger = Ledger(Budget(max_cost_per_hour=4.0), drain_s=23.0, clock=lambda: clock[0])
+    ledger.claim(Claim("a", 3, 24.0, 8.0, 1, 4, 1.0, held=3))
+    ledger.claim(Claim("b", 1, 8.0, 8.0, 1, 4, 1.0, held=1))
+    assert ledger.grants() == {"a": 3, "b": 1}
+    # a drops to 1: its two replicas drain while b wishes for three.
+    clock[0] = 10.0
+    ledger.claim(Claim("a", 1, 4.0, 8.0, 1, 4, 1.0, held=1))
+    ledger.claim(Claim("b", 3, 24.0, 8.0, 1, 4, 1.0, held=1))
+    assert ledger.draining() == {"a": 2}
+    assert ledger.grants()["b"] == 1  # 1 + 2 draining + b's 1 = 4: nothing is free yet
+    clock[0] = 10.0 + 23.0  # past the longest Serve lets a released replica live
+    assert ledger.draining() == {}
+    assert ledger.grants()["b"] == 3

@@ -118,3 +118,12 @@ def test_a_models_own_policy_overrides_the_garden_wide_one() -> None:
     assert law["policy"]["policy_kwargs"]["model"] == "law"
     assert (law["upscale_delay_s"], law["downscale_delay_s"]) == (0.0, 0.0)
     assert "policy" not in code
+
+
+def test_the_ledgers_drain_bound_covers_serves_shutdown_of_a_released_replica() -> None:
+    from autoscaling._ledger import DRAIN_BOUND_S
+
+    garden = load_config(None)
+    options = deployment_options(garden, garden.model("law"))
+    shutdown = options["graceful_shutdown_wait_loop_s"] + options["graceful_shutdown_timeout_s"]
+    assert shutdown <= DRAIN_BOUND_S

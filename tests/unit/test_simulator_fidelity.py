@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from autoscaling.budget import Claim
-from autoscaling.simulate._allowance import allowances
+from autoscaling.budget import Claim, allowances
 from autoscaling.simulate._controller import ray_wrapped
 from autoscaling.simulate._metrics import window_mean
 
