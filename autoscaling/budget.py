@@ -46,8 +46,14 @@ class Claim:
         return max(0.0, (self.held - need) * self.slots)
 
     def gain(self, replica: int) -> float:
-        """Requests served within the SLO that the ``replica``-th replica adds."""
-        return max(0.0, min(self.demand, replica * self.slots) - (replica - 1) * self.slots)
+        """Requests served within the SLO that the ``replica``-th replica adds.
+
+        Measured on ``need`` when the claim has it (the policy's own demand,
+        in work: one long prompt fills a replica that a request count would
+        call nearly idle), else on ``demand`` over ``slots``.
+        """
+        need = self.demand / self.slots if self.need is None else self.need
+        return self.slots * max(0.0, min(need, float(replica)) - (replica - 1))
 
     def rank(self, replica: int) -> tuple[int, int, float]:
         """Heap key of the ``replica``-th replica: priority, then incumbency, then value."""

@@ -5,7 +5,9 @@ The garden policy is replayed twice, with its specialists at
 and the better of the two is the garden's entry; Ray's policy runs as a
 Ray user keeps it, at 1, since the router diverts a Ray-scaled specialist's
 traffic away at zero and Ray then never sees demand to bring it back.
-``ray-tuned`` is tuned against the garden entry's attainment. Every policy
+``ray-tuned`` is tuned against the garden entry's attainment. With a
+budget, ``static-partition`` (Ray's policy within a static split of the
+budget, in proportion to each model's peak) is replayed too. Every policy
 is scored under both SLO rules; the verdicts use the size-aware one.
 """
 
@@ -106,10 +108,18 @@ def compare(
         **common,
     )
     reports["static-peak"] = simulate(requests, base, profiles, policy="static-peak", **common)
+    judged = verdicts(reports[chosen], reports["ray-default"], reports["ray-tuned"])
+    if common.get("budget") is not None or garden.budget.max_cost_per_hour is not None:
+        # What a Ray user under the same ceiling runs: Ray's policy within a
+        # static split of it (only the garden entry is held to the budget).
+        reports["static-partition"] = simulate(
+            requests, with_bounds(base, 1), profiles, policy="static-partition", **common
+        )
+        judged["attainment_gain_vs_static_partition"] = round(
+            reports[chosen][_RULE] - reports["static-partition"][_RULE], 4
+        )
+        judged["beats_static_partition"] = bool(
+            reports[chosen][_RULE] > reports["static-partition"][_RULE]
+        )
     series = {name: r.pop("series") for name, r in reports.items()}
-    return {
-        "garden": chosen,
-        "policies": reports,
-        "verdicts": verdicts(reports[chosen], reports["ray-default"], reports["ray-tuned"]),
-        "series": series,
-    }
+    return {"garden": chosen, "policies": reports, "verdicts": judged, "series": series}

@@ -34,8 +34,14 @@ from deployments.model import autoscaling_config
 
 __all__ = ["POLICIES", "Deployment", "PolicyName", "RayKnobs", "ray_wrapped"]
 
-PolicyName = Literal["garden", "ray-default", "ray-tuned", "static-peak"]
-POLICIES: tuple[PolicyName, ...] = ("garden", "ray-default", "ray-tuned", "static-peak")
+PolicyName = Literal["garden", "ray-default", "ray-tuned", "static-peak", "static-partition"]
+POLICIES: tuple[PolicyName, ...] = (
+    "garden",
+    "ray-default",
+    "ray-tuned",
+    "static-peak",
+    "static-partition",
+)
 
 
 @dataclass(frozen=True, slots=True)

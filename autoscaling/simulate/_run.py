@@ -13,6 +13,7 @@ from autoscaling.simulate._controller import POLICIES, Deployment, PolicyName, R
 from autoscaling.simulate._engine import Engine
 from autoscaling.simulate._garden import ModelRun
 from autoscaling.simulate._mix import assign_domains, default_mix, validate_mix
+from autoscaling.simulate._partition import partition
 from autoscaling.simulate._replica import Job
 from autoscaling.simulate._report import summarize
 from autoscaling.simulate._trace import Request
@@ -157,6 +158,30 @@ def fixed_targets(peaks: Mapping[str, float], runs: Mapping[str, ModelRun]) -> d
     return out
 
 
+def _partitioned(
+    garden: GardenConfig,
+    runs: Mapping[str, ModelRun],
+    peaks: Mapping[str, float],
+    budget: float | None,
+) -> GardenConfig:
+    """``garden`` with each model's ``max_replicas`` its share of ``budget`` (:func:`partition`)."""
+    if budget is None:
+        raise ValueError(
+            "static-partition splits a budget: pass --budget or set budget.max_cost_per_hour"
+        )
+    needs = {n: math.ceil(peaks[n] / r.deployment.slots - 1e-9) for n, r in runs.items()}
+    maxes = partition(
+        needs,
+        {m.name: m.cost_per_hour for m in garden.models},
+        {m.name: m.autoscaling.min_replicas for m in garden.models},
+        budget,
+    )
+    data = garden.model_dump(mode="json")
+    for model in data["models"]:
+        model["autoscaling"].update(max_replicas=maxes[model["name"]], initial_replicas=None)
+    return GardenConfig.model_validate(data)
+
+
 def simulate(
     requests: Sequence[Request],
     garden: GardenConfig | None = None,
@@ -185,6 +210,11 @@ def simulate(
     request (``slots="profile"``), or the config's
     ``target_ongoing_requests`` (``slots="config"``). The same inputs always
     give the same dict.
+
+    ``static-partition`` is Ray's policy with each model's ``max_replicas``
+    its share of the budget in proportion to its peak demand
+    (:func:`~autoscaling.simulate._partition.partition`), as a Ray user under
+    a cost ceiling would set them; it needs a budget.
 
     ``min_replicas`` / ``max_replicas`` override every model's bounds
     (:func:`with_bounds`). ``knobs`` sets Ray's own delays and target for
@@ -238,14 +268,19 @@ def simulate(
     allowed: dict[str, int] | None = {} if caps != (None, None) else None
     timing = {"control_period_s": control_period_s, "series_step_s": series_step_s}
     runs = _runs(garden, profiles, policy, per_replica, allowed, knobs)
-    if policy == "static-peak":
+    if policy in ("static-peak", "static-partition"):
         for run in runs.values():
             run.target = run.deployment.max_replicas
         _replay(garden, runs, jobs(), horizon, autoscale=False, budget=caps, allowed=None, **timing)
-        fixed = fixed_targets({n: r.peak_demand for n, r in runs.items()}, runs)
-        runs = _runs(garden, profiles, policy, per_replica, None)
-        for name, run in runs.items():
-            run.target = fixed[name]
+        peaks = {n: r.peak_demand for n, r in runs.items()}
+        if policy == "static-partition":
+            garden = _partitioned(garden, runs, peaks, cost_cap)
+            runs = _runs(garden, profiles, policy, per_replica, None)
+        else:
+            fixed = fixed_targets(peaks, runs)
+            runs = _runs(garden, profiles, policy, per_replica, None)
+            for name, run in runs.items():
+                run.target = fixed[name]
     replayed = jobs()
     engine = _replay(
         garden,

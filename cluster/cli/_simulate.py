@@ -14,7 +14,7 @@ from cluster.cli._main import cli
 from cluster.cli._options import config_option, load
 
 _FORMATS = ("azure", "mooncake")
-_POLICIES = ("garden", "ray-default", "ray-tuned", "static-peak")
+_POLICIES = ("garden", "ray-default", "ray-tuned", "static-peak", "static-partition")
 
 
 def _format_of(trace: Path, fmt: str | None) -> str:
