@@ -21,6 +21,11 @@ clock is the context's, state lives in the policy state Ray hands back):
   them. With fewer than ``_MIN_GAPS`` gaps seen it holds for the break-even
   time (a cold start's cost in rent), the classic 2-competitive choice. The
   target is the highest wish within the hold.
+* **Seasons.** Where the history shows a daily pattern
+  (:class:`~autoscaling._season.Season`: the peak each 15 minutes of the day
+  reached on past days), the demand expected one cold start ahead is at
+  least that peak: growth comes before a recurring ramp, and a replica due
+  to be needed again within a cold start is not released.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from autoscaling._season import Season
 
 __all__ = ["Timing", "forecast", "hold_for", "timed"]
 
@@ -89,6 +96,7 @@ class Timing:
         miss_penalty: float = 4.0,
         overflow_room: Callable[[Any, float], bool] | None = None,
         clock: Callable[[Any], float] | None = None,
+        season: Season | None = None,
     ) -> None:
         if cold_start_s < 0 or miss_penalty < 0:
             raise ValueError(
@@ -99,6 +107,7 @@ class Timing:
         self.cold_cost_s = cold_start_s * (1.0 + miss_penalty)
         self.overflow_room = overflow_room
         self.clock = clock or _context_time
+        self.season = season if season is not None else Season()
 
     @property
     def sample_every_s(self) -> float:
@@ -163,6 +172,10 @@ def timed(policy: Policy, timing: Timing) -> Policy:
         # the first requests after a quiet spell (a step up from nothing, not
         # a trend) ask for what they need, not one replica more.
         expected = wish if ahead is None else min(ahead, 2.0 * wish)
+        # What the same time of day reached before (none until a day is complete).
+        timing.season.record(state, now, wish)
+        seasonal = timing.season.at(state, now + timing.cold_start_s) or 0.0
+        expected = max(expected, seasonal)
         if need > target:
             if math.ceil(expected - 1e-9) > target:  # still above capacity a cold start on
                 return float(math.ceil(min(wish, expected) - 1e-9)), state
@@ -174,6 +187,7 @@ def timed(policy: Policy, timing: Timing) -> Policy:
             return float(target + 1), state
         if need < target and int(ctx.current_num_replicas) >= target:
             held = max((w for t, w in peaks if t >= now - hold), default=wish)
+            held = max(held, seasonal)  # demand due back within a cold start is kept for
             return float(min(target, math.ceil(max(held, wish) - 1e-9))), state
         return float(target), state
 

@@ -213,3 +213,45 @@ def test_the_replica_meters_prompts_from_arrival_to_first_output() -> None:
     asyncio.run(main())
     assert seen == [700.0]  # waiting while the engine had not answered
     assert meter.stats(1.0, None, None)[PREFILL_TOKENS_WAITING_METRIC] == 0.0
+
+
+DAY = 86_400.0
+NINE = 9 * 3600.0
+
+
+def test_the_season_remembers_each_slots_peak_from_complete_days() -> None:
+    from autoscaling._season import Season
+
+    season, state = Season(), {}
+    season.record(state, NINE + 60, 4.0)
+    season.record(state, NINE + 120, 6.0)
+    assert season.at(state, NINE + 300) is None  # today's visit is not complete yet
+    assert season.at(state, DAY + NINE + 300) == 6.0  # tomorrow, the same slot
+    season.record(state, DAY + NINE + 60, 2.0)  # a quieter day weighs half
+    assert season.at(state, 2 * DAY + NINE) == pytest.approx(4.0)
+    assert season.at(state, DAY + NINE + 3600) is None  # 10:00 was never seen
+    with pytest.raises(ValueError, match="bins >= 1"):
+        Season(bins=0)
+
+
+def test_growth_comes_a_cold_start_before_a_ramp_seen_the_day_before() -> None:
+    timing = Timing(cold_start_s=300, slots=4)
+
+    def ramp(t: float) -> float:  # one replica's load, and four from 09:00 to 09:30
+        return 4.0 if NINE <= t % DAY < NINE + 1800 else 1.0
+
+    def run(start: float, end: float, state: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        ctx = Ctx(target_num_replicas=1, current_num_replicas=1, policy_state=state)
+        decided = 1
+        policy = timed(lambda c: (ramp(c.current_time), dict(c.policy_state)), timing)
+        for t in range(int(start), int(end), 10):
+            decided = _step(policy, ctx, t)
+        return decided, ctx.policy_state
+
+    # Day one, 08:50 to 08:56: quiet, and nothing known about 09:00 yet.
+    decided, state = run(NINE - 600, NINE - 240, {})
+    assert decided == 1
+    _, state = run(NINE - 240, NINE + 3600, state)
+    # Day two, as quiet at 08:56: 09:00 is a cold start away, and needed four.
+    decided, _ = run(DAY + NINE - 600, DAY + NINE - 240, state)
+    assert decided == 2  # one replica ahead each period, towards four
