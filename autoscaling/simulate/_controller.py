@@ -106,7 +106,10 @@ class Deployment:
             if policy == "garden":
                 raise ValueError("RayKnobs tune Ray's policy, not the garden's")
             slots *= knobs.target_scale
-        scaling = spec.autoscaling.model_copy(update={"target_ongoing_requests": slots})
+        # The replay's policy sizes every model, whatever a model names for itself.
+        scaling = spec.autoscaling.model_copy(
+            update={"target_ongoing_requests": slots, "policy": None}
+        )
         spec = spec.model_copy(update={"autoscaling": scaling})
         timing = garden.autoscaling.model_copy(
             update={"policy": "garden" if policy == "garden" else "ray-default"}

@@ -18,7 +18,7 @@ from autoscaling.policy import GardenPolicy
 from autoscaling.profile import Profile
 from autoscaling.simulate import Request, simulate, with_bounds
 from autoscaling.simulate._tuned import best_point
-from cluster.config import SLOSpec, load_config
+from cluster.config import GardenConfig, SLOSpec, load_config
 from tests._autoscaling import Ctx
 
 pytestmark = pytest.mark.unit
@@ -170,6 +170,16 @@ def test_every_policy_is_scored_under_both_rules_with_the_specialists_share() ->
         assert 0 <= report["specialist_share"] <= 1
         assert "specialist_share" in report["models"]["law"]
         assert "specialist_share" not in report["models"]["generalist"]
+
+
+def test_the_replays_policy_sizes_every_model_whatever_one_names_for_itself() -> None:
+    data = load_config(None).model_dump(mode="json")
+    data["models"][1]["autoscaling"]["policy"] = "ray-default"  # law
+    garden = with_bounds(GardenConfig.model_validate(data), 1, 2)
+    trace = [Request(i * 0.5, 200, 10) for i in range(60)]
+    for policy in ("garden", "ray-default"):
+        report = simulate(trace, garden, policy=policy)  # type: ignore[arg-type]
+        assert report["policy"] == policy and report["models"]["law"]["requests"] > 0
 
 
 def test_bounds_overrides_apply_to_every_model_and_keep_the_generalist_at_one() -> None:
