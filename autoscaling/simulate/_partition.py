@@ -20,17 +20,21 @@ def partition(
     cost_per_hour: Mapping[str, float],
     min_replicas: Mapping[str, int],
     budget: float,
+    max_replicas: Mapping[str, int] | None = None,
 ) -> dict[str, int]:
     """Each model's ``max_replicas``: shares of ``budget`` in proportion to ``needs``.
 
     ``needs`` is the replicas each model's peak demand needs. Each model's
     share is its need scaled so that all needs at their cost sum to the
     budget, rounded down, never under its ``min_replicas`` nor 1 (a
-    deployment's maximum is at least 1); the budget left over goes one
-    replica at a time to the largest shortfall against the share that still
-    fits. ValueError when the floors alone exceed the budget.
+    deployment's maximum is at least 1) and never over its ``max_replicas``
+    (the bound the garden has too); the budget left over goes one replica
+    at a time to the largest shortfall against the share that still fits,
+    each model up to its bound (a free model takes its bound at once).
+    ValueError when the floors alone exceed the budget.
     """
     floors = {m: max(1, min_replicas[m]) for m in needs}
+    caps = {m: max(floors[m], (max_replicas or {}).get(m, 1000)) for m in needs}
     floor_cost = sum(cost_per_hour[m] * floors[m] for m in needs)
     if floor_cost > budget + 1e-9:
         raise ValueError(
@@ -39,7 +43,7 @@ def partition(
     full = sum(cost_per_hour[m] * max(needs[m], floors[m]) for m in needs)
     scale = budget / full if full > 0 else 0.0
     share = {m: max(needs[m], floors[m]) * scale for m in needs}
-    maxes = {m: max(floors[m], math.floor(share[m] + 1e-9)) for m in needs}
+    maxes = {m: min(caps[m], max(floors[m], math.floor(share[m] + 1e-9))) for m in needs}
     spent = sum(cost_per_hour[m] * maxes[m] for m in needs)
     while spent > budget + 1e-9:  # floors above a small share: take back from the richest
         over = [m for m in needs if maxes[m] > floors[m]]
@@ -47,7 +51,9 @@ def partition(
         maxes[m] -= 1
         spent -= cost_per_hour[m]
     while True:
-        fits = [m for m in needs if spent + cost_per_hour[m] <= budget + 1e-9]
+        fits = [
+            m for m in needs if maxes[m] < caps[m] and spent + cost_per_hour[m] <= budget + 1e-9
+        ]
         if not fits:
             return maxes
         m = max(fits, key=lambda k: (share[k] - maxes[k], k))

@@ -175,6 +175,7 @@ def _partitioned(
         {m.name: m.cost_per_hour for m in garden.models},
         {m.name: m.autoscaling.min_replicas for m in garden.models},
         budget,
+        {m.name: m.autoscaling.max_replicas for m in garden.models},
     )
     data = garden.model_dump(mode="json")
     for model in data["models"]:

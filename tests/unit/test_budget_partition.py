@@ -26,6 +26,14 @@ def test_every_model_keeps_at_least_one_replica_and_its_minimum() -> None:
     assert sum(COST[m] * n for m, n in maxes.items()) <= 5.0
 
 
+def test_shares_stay_within_each_models_bound_and_a_free_model_ends() -> None:
+    bounds = {"a": 2, "b": 8, "g": 8}
+    maxes = partition({"a": 6, "b": 2, "g": 4}, COST, MINS, budget=100.0, max_replicas=bounds)
+    assert maxes == {"a": 2, "b": 8, "g": 8}  # more budget than the bounds can spend
+    free = partition({"a": 1, "b": 1, "g": 1}, {"a": 0.0, "b": 0.0, "g": 0.0}, MINS, 1.0, bounds)
+    assert free == bounds
+
+
 def test_a_budget_below_the_floors_is_refused_with_both_figures() -> None:
     with pytest.raises(ValueError, match=r"budget 3/h is below .* \(4/h\)"):
         partition({"a": 1, "b": 1, "g": 1}, COST, MINS, budget=3.0)
