@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-__all__ = ["MemoryStore", "RayKVStore", "SharedStore"]
+__all__ = ["REAP_AFTER_S", "MemoryStore", "RayKVStore", "SharedStore"]
 
 
 @runtime_checkable
@@ -54,10 +54,21 @@ def _wrap(value: str, ttl_s: float | None, now: float) -> str:
     return json.dumps({"v": value, "exp": None if ttl_s is None else now + ttl_s})
 
 
+#: Seconds past its expiry after which a reader deletes an entry. Deleting
+#: it the moment it lapses could erase the fresh report of a writer that
+#: renews it just then; one gone this long has no live writer.
+REAP_AFTER_S = 60.0
+
+
 def _unwrap(raw: str, now: float) -> str | None:
     entry = json.loads(raw)
     exp = entry["exp"]
     return None if exp is not None and now >= exp else str(entry["v"])
+
+
+def _stale(raw: str, now: float) -> bool:
+    exp = json.loads(raw)["exp"]
+    return exp is not None and now >= exp + REAP_AFTER_S
 
 
 class MemoryStore:
@@ -76,9 +87,10 @@ class MemoryStore:
 
     def items(self, prefix: str) -> dict[str, str]:
         now = self._clock()
-        live = {k: _unwrap(v, now) for k, v in self._entries.items() if k.startswith(prefix)}
-        for k in [k for k, v in live.items() if v is None]:
+        mine = {k: v for k, v in self._entries.items() if k.startswith(prefix)}
+        for k in [k for k, v in mine.items() if _stale(v, now)]:
             del self._entries[k]
+        live = {k: _unwrap(v, now) for k, v in mine.items()}
         return {k: v for k, v in live.items() if v is not None}
 
     def delete(self, key: str) -> None:
@@ -90,8 +102,8 @@ class RayKVStore:
 
     This is the garden's one reach into ``ray.experimental.internal_kv``
     (Ray's own dashboard and Serve use it the same way); the process must be
-    connected to the cluster (a driver, an actor or a Serve replica). Expired
-    entries are deleted by the reader that finds them.
+    connected to the cluster (a driver, an actor or a Serve replica). Entries
+    expired for :data:`REAP_AFTER_S` are deleted by the reader that finds them.
     """
 
     def __init__(self, namespace: str = "model_garden", clock: Callable[[], float] = time.time):
@@ -111,15 +123,20 @@ class RayKVStore:
         return None if not raw else _unwrap(raw.decode(), self._clock())
 
     def items(self, prefix: str) -> dict[str, str]:
-        from ray.experimental.internal_kv import _internal_kv_list
+        from ray.experimental.internal_kv import _internal_kv_get, _internal_kv_list
 
+        now = self._clock()
         out: dict[str, str] = {}
         for raw_key in _internal_kv_list(prefix.encode(), namespace=self.namespace):
-            key = raw_key.decode()
-            value = self.get(key)
-            if value is None:
+            raw = _internal_kv_get(raw_key, namespace=self.namespace)
+            if not raw:
+                continue
+            key, text = raw_key.decode(), raw.decode()
+            if _stale(text, now):
                 self.delete(key)
-            else:
+                continue
+            value = _unwrap(text, now)
+            if value is not None:
                 out[key] = value
         return out
 

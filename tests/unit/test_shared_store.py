@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from autoscaling.signals import SPILL_TTL_S, publish_spilled, read_spilled
-from cluster.store import MemoryStore, SharedStore
+from cluster.store import REAP_AFTER_S, MemoryStore, SharedStore
 
 pytestmark = pytest.mark.unit
 
@@ -29,10 +29,12 @@ def test_entries_expire_and_prefixes_list_only_live_ones() -> None:
     clock.now += 5
     assert store.get("a:1") is None  # expired at its ttl
     assert store.items("a:") == {"a:2": "y"}
+    store.put("a:1", "x2", ttl_s=5)  # renewed just after it lapsed: the fresh one stands
+    assert store.items("a:") == {"a:1": "x2", "a:2": "y"}
     assert store.get("b:1") == "z"
     store.delete("a:2")
     store.delete("never-set")
-    assert store.items("a:") == {}
+    assert store.items("a:") == {"a:1": "x2"}
     with pytest.raises(ValueError, match="ttl_s must be > 0, got 0"):
         store.put("c", "v", ttl_s=0)
 
@@ -57,3 +59,5 @@ def test_a_dead_routers_last_report_lapses() -> None:
     assert read_spilled("g", store) == {"law": 1.0}
     clock.now += SPILL_TTL_S
     assert read_spilled("g", store) == {}
+    clock.now += REAP_AFTER_S
+    assert store.items("g:") == {} and not store._entries  # long-dead reports are reaped
