@@ -137,7 +137,7 @@ class GardenPolicy:
         self.model, self._min, self._max = model, min_replicas, max_replicas
         self._cost, self._gpus, self._priority = cost_per_hour, gpus, priority
         if spilled is None and read_spills:
-            spilled = SpillReader(app)
+            spilled = SpillReader.for_app(app)
         self._spilled = spilled or (lambda _: 0.0)
         budget = Budget(max_cost_per_hour, max_gpus)
         if ledger is None:

@@ -15,8 +15,10 @@ store, in the GCS, unless another store is passed):
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import ClassVar
 
 from cluster.store import RayKVStore, SharedStore
 
@@ -85,7 +87,24 @@ def read_spilled(app: str, store: SharedStore | None = None) -> dict[str, float]
 
 
 class SpillReader:
-    """``read_spilled`` at most once per ``ttl_s``: policies run many times a second."""
+    """``read_spilled`` at most once per ``ttl_s``: policies run many times a second.
+
+    :meth:`for_app` gives the one reader a process keeps per garden, so the
+    controller reads a garden's reports once per ``ttl_s`` for all its
+    policies, not once per model.
+    """
+
+    _shared: ClassVar[dict[str, SpillReader]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def for_app(cls, app: str) -> SpillReader:
+        """This process's reader of garden ``app``'s spill reports."""
+        with cls._shared_lock:
+            reader = cls._shared.get(app)
+            if reader is None:
+                reader = cls._shared[app] = cls(app)
+            return reader
 
     def __init__(
         self,
