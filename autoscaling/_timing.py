@@ -174,7 +174,10 @@ def timed(policy: Policy, timing: Timing) -> Policy:
         expected = wish if ahead is None else min(ahead, 2.0 * wish)
         # What the same time of day reached before (none until a day is complete).
         timing.season.record(state, now, wish)
-        seasonal = timing.season.at(state, now + timing.cold_start_s) or 0.0
+        seasonal = max(  # this slot and the one a cold start ahead (slots outlast it)
+            timing.season.at(state, now) or 0.0,
+            timing.season.at(state, now + timing.cold_start_s) or 0.0,
+        )
         expected = max(expected, seasonal)
         if need > target:
             if math.ceil(expected - 1e-9) > target:  # still above capacity a cold start on
