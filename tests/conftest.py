@@ -43,6 +43,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     at = next(
         (n for n, i in enumerate(rest) if "garden" in getattr(i, "fixturenames", ())), len(rest)
     )
+    # Before that test's whole module, so no module-scoped fixture is set up twice.
+    while at > 0 and at < len(rest) and rest[at - 1].module is rest[at].module:  # type: ignore[attr-defined]
+        at -= 1
     items[:] = rest[:at] + first + rest[at:]
 
 
@@ -92,7 +95,7 @@ def _test_config(traces_endpoint: str) -> GardenConfig:
     law = next(m for m in data["models"] if m["name"] == COLD_MODEL)
     law["autoscaling"].update(policy="garden", min_replicas=0, initial_replicas=0)
     # The long-prompt burst grows it to 2 replicas, which the garden policy
-    # then holds for the rest of the session: at half the logical CPU each,
+    # then holds for its rent-or-buy time (about 16 minutes): at half the logical CPU each,
     # both fit where one did, so the 2 CPUs Ray sees on a 2-core CI machine
     # still leave room for the other tests' scale-ups and baseline apps.
     law["resources"] = {**law["resources"], "cpus": law["resources"]["cpus"] / 2}

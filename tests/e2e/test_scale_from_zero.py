@@ -11,6 +11,7 @@ starts one; ``cold_start`` while it starts; and back to the specialist
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -179,7 +180,7 @@ def test_a_long_prompt_burst_scales_a_specialist_the_request_count_would_not(
 
     most, done = asyncio.run(burst())
     running, starting = _counts(app)
-    assert running + starting == 2, f"no second replica in {BURST_TIMEOUT_S} s ({done} prompts)"
-    # Ray's rule would have asked for ceil(most / target) = 1 replica.
-    assert most <= BURST_CLIENTS < spec.autoscaling.target_ongoing_requests
+    assert running + starting >= 2, f"no second replica in {BURST_TIMEOUT_S} s ({done} prompts)"
+    # Ray's rule, running requests over the target, would have asked for one replica.
+    assert math.ceil(most / spec.autoscaling.target_ongoing_requests) == 1, most
     wait_until_healthy(app, COLD_MODEL)  # the tests after this one see a settled garden
