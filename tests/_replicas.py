@@ -38,17 +38,14 @@ def wait_until_healthy(app: str, model: str, timeout_s: float = 300) -> None:
 
 
 def ensure_running(endpoint: str, app: str, model: str, timeout_s: float = 300) -> None:
-    """Bring ``model`` up if it runs no replica (a specialist at zero), and wait for it.
+    """Bring ``model`` up (a specialist at zero) or keep it up, and wait until it is settled.
 
     A request named to it waits at Serve's handle until a replica starts;
-    that queued request is the demand its policy scales up from zero on.
+    that queued request is the demand its policy scales up from zero on, and
+    it renews the policy's hold, so the model stays up for the next minutes.
     """
     import openai
 
-    from router._health import replica_counts
-
-    if replica_counts(app)[0].get(model, 0) > 0:
-        return
     client = openai.OpenAI(base_url=endpoint, api_key="unused", max_retries=0, timeout=timeout_s)
     client.completions.create(model=model, prompt="Hello", max_tokens=1)
     wait_until_healthy(app, model, timeout_s)

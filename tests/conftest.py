@@ -10,6 +10,7 @@ outlived it, and that its port is free again.
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ TEST_DEADLINE_MS = 4000
 #: The specialist that the test garden starts at zero replicas, under the
 #: garden policy (min_replicas 0): the scale-from-zero test brings it up.
 COLD_MODEL = "law"
+
+#: The cold model's cold start in the test garden's profile, seconds.
+COLD_START_S = 30.0
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -74,7 +78,23 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _test_config(traces_endpoint: str) -> GardenConfig:
+def _test_profile(path: Path) -> str:
+    """The cpu-tiny profile with the cold model's cold start as one replica starting alone.
+
+    cpu-tiny's figure was measured with all five replicas starting at once on
+    2 cores; the scale-from-zero test sees one tiny replica start in 10 to 15
+    s here, and :data:`COLD_START_S` leaves CI room. The garden policy times
+    growth and holds by it (a hold of 5 cold starts with no gap history).
+    """
+    from autoscaling.profile import load_profiles
+
+    data = load_profiles("cpu-tiny").model_dump(mode="json")
+    data["models"][COLD_MODEL]["cold_start_s"] = COLD_START_S
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def _test_config(traces_endpoint: str, profile: str) -> GardenConfig:
     """The embedded default garden on free ports, exporting spans to the test."""
     data = load_config(None).model_dump(mode="json", exclude_unset=False)
     data["router"].update(port=_free_port(), first_token_deadline_ms=TEST_DEADLINE_MS)
@@ -85,6 +105,7 @@ def _test_config(traces_endpoint: str) -> GardenConfig:
     # an idle replica for its rent-or-buy time, about 16 minutes for the
     # cpu-tiny profile's cold start, longer than such a test may wait.
     data["autoscaling"].update(
+        profile=profile,
         policy="ray-default",
         upscale_delay_s=10,
         downscale_delay_s=20,
@@ -95,9 +116,9 @@ def _test_config(traces_endpoint: str) -> GardenConfig:
     law = next(m for m in data["models"] if m["name"] == COLD_MODEL)
     law["autoscaling"].update(policy="garden", min_replicas=0, initial_replicas=0)
     # The long-prompt burst grows it to 2 replicas, which the garden policy
-    # then holds for its rent-or-buy time (about 16 minutes): at half the logical CPU each,
-    # both fit where one did, so the 2 CPUs Ray sees on a 2-core CI machine
-    # still leave room for the other tests' scale-ups and baseline apps.
+    # holds for its rent-or-buy time before it goes back to zero: at half the
+    # logical CPU each, both fit where one did, so the 2 CPUs Ray sees on a
+    # 2-core CI machine leave room for the other tests' scale-ups meanwhile.
     law["resources"] = {**law["resources"], "cpus": law["resources"]["cpus"] / 2}
     return GardenConfig.model_validate(data)
 
@@ -116,7 +137,7 @@ def garden(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGarden]:
     saved = os.environ.get("GARDEN_RUN_DIR")
     os.environ["GARDEN_RUN_DIR"] = str(run_dir)
     spans = SpanCollector()
-    cfg = _test_config(spans.endpoint)
+    cfg = _test_config(spans.endpoint, _test_profile(run_dir / "profile.json"))
     build_missing(cfg)
     try:
         state = up(cfg, timeout_s=900)
@@ -140,3 +161,15 @@ def isolated_run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private GARDEN_RUN_DIR, so a test never sees the session garden's state."""
     monkeypatch.setenv("GARDEN_RUN_DIR", str(tmp_path / "run"))
     return tmp_path / "run"
+
+
+@pytest.fixture(scope="module")
+def cold_model_up(garden: RunningGarden) -> None:
+    """The cold model running and settled, for a module that expects every model up.
+
+    It goes to zero when idle past its hold (minutes); the request that
+    brings it up renews the hold, which outlasts any one module.
+    """
+    from tests._replicas import ensure_running
+
+    ensure_running(garden.endpoint, garden.config.name, COLD_MODEL)

@@ -18,10 +18,11 @@ import openai
 import pytest
 
 from cluster.lifecycle import status
-from tests._replicas import ensure_running, replica_processes, wait_until_healthy
-from tests.conftest import COLD_MODEL, TEST_DEADLINE_MS, RunningGarden
+from tests._replicas import replica_processes, wait_until_healthy
+from tests.conftest import TEST_DEADLINE_MS, RunningGarden
 
-pytestmark = pytest.mark.e2e
+# Every specialist must serve; the test garden's cold model idles at zero.
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("cold_model_up")]
 
 MEDICAL = (
     "A 62-year-old woman with type 2 diabetes has an HbA1c of 8.9% on metformin. "
@@ -52,12 +53,6 @@ OBVIOUS = [
         "generalist",
     ),
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _cold_model_running(garden: RunningGarden) -> None:
-    """These tests expect every specialist to serve; the test garden starts one at zero."""
-    ensure_running(garden.endpoint, garden.config.name, COLD_MODEL)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,9 @@ policy, ``min_replicas: 0``) at zero replicas. Requests of its domain go to
 the generalist: ``unhealthy`` while no replica is starting, and their spills
 are the specialist's demand, so the garden policy in Serve's controller
 starts one; ``cold_start`` while it starts; and back to the specialist
-(``specialist``) once it runs. Nothing is lost on the way.
+(``specialist``) once it runs. Nothing is lost on the way. Then a burst of
+long prompts grows it past what its request count asks for, and once idle
+past its hold it goes back to zero, and its domain to the generalist.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pytest
 
 from router._health import replica_counts
 from tests._replicas import wait_until_healthy
-from tests.conftest import COLD_MODEL, RunningGarden
+from tests.conftest import COLD_MODEL, COLD_START_S, RunningGarden
 
 pytestmark = [pytest.mark.e2e, pytest.mark.garden_as_started]
 
@@ -184,3 +186,38 @@ def test_a_long_prompt_burst_scales_a_specialist_the_request_count_would_not(
     # Ray's rule, running requests over the target, would have asked for one replica.
     assert math.ceil(most / spec.autoscaling.target_ongoing_requests) == 1, most
     wait_until_healthy(app, COLD_MODEL)  # the tests after this one see a settled garden
+
+
+#: Longest wait for the idle cold model to go back to zero: its rent-or-buy
+#: hold (5 of the test profile's cold starts with no gap history) and the
+#: replicas' graceful shutdown, with CI's slack.
+BACK_TO_ZERO_TIMEOUT_S = 8 * COLD_START_S + 120
+
+
+def test_an_idle_specialist_goes_back_to_zero_and_its_domain_to_the_generalist(
+    garden: RunningGarden,
+) -> None:
+    """After the burst, the garden policy releases law's replicas once its hold is over."""
+    app = garden.config.name
+    deadline = time.monotonic() + BACK_TO_ZERO_TIMEOUT_S
+    seen = [_counts(app)]
+    while seen[-1] != (0, 0) and time.monotonic() < deadline:
+        time.sleep(2)
+        if (now := _counts(app)) != seen[-1]:
+            seen.append(now)
+    assert seen[-1] == (0, 0), f"law did not go back to zero in {BACK_TO_ZERO_TIMEOUT_S} s: {seen}"
+    # Its domain is the generalist's again (and the spill starts a replica anew).
+    served = asyncio.run(_one(garden, LAW[0]))
+    assert (served.reason, served.model, served.fallback_from) in {
+        ("unhealthy", "generalist", COLD_MODEL),
+        ("cold_start", "generalist", COLD_MODEL),
+    }
+    wait_until_healthy(app, COLD_MODEL)  # that spill starts it again: let it settle
+
+
+async def _one(garden: RunningGarden, text: str) -> Served:
+    aclient = openai.AsyncOpenAI(base_url=garden.endpoint, api_key="unused", max_retries=0)
+    try:
+        return await _send(aclient, text)
+    finally:
+        await aclient.close()

@@ -11,7 +11,8 @@ from router._health import running_replicas
 from tests._replicas import replica_process, wait_until_healthy
 from tests.conftest import RunningGarden
 
-pytestmark = pytest.mark.integration
+# Replica counts are compared across calls: the cold model must not be scaling.
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cold_model_up")]
 
 
 def test_every_model_and_the_router_are_healthy(garden: RunningGarden) -> None:
