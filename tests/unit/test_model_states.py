@@ -5,16 +5,9 @@ from __future__ import annotations
 import pytest
 
 from router._state import ModelStates
+from tests._clock import Clock
 
 pytestmark = pytest.mark.unit
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _states(clock: Clock) -> ModelStates:

@@ -6,20 +6,13 @@ import pytest
 
 from autoscaling.signals import SPILL_TTL_S, publish_spilled, read_spilled
 from cluster.store import REAP_AFTER_S, MemoryStore, SharedStore
+from tests._clock import Clock
 
 pytestmark = pytest.mark.unit
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_entries_expire_and_prefixes_list_only_live_ones() -> None:
-    clock = Clock()
+    clock = Clock(1_000.0)
     store = MemoryStore(clock)
     assert isinstance(store, SharedStore)
     store.put("a:1", "x", ttl_s=5)
@@ -40,7 +33,7 @@ def test_entries_expire_and_prefixes_list_only_live_ones() -> None:
 
 
 def test_spills_of_two_router_replicas_are_summed_not_overwritten() -> None:
-    store = MemoryStore(Clock())
+    store = MemoryStore(Clock(1_000.0))
     publish_spilled("g", {"law": 3, "code": 1}, "router-a", store)
     publish_spilled("g", {"law": 2}, "router-b", store)
     assert read_spilled("g", store) == {"law": 5.0, "code": 1.0}
@@ -50,7 +43,7 @@ def test_spills_of_two_router_replicas_are_summed_not_overwritten() -> None:
 
 
 def test_a_dead_routers_last_report_lapses() -> None:
-    clock = Clock()
+    clock = Clock(1_000.0)
     store = MemoryStore(clock)
     publish_spilled("g", {"law": 4}, "dead", store)
     for _ in range(30):  # the live router renews every refresh; the dead one never again
