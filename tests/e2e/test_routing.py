@@ -70,6 +70,28 @@ def _messages(text: str) -> list[Any]:
     return [{"role": "user", "content": text}]
 
 
+def _wait_until_routed_to_medicine(garden: RunningGarden, timeout_s: float = 60) -> None:
+    """Wait until a routed medical request goes to medicine again.
+
+    A test that disturbs medicine must start from a router that chooses it:
+    the router still counts an earlier test's streams until their
+    disconnects reach it (a few hundred ms), and marks a model that just
+    failed a request suspect for a few seconds.
+    """
+    probe = openai.OpenAI(base_url=garden.endpoint, api_key="unused", max_retries=0, timeout=60)
+    deadline = time.monotonic() + timeout_s
+    reason = None
+    while time.monotonic() < deadline:
+        raw = probe.chat.completions.with_raw_response.create(
+            model="auto", messages=_messages(MEDICAL), max_tokens=1
+        )
+        reason = raw.headers["x-garden-reason"]
+        if reason == "specialist":
+            return
+        time.sleep(0.25)
+    pytest.fail(f"routed medical requests still went elsewhere after {timeout_s} s: {reason}")
+
+
 def test_auto_is_listed_first(client: openai.OpenAI) -> None:
     ids = [m.id for m in client.models.list().data]
     assert ids[0] == "auto" and "generalist" in ids
@@ -86,6 +108,7 @@ def test_obvious_prompts_reach_their_model(
         messages=_messages(text),
         max_tokens=8,
         extra_headers={"x-request-id": request_id},
+        extra_body={"ignore_eos": True},  # a tiny model may sample EOS first
     )
     headers = raw.headers
     assert headers["x-garden-model"] == model
@@ -219,6 +242,7 @@ def test_saturated_specialist_spills_to_the_generalist(garden: RunningGarden) ->
 def test_stalled_specialist_stream_is_served_by_the_generalist(
     garden: RunningGarden, client: openai.OpenAI
 ) -> None:
+    _wait_until_routed_to_medicine(garden)
     # The autoscaler may have added a replica under earlier tests' load: stall all.
     replicas = replica_processes(garden.config.name, "medicine")
     for replica in replicas:
@@ -226,7 +250,11 @@ def test_stalled_specialist_stream_is_served_by_the_generalist(
     try:
         started = time.monotonic()
         raw = client.chat.completions.with_raw_response.create(
-            model="auto", messages=_messages(MEDICAL), max_tokens=8, stream=True
+            model="auto",
+            messages=_messages(MEDICAL),
+            max_tokens=8,
+            stream=True,
+            extra_body={"ignore_eos": True},
         )
         waited_ms = (time.monotonic() - started) * 1000
     finally:
@@ -288,6 +316,7 @@ def test_requests_waiting_on_a_killed_specialist_fall_back(garden: RunningGarden
     soon as the model has no running replica and the generalist serves them.
     """
     app = garden.config.name
+    _wait_until_routed_to_medicine(garden)
     replicas = replica_processes(app, "medicine")
 
     async def one(aclient: openai.AsyncOpenAI) -> tuple[str, str]:
@@ -304,7 +333,8 @@ def test_requests_waiting_on_a_killed_specialist_fall_back(garden: RunningGarden
                 replica.suspend()
             tasks = [asyncio.create_task(one(aclient)) for _ in range(4)]
             await asyncio.sleep(2)  # dispatched to the stopped specialist, unanswered
-            assert not any(t.done() for t in tasks)
+            early = [t.exception() or t.result() for t in tasks if t.done()]
+            assert not early, f"answered while medicine was stopped: {early}"
             for replica in replicas:
                 await asyncio.to_thread(replica.kill)
             return list(await asyncio.gather(*tasks))
