@@ -12,7 +12,8 @@ import yaml
 from pydantic import ValidationError
 
 from cluster._schema import GardenConfig
-from cluster.exceptions import ConfigError
+from cluster.exceptions import ConfigError, DataFileError
+from cluster.exemplars import read_exemplars
 
 __all__ = [
     "DEFAULT_CONFIG_NAME",
@@ -88,6 +89,11 @@ def _resolve_sources(cfg: GardenConfig, base_dir: Path, source: str) -> GardenCo
             ex = str((local if local.exists() or not bundled.exists() else bundled).resolve())
         if ex is not None and not Path(ex).expanduser().is_file():
             raise ConfigError(source, [f"models[{i}].exemplars_file: no such file (got {ex!r})"])
+        if ex is not None:
+            try:
+                read_exemplars(Path(ex).expanduser())
+            except DataFileError as err:
+                raise ConfigError(source, [f"models[{i}].exemplars_file: {err}"]) from err
         models.append(m.model_copy(update={"source": src, "exemplars_file": ex}))
     return cfg.model_copy(update={"models": models})
 

@@ -202,8 +202,9 @@ class ModelSpec(Strict):
     exemplars_file: str | None = Field(
         None,
         min_length=1,
-        description="File of more example prompts, one per line: relative to the config "
-        "file, or a bundled set such as 'exemplars/law.txt'.",
+        description="File of more example prompts: JSON Lines of {text, source} when it "
+        "ends in .jsonl, else one prompt per line; relative to the config file, or a "
+        "bundled set such as 'exemplars/law.jsonl'.",
     )
     source: str | None = Field(
         None,

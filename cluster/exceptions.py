@@ -13,6 +13,7 @@ __all__ = [
     "ClusterError",
     "ConfigError",
     "ContextLengthError",
+    "DataFileError",
     "FirstTokenTimeoutError",
     "GardenError",
     "InvalidRequestError",
@@ -56,6 +57,13 @@ class ModelSourceError(GardenError):
         self.model = model
         self.source = source
         super().__init__(f"model {model!r}: no checkpoint at {source}. {hint}")
+
+
+class DataFileError(GardenError):
+    """A data file the garden reads (exemplars, evaluation rows) is malformed.
+
+    The message names the file and line, and what is wrong there.
+    """
 
 
 class ClusterError(GardenError):

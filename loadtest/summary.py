@@ -20,13 +20,14 @@ interpolation between closest ranks), not Locust's bucketed ones.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from cluster.jsonl import read_jsonl
 
 __all__ = ["SLO", "percentile", "read_records", "summarize"]
 
@@ -57,17 +58,9 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def read_records(path: Path) -> list[dict[str, Any]]:
     """The JSON lines of ``path``; a torn last line (a killed writer) is skipped."""
-    rows: list[dict[str, Any]] = []
     if not path.exists():
-        return rows
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
+        return []
+    return [row for row in read_jsonl(path, skip_invalid=True) if isinstance(row, dict)]
 
 
 def _latency(values: list[float]) -> dict[str, float | int | None]:

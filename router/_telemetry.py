@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
+from cluster.jsonl import split_records
 from router import semconv
 from router.policy import Decision, Features
 
@@ -48,7 +49,9 @@ def usage_of(payload: bytes | str) -> tuple[int, int] | None:
     text = payload.decode() if isinstance(payload, bytes) else payload
     if '"usage"' not in text:  # cheap test first: most stream chunks carry none
         return None
-    for line in text.splitlines() or [text]:
+    # SSE events end at "\n" (split_records also drops a "\r"); splitlines()
+    # would also split inside a JSON string holding U+2028 and the like.
+    for line in split_records(text):
         data = line.removeprefix("data: ").strip()
         try:
             obj = json.loads(data)

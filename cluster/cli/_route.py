@@ -38,18 +38,31 @@ def route_cmd(config_path: str | None, text: str) -> None:
         click.echo(f"  {domain:<10} {score:.3f}")
 
 
-def _read_rows(path: Path) -> list[dict[str, Any]]:
+def _read_rows(path: Path) -> list[tuple[str, str]]:
+    """(request text, domain) of each row: ``{"prompt", "domain"}`` or ``{"messages", "domain"}``.
+
+    A ``messages`` row is read as the router reads a chat request (its last
+    user turn, with a little earlier context).
+    """
+    from cluster.exceptions import DataFileError
+    from cluster.jsonl import json_lines
+    from router.classify import request_text
+
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise click.UsageError(f"{path}:{n}: not JSON ({err.msg})") from err
-        if not isinstance(row, dict) or not {"prompt", "domain"} <= row.keys():
-            raise click.UsageError(f'{path}:{n}: rows need "prompt" and "domain"')
-        rows.append(row)
+    try:
+        for n, row in json_lines(path):
+            if (
+                not isinstance(row, dict)
+                or "domain" not in row
+                or not (isinstance(row.get("prompt"), str) or isinstance(row.get("messages"), list))
+            ):
+                raise click.UsageError(
+                    f'{path}:{n}: rows need "domain" and a "prompt" string or a "messages" list'
+                )
+            body = {"messages": row["messages"]} if "messages" in row else row
+            rows.append((request_text(body), str(row["domain"])))
+    except DataFileError as err:
+        raise click.UsageError(str(err)) from err
     return rows
 
 
@@ -60,7 +73,8 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     "data",
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help='JSONL rows {"prompt", "domain"}; domain is a configured domain or "general".',
+    help='JSONL rows {"prompt", "domain"} or {"messages", "domain"} (a chat, decided by '
+    'its last user turn); domain is a configured domain or "general".',
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option(
@@ -86,13 +100,13 @@ def route_eval_cmd(
     router = Router(load(config_path))
     states = _ready_states(router)
     decisions, features, latencies = [], [], []
-    for row in rows:  # one query at a time: the latency a request would see
+    for text, _ in rows:  # one query at a time: the latency a request would see
         start = time.perf_counter()
-        feature, decision = router.route(str(row["prompt"]), states)
+        feature, decision = router.route(text, states)
         latencies.append((time.perf_counter() - start) * 1000)
         decisions.append(decision)
         features.append(feature)
-    labels = [str(r["domain"]) for r in rows]
+    labels = [domain for _, domain in rows]
     metrics = route_metrics(
         labels, decisions, router.policy.owners, latencies, stages=[f.stage for f in features]
     )
