@@ -29,6 +29,7 @@ __all__ = [
     "RayServiceNotFoundError",
     "RequestError",
     "StartupError",
+    "UnsupportedRequestError",
     "UpstreamError",
 ]
 
@@ -135,6 +136,13 @@ class ContextLengthError(InvalidRequestError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, param="max_tokens", code="context_length_exceeded")
+
+
+class UnsupportedRequestError(InvalidRequestError):
+    """The request needs a feature (tools, images, ...) that no candidate model has (400)."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message, param=param, code="unsupported_feature")
 
 
 class AuthenticationError(RequestError):

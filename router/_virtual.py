@@ -2,19 +2,71 @@
 
 from __future__ import annotations
 
-from cluster.config import GardenConfig
-from router.policy import PolicyConfig
+import json
+from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["virtual_policies"]
+from cluster.config import GardenConfig, ModelSpec
+from deployments.tiny import model_path
+from router.policy import Capabilities, PolicyConfig
+
+__all__ = ["capabilities_of", "virtual_policies"]
+
+#: vLLM's default ``max_logprobs``.
+_VLLM_MAX_LOGPROBS = 20
+
+
+def _checkpoint_config(garden: GardenConfig, spec: ModelSpec) -> Mapping[str, Any] | None:
+    """The checkpoint's ``config.json`` where it is a local directory (else ``None``)."""
+    path = model_path(garden, spec) / "config.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def capabilities_of(spec: ModelSpec, checkpoint: Mapping[str, Any] | None) -> Capabilities:
+    """What ``spec``'s engine serves, from its engine args and checkpoint config.
+
+    * tools: vLLM's ``enable_auto_tool_choice`` with a ``tool_call_parser``
+      (Ray Serve LLM passes both from the engine args to vLLM's frontend);
+    * images: ``limit_mm_per_prompt`` allows images, or, unset, the
+      checkpoint has a vision tower (``vision_config``); a checkpoint that
+      cannot be read (a hub id) counts as able, and the engine decides;
+    * logprobs: ``max_logprobs`` (vLLM's default 20);
+    * context: ``max_model_len``, else the checkpoint's
+      ``max_position_embeddings``, else not known.
+    """
+    engine = spec.engine
+    tools = bool(engine.get("enable_auto_tool_choice")) and bool(engine.get("tool_call_parser"))
+    limits = engine.get("limit_mm_per_prompt")
+    if isinstance(limits, Mapping) and "image" in limits:
+        images = int(limits["image"]) > 0
+    else:
+        images = checkpoint is None or "vision_config" in checkpoint
+    length = engine.get("max_model_len")
+    if length is None and checkpoint is not None:
+        length = checkpoint.get("max_position_embeddings")
+    return Capabilities(
+        tools=tools,
+        images=images,
+        max_logprobs=int(engine.get("max_logprobs", _VLLM_MAX_LOGPROBS)),
+        max_model_len=int(length) if isinstance(length, int) else None,
+    )
 
 
 def virtual_policies(garden: GardenConfig) -> dict[str, PolicyConfig]:
     """One :class:`PolicyConfig` per ``router.virtual_models`` entry, by model id.
 
     Each virtual model inherits the router's thresholds and overrides them
-    with its own; ``fallback: false`` becomes ``spill=False``.
+    with its own; ``fallback: false`` becomes ``spill=False``. Every policy
+    knows each model's :func:`capabilities_of`.
     """
     owners = {d: m.name for m in garden.specialists for d in m.domains}
+    capabilities = {
+        m.name: capabilities_of(m, _checkpoint_config(garden, m)) for m in garden.models
+    }
     router = garden.router
     policies: dict[str, PolicyConfig] = {}
     for virtual in router.virtual_models:
@@ -25,5 +77,6 @@ def virtual_policies(garden: GardenConfig) -> dict[str, PolicyConfig]:
             default_threshold=router.default_threshold if default is None else default,
             thresholds={**router.thresholds, **virtual.thresholds},
             spill=virtual.fallback,
+            capabilities=capabilities,
         )
     return policies

@@ -51,6 +51,7 @@ from router import _health
 from router._auth import api_key_check
 from router._dispatch import REPLICA_FAILURES, Dispatcher, Reply
 from router._http import error_response
+from router._needs import needs_of
 from router._state import ModelStates
 from router._telemetry import (
     RayRouteMetrics,
@@ -62,7 +63,7 @@ from router._telemetry import (
 from router._tracing import tracer_provider
 from router._virtual import virtual_policies
 from router.classify import build_classifier, request_text
-from router.policy import Decision, Features, PolicyConfig, Reason, decide, fall_back
+from router.policy import Decision, Features, Needs, PolicyConfig, Reason, decide, fall_back
 
 __all__ = ["Router", "app"]
 
@@ -311,10 +312,11 @@ class Router:
         self, policy: PolicyConfig, endpoint: str, body: dict[str, Any], span: Span
     ) -> tuple[Reply, dict[str, str]]:
         started = time.perf_counter()
+        needs = needs_of(body)
         features = await self._classify(request_text(body))
-        decision = decide(features, self._states.snapshot(), policy)
+        decision = decide(features, self._states.snapshot(), policy, needs)
         seconds = time.perf_counter() - started
-        reply, decision = await self._send_routed(decision, policy, endpoint, body)
+        reply, decision = await self._send_routed(decision, policy, endpoint, body, needs)
         self._telemetry.routed(span, features, decision, seconds)
         return reply, explanation_headers(decision)
 
@@ -330,11 +332,17 @@ class Router:
         return await asyncio.to_thread(self._classifier.classify_many, texts)
 
     async def _send_routed(
-        self, decision: Decision, policy: PolicyConfig, endpoint: str, body: dict[str, Any]
+        self,
+        decision: Decision,
+        policy: PolicyConfig,
+        endpoint: str,
+        body: dict[str, Any],
+        needs: Needs,
     ) -> tuple[Reply, Decision]:
-        """Send to the decided model; before any byte, fall back to the generalist."""
+        """Send to the decided model; before any byte, fall back to a capable generalist."""
         send = self._dispatcher.send
-        if not policy.spill or decision.model == policy.generalist:
+        stays = not policy.spill or not policy.can_serve(policy.generalist, needs)
+        if stays or decision.model == policy.generalist:
             lost = decision.fallback_from if decision.reason in _DEMAND_SPILLS else None
             return await send(decision.model, endpoint, body, spilled_from=lost), decision
         deadline = self._deadline_s if body.get("stream") else None

@@ -15,11 +15,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from cluster.exceptions import UnsupportedRequestError
+
 __all__ = [
     "GENERAL_DOMAIN",
+    "Capabilities",
     "Decision",
     "Features",
     "ModelState",
+    "Needs",
     "PolicyConfig",
     "Reason",
     "decide",
@@ -42,6 +46,49 @@ class Reason(StrEnum):
     BUDGET_CAPPED = "budget_capped"
     SPECIALIST_ERROR = "specialist_error"
     FIRST_TOKEN_DEADLINE = "first_token_deadline"
+    UNSUPPORTED = "unsupported"
+
+
+@dataclass(frozen=True, slots=True)
+class Needs:
+    """What one request needs of the model that serves it (see ``router.needs_of``).
+
+    ``tools``: tool definitions the model may call on its own (``tool_choice``
+    absent or ``auto``), which needs a tool-call parser; ``images``: image
+    inputs; ``logprobs``: how many log-probabilities per token it asks for;
+    ``tokens``: a lower bound on the prompt's tokens plus ``max_tokens``.
+    """
+
+    tools: bool = False
+    images: bool = False
+    logprobs: int = 0
+    tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What one model can serve, from its engine config.
+
+    ``max_model_len`` ``None`` means not known (no prompt is refused for length).
+    """
+
+    tools: bool = False
+    images: bool = False
+    max_logprobs: int = 20
+    max_model_len: int | None = None
+
+    def lacks(self, needs: Needs) -> list[str]:
+        """The features of ``needs`` this model cannot serve, by request parameter."""
+        missing = []
+        if needs.tools and not self.tools:
+            missing.append("tools")
+        if needs.images and not self.images:
+            missing.append("images")
+        if needs.logprobs > self.max_logprobs:
+            missing.append("logprobs")
+        if self.max_model_len is not None and needs.tokens > self.max_model_len:
+            missing.append("context")
+        return missing
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +166,16 @@ class PolicyConfig:
     default_threshold: float = 0.5
     thresholds: Mapping[str, float] = field(default_factory=dict)
     spill: bool = True
+    capabilities: Mapping[str, Capabilities] = field(default_factory=dict)
 
     def threshold(self, domain: str) -> float:
         """The confidence a request of ``domain`` needs to reach its specialist."""
         return self.thresholds.get(domain, self.default_threshold)
+
+    def can_serve(self, model: str, needs: Needs) -> bool:
+        """True when ``model`` has every feature ``needs`` asks for (unknown models can)."""
+        caps = self.capabilities.get(model)
+        return caps is None or not caps.lacks(needs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +190,12 @@ class Decision:
 
 
 def decide(
-    features: Features, model_states: Mapping[str, ModelState], config: PolicyConfig
+    features: Features,
+    model_states: Mapping[str, ModelState],
+    config: PolicyConfig,
+    needs: Needs = Needs(),
 ) -> Decision:
-    """Specialized-first dispatch.
+    """Specialized-first dispatch, among the models that can serve ``needs``.
 
     The top domain's specialist serves when the confidence reaches that
     domain's threshold and (with ``spill``) the specialist is healthy, has
@@ -148,19 +204,30 @@ def decide(
     Otherwise the generalist serves; ``fallback_from`` names the specialist
     that was passed over because of its state (not for low confidence, which
     is a classification outcome).
+
+    A model that lacks a feature the request needs is never chosen: the
+    specialist that lacks it is passed over (``unsupported``); where the
+    generalist lacks it, the most likely capable specialist serves instead,
+    and no spill moves the request to the generalist. Raises
+    :class:`~cluster.exceptions.UnsupportedRequestError` when no model can.
     """
+    generalist_can = config.can_serve(config.generalist, needs)
 
     def to_generalist(reason: Reason, skipped: str | None = None) -> Decision:
-        return Decision(
-            config.generalist, features.domain, features.confidence, reason, fallback_from=skipped
-        )
+        if generalist_can:
+            return Decision(
+                config.generalist, features.domain, features.confidence, reason, skipped
+            )
+        return _to_capable(features, config, needs, skipped or config.generalist)
 
     specialist = config.owners.get(features.domain)
     if specialist is None:
         return to_generalist(Reason.GENERAL)
+    if not config.can_serve(specialist, needs):
+        return to_generalist(Reason.UNSUPPORTED, specialist)
     if features.confidence < config.threshold(features.domain):
         return to_generalist(Reason.LOW_CONFIDENCE)
-    if config.spill:
+    if config.spill and generalist_can:
         state = model_states.get(specialist)
         if state is not None and state.cold_start:
             return to_generalist(Reason.COLD_START, specialist)
@@ -175,6 +242,23 @@ def decide(
         if not state.has_capacity:
             return to_generalist(Reason.OVERLOADED, specialist)
     return Decision(specialist, features.domain, features.confidence, Reason.SPECIALIST)
+
+
+def _to_capable(features: Features, config: PolicyConfig, needs: Needs, skipped: str) -> Decision:
+    """The capable specialist whose domain scored highest; raises when there is none."""
+    ranked = sorted(config.owners.items(), key=lambda kv: -features.scores.get(kv[0], 0.0))
+    for _, model in ranked:
+        if config.can_serve(model, needs):
+            return Decision(
+                model, features.domain, features.confidence, Reason.UNSUPPORTED, skipped
+            )
+    lacking = {m: c.lacks(needs) for m, c in sorted(config.capabilities.items())}
+    missing = sorted({f for features_ in lacking.values() for f in features_})
+    detail = "; ".join(f"{m} lacks {', '.join(f)}" for m, f in lacking.items() if f)
+    raise UnsupportedRequestError(
+        f"no model of this garden can serve this request ({detail})",
+        param=missing[0] if missing else None,
+    )
 
 
 _DISPATCH_FALLBACKS = frozenset(

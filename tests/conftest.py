@@ -25,6 +25,9 @@ from tests._otlp import SpanCollector
 #: token, short enough that the stalled-specialist test is quick.
 TEST_DEADLINE_MS = 4000
 
+#: The test garden's only model with tool calling (``enable_auto_tool_choice``).
+TOOLS_MODEL = "code"
+
 #: The specialist that the test garden starts at zero replicas, under the
 #: garden policy (min_replicas 0): the scale-from-zero test brings it up.
 COLD_MODEL = "law"
@@ -120,6 +123,14 @@ def _test_config(traces_endpoint: str, profile: str) -> GardenConfig:
     # logical CPU each, both fit where one did, so the 2 CPUs Ray sees on a
     # 2-core CI machine leave room for the other tests' scale-ups meanwhile.
     law["resources"] = {**law["resources"], "cpus": law["resources"]["cpus"] / 2}
+    # One model serves tools (vLLM's pythonic parser needs no special tokens),
+    # so capability-aware routing has somewhere to send a tools request.
+    code = next(m for m in data["models"] if m["name"] == TOOLS_MODEL)
+    code["engine"] = {
+        **code["engine"],
+        "enable_auto_tool_choice": True,
+        "tool_call_parser": "pythonic",
+    }
     return GardenConfig.model_validate(data)
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from cluster.lifecycle import status
 from tests._replicas import replica_processes, wait_until_healthy
-from tests.conftest import TEST_DEADLINE_MS, RunningGarden
+from tests.conftest import TEST_DEADLINE_MS, TOOLS_MODEL, RunningGarden
 
 # Every specialist must serve; the test garden's cold model idles at zero.
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("cold_model_up")]
@@ -179,6 +179,53 @@ def test_a_named_model_is_not_routed(client: openai.OpenAI) -> None:
     )
     assert raw.parse().model == "code"
     assert not any(k.startswith("x-garden-") for k in raw.headers)
+
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "dose_calculator",
+            "description": "Weight-based dose of a drug.",
+            "parameters": {
+                "type": "object",
+                "properties": {"drug": {"type": "string"}, "kg": {"type": "number"}},
+                "required": ["drug", "kg"],
+            },
+        },
+    }
+]
+
+
+def test_a_tools_request_reaches_the_model_that_serves_tools(client: openai.OpenAI) -> None:
+    """Medicine and the generalist have no tool parser: only the tools model may answer."""
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", messages=_messages(MEDICAL), tools=TOOLS, max_tokens=8
+    )
+    assert raw.headers["x-garden-model"] == TOOLS_MODEL
+    assert raw.headers["x-garden-reason"] == "unsupported"
+    assert raw.headers["x-garden-fallback-from"] == "medicine"
+    assert raw.parse().model == TOOLS_MODEL
+    # Without tools, or with tool_choice "none", medicine answers as before.
+    plain = client.chat.completions.with_raw_response.create(
+        model="auto", messages=_messages(MEDICAL), tools=TOOLS, tool_choice="none", max_tokens=4
+    )
+    assert plain.headers["x-garden-model"] == "medicine"
+
+
+def test_a_request_no_model_can_serve_is_a_clear_400(client: openai.OpenAI) -> None:
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    content = [{"type": "text", "text": MEDICAL}, image]
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(
+            model="auto", messages=[{"role": "user", "content": content}], max_tokens=4
+        )
+    assert info.value.status_code == 400
+    body = info.value.body
+    assert isinstance(body, dict)
+    assert body["code"] == "unsupported_feature" and body["param"] == "images"
+    assert "medicine lacks images" in body["message"]
+    assert "generalist lacks images" in body["message"]
 
 
 def test_route_metrics_are_exported_through_ray(garden: RunningGarden) -> None:
