@@ -98,6 +98,15 @@ class RouterSpec(Strict):
         description="A routed stream whose specialist has not sent its first token by then "
         "is cancelled and served by the generalist.",
     )
+    session_ttl_s: float = Field(
+        1800,
+        ge=0,
+        le=7 * 86_400,
+        description="Sticky conversations: a routed turn with an x-session-id header (or "
+        "an OpenAI 'user') goes where its conversation's domain decision says, while that "
+        "model can take it; the decision lapses this many seconds after the last turn. "
+        "0 turns stickiness off.",
+    )
     state_refresh_s: float = Field(
         0.5,
         gt=0,

@@ -16,7 +16,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvid
 
 from cluster.jsonl import split_records
 from router import semconv
-from router.policy import Decision, Features
+from router.policy import Decision, Features, Reason, Session
 
 __all__ = [
     "RayRouteMetrics",
@@ -129,9 +129,17 @@ class RouteTelemetry:
         )
 
     def routed(
-        self, span: Span, features: Features | None, decision: Decision, seconds: float
+        self,
+        span: Span,
+        features: Features | None,
+        decision: Decision,
+        seconds: float,
+        session: Session | None = None,
     ) -> None:
-        """Record the final decision of a virtual-model request on ``span`` and the metrics."""
+        """Record the final decision of a virtual-model request on ``span`` and the metrics.
+
+        ``session`` is the conversation's decision the turn was routed by, if any.
+        """
         attributes: dict[str, Any] = {
             semconv.ATTR_RESPONSE_MODEL: decision.model,
             semconv.ATTR_DOMAIN: decision.domain,
@@ -142,6 +150,8 @@ class RouteTelemetry:
             attributes[semconv.ATTR_FALLBACK_FROM] = decision.fallback_from
         if features is not None and features.stage:
             attributes[semconv.ATTR_STAGE] = features.stage
+        if session is not None and decision.reason is Reason.SESSION:
+            attributes[semconv.ATTR_SESSION_REASON] = session.reason.value
         span.set_attributes(attributes)
         if self._metrics is not None:
             self._metrics.record(decision, seconds)

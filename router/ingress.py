@@ -26,7 +26,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -47,11 +47,13 @@ from cluster.exceptions import (
     RequestError,
     UpstreamError,
 )
+from cluster.store import RayKVStore, SharedStore
 from router import _health
 from router._auth import api_key_check
 from router._dispatch import REPLICA_FAILURES, Dispatcher, Reply
 from router._http import error_response
 from router._needs import needs_of
+from router._sessions import Sessions, session_key
 from router._state import ModelStates
 from router._telemetry import (
     RayRouteMetrics,
@@ -63,7 +65,17 @@ from router._telemetry import (
 from router._tracing import tracer_provider
 from router._virtual import virtual_policies
 from router.classify import build_classifier, request_text
-from router.policy import Decision, Features, Needs, PolicyConfig, Reason, decide, fall_back
+from router.policy import (
+    Decision,
+    Features,
+    Needs,
+    PolicyConfig,
+    Reason,
+    Session,
+    decide,
+    fall_back,
+    session_after,
+)
 
 __all__ = ["Router", "app"]
 
@@ -73,6 +85,9 @@ app = FastAPI(title="Model Garden", openapi_url=None, docs_url=None, redoc_url=N
 
 #: Spills that are the specialist's unmet demand: its autoscaler must see them
 #: (errors are not demand; a model at zero replicas is, so it can scale up).
+#: How often a router replica deletes long-expired sessions from the store.
+_REAP_EVERY_S = 300.0
+
 _DEMAND_SPILLS = frozenset(
     {
         Reason.OVERLOADED,
@@ -185,8 +200,9 @@ async def _sse(reply: Reply, span: Span) -> AsyncIterator[bytes | str]:
 class Router:
     """Dispatches OpenAI requests to model deployments, routing virtual models.
 
-    ``tracer_provider`` and ``metrics`` are injectable; by default they come
-    from ``telemetry.traces_endpoint`` and Ray's metrics.
+    ``tracer_provider``, ``metrics`` and the sessions' ``store`` are
+    injectable; by default they come from ``telemetry.traces_endpoint``,
+    Ray's metrics and Ray's KV store.
     """
 
     def __init__(
@@ -196,6 +212,7 @@ class Router:
         *,
         tracer: TracerProvider | None = None,
         metrics: RouteMetrics | None = None,
+        store: SharedStore | None = None,
     ) -> None:
         garden = GardenConfig.model_validate(config)
         spec = garden.router
@@ -222,6 +239,13 @@ class Router:
         # Read here, in the replica: a configured but empty variable fails the start.
         self._auth = api_key_check(spec.auth, os.environ)
         self._lora_models = frozenset(m.name for m in garden.models if m.lora)
+        self._sessions = (
+            Sessions(store or RayKVStore(), garden.name, spec.session_ttl_s)
+            if spec.session_ttl_s
+            else None
+        )
+        self._reaped_at = time.monotonic()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- OpenAI routes ----------------------------------------------------
 
@@ -244,17 +268,26 @@ class Router:
     async def chat(self, request: Request) -> Response:
         """OpenAI chat completions, streaming or not."""
         self._authorize(request)
-        return await self._serve("chat", await _json_body(request), _request_id(request))
+        body = await _json_body(request)
+        return await self._serve(
+            "chat", body, _request_id(request), session_key(request.headers, body)
+        )
 
     @app.post("/v1/completions")
     async def completions(self, request: Request) -> Response:
         """OpenAI (legacy) completions, streaming or not."""
         self._authorize(request)
-        return await self._serve("completions", await _json_body(request), _request_id(request))
+        body = await _json_body(request)
+        return await self._serve(
+            "completions", body, _request_id(request), session_key(request.headers, body)
+        )
 
     async def check_health(self) -> None:
-        """Serve's periodic health check; also (re)starts the state watcher."""
+        """Serve's periodic health check; also (re)starts the state watcher and reaps sessions."""
         await self._ensure_watcher()
+        if self._sessions is not None and time.monotonic() - self._reaped_at > _REAP_EVERY_S:
+            self._reaped_at = time.monotonic()
+            self._background(self._sessions.reap())
 
     # -- dispatch -----------------------------------------------------------
 
@@ -284,14 +317,17 @@ class Router:
                 _health.watch(self._states, self._app_name, self._writer, self._refresh_s)
             )
 
-    async def _serve(self, endpoint: str, body: dict[str, Any], request_id: str) -> Response:
+    async def _serve(
+        self, endpoint: str, body: dict[str, Any], request_id: str, session: str | None
+    ) -> Response:
         model, stream = _model_and_stream(body)
         target, adapter = self._target(model)
         await self._ensure_watcher()
         span = self._telemetry.start(endpoint, model, stream, request_id)
         try:
             if model in self._policies:
-                reply, headers = await self._route(self._policies[model], endpoint, body, span)
+                policy = self._policies[model]
+                reply, headers = await self._route(policy, endpoint, body, span, session)
             else:
                 send = self._dispatcher.send(target, endpoint, body, adapter=adapter)
                 reply, headers = await send, {}
@@ -309,16 +345,36 @@ class Router:
         return StreamingResponse(_sse(reply, span), media_type="text/event-stream", headers=headers)
 
     async def _route(
-        self, policy: PolicyConfig, endpoint: str, body: dict[str, Any], span: Span
+        self,
+        policy: PolicyConfig,
+        endpoint: str,
+        body: dict[str, Any],
+        span: Span,
+        key: str | None,
     ) -> tuple[Reply, dict[str, str]]:
         started = time.perf_counter()
         needs = needs_of(body)
+        session: Session | None = None
+        if self._sessions is not None and key is not None:
+            session = await self._sessions.get(key)
         features = await self._classify(request_text(body))
-        decision = decide(features, self._states.snapshot(), policy, needs)
+        decision = decide(features, self._states.snapshot(), policy, needs, session)
         seconds = time.perf_counter() - started
         reply, decision = await self._send_routed(decision, policy, endpoint, body, needs)
-        self._telemetry.routed(span, features, decision, seconds)
+        self._telemetry.routed(span, features, decision, seconds, session)
+        if self._sessions is not None and key is not None:
+            after = session_after(decision, policy, session)
+            if after is not None:
+                # Held here now, and written to the store off the request path:
+                # the answer does not wait for the store.
+                self._sessions.remember(key, after)
+                self._background(self._sessions.save(key, after))
         return reply, explanation_headers(decision)
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self._tasks.discard)
 
     @serve.batch(max_batch_size=_CLASSIFY_BATCH, batch_wait_timeout_s=0.0)
     async def _classify(self, texts: list[str]) -> list[Features]:

@@ -26,8 +26,10 @@ __all__ = [
     "Needs",
     "PolicyConfig",
     "Reason",
+    "Session",
     "decide",
     "fall_back",
+    "session_after",
 ]
 
 #: The label of requests that belong to no specialist.
@@ -47,6 +49,25 @@ class Reason(StrEnum):
     SPECIALIST_ERROR = "specialist_error"
     FIRST_TOKEN_DEADLINE = "first_token_deadline"
     UNSUPPORTED = "unsupported"
+    SESSION = "session"
+
+
+#: Decisions made on the request's own merits (its domain), which a
+#: conversation keeps; every other reason is cover for a specialist's state
+#: or a missing feature, and is decided afresh on the next turn.
+_MERIT = frozenset({Reason.SPECIALIST, Reason.GENERAL, Reason.LOW_CONFIDENCE, Reason.SESSION})
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A conversation's domain decision: the domain its turns go to, and why it was chosen.
+
+    ``domain`` is a specialist's domain, or ``general`` for the generalist;
+    ``reason`` is the reason of the turn that chose it (never ``session``).
+    """
+
+    domain: str
+    reason: Reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +215,7 @@ def decide(
     model_states: Mapping[str, ModelState],
     config: PolicyConfig,
     needs: Needs = Needs(),
+    session: Session | None = None,
 ) -> Decision:
     """Specialized-first dispatch, among the models that can serve ``needs``.
 
@@ -210,7 +232,15 @@ def decide(
     generalist lacks it, the most likely capable specialist serves instead,
     and no spill moves the request to the generalist. Raises
     :class:`~cluster.exceptions.UnsupportedRequestError` when no model can.
+
+    With ``session`` (the conversation's earlier domain decision), the
+    session's domain replaces the classifier's, whatever its confidence, and
+    the decision's reason is ``session``; every spill rule still applies, so
+    a specialist that is down, full, capped or cold still passes the turn to
+    the generalist (with that reason).
     """
+    if session is not None:
+        return _sticky(features, model_states, config, needs, session)
     generalist_can = config.can_serve(config.generalist, needs)
 
     def to_generalist(reason: Reason, skipped: str | None = None) -> Decision:
@@ -242,6 +272,42 @@ def decide(
         if not state.has_capacity:
             return to_generalist(Reason.OVERLOADED, specialist)
     return Decision(specialist, features.domain, features.confidence, Reason.SPECIALIST)
+
+
+def _sticky(
+    features: Features,
+    model_states: Mapping[str, ModelState],
+    config: PolicyConfig,
+    needs: Needs,
+    session: Session,
+) -> Decision:
+    known = session.domain in config.owners or session.domain == GENERAL_DOMAIN
+    if not known:  # the garden no longer has that specialist: decide afresh
+        return decide(features, model_states, config, needs)
+    confidence = features.scores.get(session.domain, features.confidence)
+    domain_features = Features(session.domain, 1.0, features.scores, features.stage)
+    decision = decide(domain_features, model_states, config, needs)
+    decision = replace(decision, confidence=confidence)
+    if decision.reason in (Reason.SPECIALIST, Reason.GENERAL):
+        return replace(decision, reason=Reason.SESSION)
+    return decision
+
+
+def session_after(
+    decision: Decision, config: PolicyConfig, session: Session | None
+) -> Session | None:
+    """The conversation's domain decision after a turn served as ``decision``.
+
+    A turn decided on its merits sets the session (a ``session`` turn keeps
+    the original reason); a cover turn leaves it as it was.
+    """
+    if decision.reason not in _MERIT:
+        return session
+    if decision.reason is Reason.SESSION and session is not None:
+        return session
+    owned = {m: d for d, m in config.owners.items()}
+    domain = owned.get(decision.model, GENERAL_DOMAIN)
+    return Session(domain, decision.reason)
 
 
 def _to_capable(features: Features, config: PolicyConfig, needs: Needs, skipped: str) -> Decision:

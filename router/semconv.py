@@ -21,6 +21,7 @@ __all__ = [
     "ATTR_REQUEST_ID",
     "ATTR_REQUEST_MODEL",
     "ATTR_RESPONSE_MODEL",
+    "ATTR_SESSION_REASON",
     "ATTR_STAGE",
     "ATTR_STREAM",
     "ATTR_USAGE_INPUT_TOKENS",
@@ -62,6 +63,8 @@ ATTR_CONFIDENCE: Final = "garden.route.confidence"
 ATTR_REASON: Final = "garden.route.reason"
 ATTR_FALLBACK_FROM: Final = "garden.route.fallback_from"
 ATTR_STAGE: Final = "garden.route.stage"
+#: On a ``session`` decision: the reason of the turn that chose the conversation's domain.
+ATTR_SESSION_REASON: Final = "garden.route.session_reason"
 ATTR_STREAM: Final = "garden.request.stream"
 ATTR_REQUEST_ID: Final = "garden.request.id"
 ATTR_HTTP_STATUS: Final = "http.response.status_code"

@@ -181,6 +181,61 @@ def test_a_named_model_is_not_routed(client: openai.OpenAI) -> None:
     assert not any(k.startswith("x-garden-") for k in raw.headers)
 
 
+ITINERARY = OBVIOUS[4][0]
+
+
+def test_a_conversation_stays_on_its_specialist(
+    garden: RunningGarden, client: openai.OpenAI
+) -> None:
+    """Turns of one session go where its first turn went, whatever the later turns say."""
+    session = {"x-session-id": uuid.uuid4().hex}
+    first = client.chat.completions.with_raw_response.create(
+        model="auto", messages=_messages(MEDICAL), max_tokens=4, extra_headers=session
+    )
+    assert (first.headers["x-garden-model"], first.headers["x-garden-reason"]) == (
+        "medicine",
+        "specialist",
+    )
+    history = [
+        *_messages(MEDICAL),
+        {"role": "assistant", "content": first.parse().choices[0].message.content or "ok"},
+        *_messages(ITINERARY),
+    ]
+    request_id = uuid.uuid4().hex
+    second = client.chat.completions.with_raw_response.create(
+        model="auto",
+        messages=history,
+        max_tokens=4,
+        extra_headers={**session, "x-request-id": request_id},
+    )
+    assert second.headers["x-garden-model"] == "medicine"
+    assert second.headers["x-garden-reason"] == "session"
+    attrs = garden.spans.wait_for("garden.request.id", request_id)["attributes"]
+    assert attrs["garden.route.reason"] == "session"
+    assert attrs["garden.route.session_reason"] == "specialist"
+    # Outside the session the same turn goes to the generalist: the session kept it.
+    alone = client.chat.completions.with_raw_response.create(
+        model="auto", messages=_messages(ITINERARY), max_tokens=4
+    )
+    assert alone.headers["x-garden-model"] == "generalist"
+
+
+def test_the_openai_user_field_names_a_conversation(client: openai.OpenAI) -> None:
+    user = f"user-{uuid.uuid4().hex}"
+    law = OBVIOUS[1][0]
+    first = client.chat.completions.with_raw_response.create(
+        model="auto", messages=_messages(law), max_tokens=4, user=user
+    )
+    assert first.headers["x-garden-model"] == "law"
+    later = client.completions.with_raw_response.create(
+        model="auto", prompt=ITINERARY, max_tokens=4, user=user
+    )
+    assert (later.headers["x-garden-model"], later.headers["x-garden-reason"]) == (
+        "law",
+        "session",
+    )
+
+
 TOOLS = [
     {
         "type": "function",
