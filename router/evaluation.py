@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from router.policy import GENERAL_DOMAIN, Decision
 
-__all__ = ["route_metrics"]
+__all__ = ["route_cost", "route_metrics"]
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -90,3 +90,41 @@ def _stage_accuracy(
         rows = [t == g for s, t, g in zip(stages, labels, routed, strict=True) if s == stage]
         out[stage] = sum(rows) / len(rows)
     return out
+
+
+def route_cost(
+    labels: Sequence[str],
+    decisions: Sequence[Decision],
+    owners: Mapping[str, str],
+    generalist: str,
+    cost_of: Callable[[str, int], float],
+) -> dict[str, float]:
+    """What routing the rows costs per 1,000 requests, against the generalist and an oracle.
+
+    ``cost_of(model, row)`` is the cost of serving row ``row`` on ``model``.
+    ``oracle`` sends every row to the model that owns its label (the
+    generalist for ``general``): the ceiling of any router on this mix.
+    ``savings`` and ``ceiling`` are the all-generalist cost over the routed
+    and oracle costs (how many times cheaper), ``share_of_ceiling`` the one
+    over the other, and ``share_of_saving`` the part of the oracle's cost
+    saving that routing achieves.
+    """
+    if len(labels) != len(decisions):
+        raise ValueError(f"{len(labels)} labels but {len(decisions)} decisions")
+    n = len(labels)
+    if not n:
+        return {}
+    per_1k = 1000 / n
+    routed = sum(cost_of(d.model, i) for i, d in enumerate(decisions)) * per_1k
+    everything = sum(cost_of(generalist, i) for i in range(n)) * per_1k
+    oracle = sum(cost_of(owners.get(t, generalist), i) for i, t in enumerate(labels)) * per_1k
+    saved, possible = everything - routed, everything - oracle
+    return {
+        "routed_per_1k": routed,
+        "generalist_per_1k": everything,
+        "oracle_per_1k": oracle,
+        "savings": everything / routed if routed else 0.0,
+        "ceiling": everything / oracle if oracle else 0.0,
+        "share_of_ceiling": (oracle / routed) if routed else 0.0,
+        "share_of_saving": saved / possible if possible else 1.0,
+    }

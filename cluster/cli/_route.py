@@ -78,6 +78,13 @@ def _read_rows(path: Path) -> list[tuple[str, str]]:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option(
+    "--output-tokens",
+    type=click.IntRange(1, 1_000_000),
+    default=256,
+    show_default=True,
+    help="Tokens each answer is taken to have, for the cost per 1,000 requests.",
+)
+@click.option(
     "--plot",
     "plot_path",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
@@ -86,10 +93,14 @@ def _read_rows(path: Path) -> list[tuple[str, str]]:
     "(needs the 'eval' extra: matplotlib).",
 )
 def route_eval_cmd(
-    config_path: str | None, data: Path, as_json: bool, plot_path: Path | None
+    config_path: str | None,
+    data: Path,
+    as_json: bool,
+    output_tokens: int,
+    plot_path: Path | None,
 ) -> None:
     """Measure routing accuracy, safety and decision latency on labelled prompts."""
-    from router.evaluation import route_metrics
+    from router.evaluation import route_cost, route_metrics
     from router.routing import Router
 
     if plot_path is not None:
@@ -97,7 +108,8 @@ def route_eval_cmd(
 
         require_pyplot()  # a missing matplotlib fails now, not after the whole evaluation
     rows = _read_rows(data)
-    router = Router(load(config_path))
+    garden = load(config_path)
+    router = Router(garden)
     states = _ready_states(router)
     decisions, features, latencies = [], [], []
     for text, _ in rows:  # one query at a time: the latency a request would see
@@ -110,6 +122,18 @@ def route_eval_cmd(
     metrics = route_metrics(
         labels, decisions, router.policy.owners, latencies, stages=[f.stage for f in features]
     )
+    request_cost = _request_cost(garden, output_tokens)
+    texts = [text for text, _ in rows]
+    metrics["cost"] = {
+        "output_tokens": output_tokens,
+        **route_cost(
+            labels,
+            decisions,
+            router.policy.owners,
+            router.policy.generalist,
+            lambda model, i: request_cost(model, texts[i]),
+        ),
+    }
     if plot_path is not None:
         from cluster.cli._plot import plot_route_eval
 
@@ -140,3 +164,140 @@ def route_eval_cmd(
     for stage, share in metrics["stage_share"].items():
         accuracy = metrics["stage_accuracy"][stage]
         click.echo(f"  decided by {stage:<9} share {share:.3f}  accuracy {accuracy:.3f}")
+    cost = metrics["cost"]
+    click.echo(
+        f"cost per 1k requests   routed {cost['routed_per_1k']:.4f}  "
+        f"all-generalist {cost['generalist_per_1k']:.4f}  oracle {cost['oracle_per_1k']:.4f}  "
+        f"({cost['savings']:.2f}x cheaper of a {cost['ceiling']:.2f}x ceiling)"
+    )
+
+
+#: Characters per prompt token, for the cost estimate (no model tokenizer here).
+_CHARS_PER_TOKEN = 4
+
+
+def _request_cost(garden: Any, output_tokens: int) -> Any:
+    """``cost(model, text)``: one request's share of a replica's hourly cost.
+
+    From the garden's service profile (``autoscaling.profile``): the prompt's
+    prefill time, plus ``output_tokens`` decoded in the largest batch that
+    meets the model's TPOT objective, each of the batch's sequences taking
+    its share of the replica; times ``cost_per_hour / 3600``. Prompt tokens
+    are estimated as characters / 4.
+    """
+    from autoscaling.profile import load_profiles
+
+    profiles = load_profiles(garden.autoscaling.profile)
+    per_token: dict[str, tuple[float, float, float]] = {}
+    for spec in garden.models:
+        profile = profiles.for_model(spec.name)
+        batch = profile.decode_batch(spec.slo.tpot_ms / 1000)
+        decode_s = output_tokens / (batch * profile.decode_rate(batch))
+        per_token[spec.name] = (spec.cost_per_hour / 3600, profile.prefill_tokens_per_s, decode_s)
+
+    def cost(model: str, text: str) -> float:
+        rate, prefill, decode_s = per_token[model]
+        prompt = max(1, len(text) // _CHARS_PER_TOKEN)
+        return rate * (prompt / prefill + decode_s)
+
+    return cost
+
+
+@cli.command("route-cv")
+@config_option
+@click.option(
+    "--scheme",
+    type=click.Choice(["folds", "sources", "both"]),
+    default="both",
+    show_default=True,
+    help="Random stratified folds, leave-one-source-out, or both.",
+)
+@click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True)
+@click.option(
+    "--max-wrong",
+    type=click.FloatRange(0, 1),
+    default=0.03,
+    show_default=True,
+    help="Wrong-specialist budget the suggested thresholds are calibrated to.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def route_cv_cmd(
+    config_path: str | None, scheme: str, folds: int, max_wrong: float, as_json: bool
+) -> None:
+    """Cross-validate the classifier on the garden's exemplars; suggest per-domain thresholds.
+
+    Reports each scheme's routing metrics with the configured thresholds and
+    with thresholds calibrated on the out-of-fold predictions of the schemes
+    run, and each exemplar source's accuracy.
+    """
+    from dataclasses import replace
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from router.crossval import calibrate_thresholds, cross_validate, summary
+    from router.evaluation import route_metrics
+    from router.policy import ModelState, decide
+    from router.routing import policy_config
+
+    garden = load(config_path)
+    policy = policy_config(garden)
+    states = {
+        m: ModelState(healthy=True, queued=0, queue_limit=1)
+        for m in {policy.generalist, *policy.owners.values()}
+    }
+    schemes = ["folds", "sources"] if scheme == "both" else [scheme]
+    heldout = {s: cross_validate(garden, s, folds=folds) for s in schemes}  # type: ignore[arg-type]
+    pooled = [row for rows in heldout.values() for row in rows]
+    suggested = calibrate_thresholds(pooled, policy, max_wrong=max_wrong)
+    calibrated = replace(policy, thresholds=suggested)
+
+    def metrics(rows: list[Any], pol: Any) -> dict[str, Any]:
+        decisions = [decide(r.features, states, pol) for r in rows]
+        out = route_metrics([r.label for r in rows], decisions, pol.owners, [])
+        return {k: out[k] for k in _CV_KEYS} | {"per_domain": out["per_domain"]}
+
+    report: dict[str, Any] = {
+        "suggested_thresholds": suggested,
+        "max_wrong": max_wrong,
+        **{
+            s: {
+                "configured": metrics(rows, policy),
+                "suggested": metrics(rows, calibrated),
+                **summary(rows, policy.owners),
+            }
+            for s, rows in heldout.items()
+        },
+    }
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    console = Console()
+    table = Table(title="cross-validation on the exemplars")
+    table.add_column("scheme")
+    table.add_column("thresholds")
+    for key in _CV_KEYS:
+        table.add_column(key, justify="right")
+    for s in schemes:
+        for which in ("configured", "suggested"):
+            m = report[s][which]
+            table.add_row(s, which, *(_cell(m[k]) for k in _CV_KEYS))
+    console.print(table)
+    sources = Table(title="accuracy per held-out source (top domain)")
+    sources.add_column("source")
+    for s in schemes:
+        sources.add_column(s, justify="right")
+    names = sorted({n for s in schemes for n in report[s]["per_source_accuracy"]})
+    for name in names:
+        sources.add_row(name, *(_cell(report[s]["per_source_accuracy"].get(name)) for s in schemes))
+    console.print(sources)
+    console.print(f"suggested router.thresholds (max wrong {max_wrong}): {suggested}")
+
+
+_CV_KEYS = ("n", "accuracy", "wrong_specialist_rate", "specialist_coverage", "macro_recall")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)

@@ -312,4 +312,4 @@ def test_garden_app_reads_relative_exemplars_under_base_dir(
     (garden,) = built
     assert garden.models[1].exemplars_file == str(tmp_path / "tax.txt")
     bundled = Path(garden.models[0].exemplars_file)
-    assert bundled.is_file() and bundled.name == "medicine.txt"
+    assert bundled.is_file() and bundled.name == "medicine.jsonl"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from router.evaluation import route_metrics
+from router.evaluation import route_cost, route_metrics
 from router.policy import Decision, Reason
 
 pytestmark = pytest.mark.unit
@@ -33,3 +33,17 @@ def test_metrics_count_wrong_specialists_and_coverage() -> None:
 def test_length_mismatch_is_an_error() -> None:
     with pytest.raises(ValueError, match="2 labels but 1 decisions"):
         route_metrics(["law", "code"], [_d("law")], OWNERS, [1.0])
+
+
+def test_cost_against_the_generalist_and_the_oracle() -> None:
+    labels = ["law", "law", "general", "code"]
+    decisions = [_d("law"), _d("generalist"), _d("generalist"), _d("law")]
+    prices = {"law": 1.0, "code": 1.0, "generalist": 4.0}
+    c = route_cost(labels, decisions, OWNERS, "generalist", lambda m, i: prices[m] * (i + 1))
+    # rows weigh 1, 2, 3, 4: routed 1 + 8 + 12 + 4, oracle 1 + 2 + 12 + 4, generalist 40.
+    assert c["routed_per_1k"] == pytest.approx(25 * 250)
+    assert c["oracle_per_1k"] == pytest.approx(19 * 250)
+    assert c["generalist_per_1k"] == pytest.approx(40 * 250)
+    assert c["savings"] == pytest.approx(40 / 25) and c["ceiling"] == pytest.approx(40 / 19)
+    assert c["share_of_ceiling"] == pytest.approx(19 / 25)
+    assert c["share_of_saving"] == pytest.approx(15 / 21)

@@ -24,6 +24,7 @@ def _garden(**specialist: Any) -> GardenConfig:
     """``code`` and the generalist only, with short delays so a replay of minutes scales."""
     data = load_config(None).model_dump(mode="json")
     data["models"] = [m for m in data["models"] if m["name"] in ("code", "generalist")]
+    data["router"]["thresholds"] = {"code": data["router"]["thresholds"]["code"]}
     for m in data["models"]:
         m["autoscaling"].update(min_replicas=1, max_replicas=3)
         m["autoscaling"].pop("target_ongoing_requests", None)
