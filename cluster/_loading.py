@@ -76,25 +76,49 @@ def parse_config(
     return cfg
 
 
+def _exemplars_file(ex: str | None, base_dir: Path, source: str, key: str) -> str | None:
+    """``ex`` resolved (relative to the config file, else a bundled set) and checked."""
+    if ex is None:
+        return None
+    if not Path(ex).expanduser().is_absolute():
+        local, bundled = base_dir / ex, _defaults_dir() / ex
+        ex = str((local if local.exists() or not bundled.exists() else bundled).resolve())
+    if not Path(ex).expanduser().is_file():
+        raise ConfigError(source, [f"{key}: no such file (got {ex!r})"])
+    try:
+        read_exemplars(Path(ex).expanduser())
+    except DataFileError as err:
+        raise ConfigError(source, [f"{key}: {err}"]) from err
+    return ex
+
+
 def _resolve_sources(cfg: GardenConfig, base_dir: Path, source: str) -> GardenConfig:
     models = []
     for i, m in enumerate(cfg.models):
         src = m.source
         if src is not None and src.startswith(("./", "../")):
             src = str((base_dir / src).resolve())
-        ex = m.exemplars_file
-        if ex is not None and not Path(ex).expanduser().is_absolute():
-            local, bundled = base_dir / ex, _defaults_dir() / ex
-            # Relative to the config file, else one of the bundled exemplar sets.
-            ex = str((local if local.exists() or not bundled.exists() else bundled).resolve())
-        if ex is not None and not Path(ex).expanduser().is_file():
-            raise ConfigError(source, [f"models[{i}].exemplars_file: no such file (got {ex!r})"])
-        if ex is not None:
-            try:
-                read_exemplars(Path(ex).expanduser())
-            except DataFileError as err:
-                raise ConfigError(source, [f"models[{i}].exemplars_file: {err}"]) from err
-        models.append(m.model_copy(update={"source": src, "exemplars_file": ex}))
+        key = f"models[{i}].exemplars_file"
+        update: dict[str, Any] = {
+            "source": src,
+            "exemplars_file": _exemplars_file(m.exemplars_file, base_dir, source, key),
+        }
+        if m.lora is not None and m.lora.adapters:
+            adapters = [
+                a.model_copy(
+                    update={
+                        "exemplars_file": _exemplars_file(
+                            a.exemplars_file,
+                            base_dir,
+                            source,
+                            f"models[{i}].lora.adapters[{j}].exemplars_file",
+                        )
+                    }
+                )
+                for j, a in enumerate(m.lora.adapters)
+            ]
+            update["lora"] = m.lora.model_copy(update={"adapters": adapters})
+        models.append(m.model_copy(update=update))
     return cfg.model_copy(update={"models": models})
 
 

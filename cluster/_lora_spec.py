@@ -11,13 +11,13 @@ The engine arguments vLLM needs for it come from here too.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
-from cluster._types import Strict
+from cluster._types import Domain, Strict
 
-__all__ = ["ADAPTER_ID", "LORA_ENGINE_KEYS", "LoraSpec"]
+__all__ = ["ADAPTER_ID", "LORA_ENGINE_KEYS", "AdapterSpec", "LoraSpec"]
 
 #: An adapter's name in ``<model>:<adapter>``: a path segment under the
 #: loading path (no '/', so a client cannot reach outside it).
@@ -25,6 +25,50 @@ ADAPTER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 #: Engine arguments that ``lora`` sets; ``engine`` may not set them as well.
 LORA_ENGINE_KEYS = frozenset({"enable_lora", "max_lora_rank", "max_loras"})
+
+
+class AdapterSpec(Strict):
+    """An adapter that owns domains: ``auto`` routes their requests to ``<model>:<adapter>``.
+
+    Its exemplars teach the router its domains, as a specialist's do; the
+    adapter is served like any other of the model's (fetched from
+    ``dynamic_lora_loading_path/<name>`` on first use).
+    """
+
+    name: str = Field(
+        pattern=ADAPTER_ID.pattern,
+        description="The adapter's folder under dynamic_lora_loading_path, and its id after "
+        "'<model>:'.",
+    )
+    domains: list[Domain] = Field(
+        min_length=1, description="Domains this adapter owns (router labels)."
+    )
+    description: str = Field(
+        "",
+        max_length=2000,
+        description="What the adapter is good at, in words (the router uses it).",
+    )
+    exemplars: list[Annotated[str, StringConstraints(min_length=1)]] = Field(
+        default_factory=list,
+        description="Example prompts of the adapter's domains (the router fits on them).",
+    )
+    exemplars_file: str | None = Field(
+        None,
+        min_length=1,
+        description="File of more example prompts (JSON Lines of {text, source}, or one per "
+        "line), relative to the config file.",
+    )
+
+    @model_validator(mode="after")
+    def _taught(self) -> AdapterSpec:
+        if not self.exemplars and self.exemplars_file is None and not self.description:
+            raise ValueError(
+                f"adapter {self.name!r} owns {self.domains} but gives the router nothing to "
+                "learn them from: set description, exemplars or exemplars_file"
+            )
+        if len(set(self.domains)) != len(self.domains):
+            raise ValueError(f"duplicate domains in {self.domains}")
+        return self
 
 
 class LoraSpec(Strict):
@@ -48,9 +92,18 @@ class LoraSpec(Strict):
         30, gt=0, description="Seconds to fetch one adapter; null waits without limit."
     )
     max_download_tries: int = Field(3, ge=1, le=20, description="Attempts to fetch an adapter.")
+    adapters: list[AdapterSpec] = Field(
+        default_factory=list,
+        description="Adapters that own domains, for the router's 'auto'. Others are still "
+        "served when named.",
+    )
 
     @model_validator(mode="after")
     def _batch_within_resident(self) -> LoraSpec:
+        names = [a.name for a in self.adapters]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"adapter names must be unique, repeated: {repeated}")
         if self.max_loras > self.max_num_adapters_per_replica:
             raise ValueError(
                 f"max_loras={self.max_loras} is above max_num_adapters_per_replica="

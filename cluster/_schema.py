@@ -375,13 +375,12 @@ class GardenConfig(Strict):
         if len(generalists) != 1:
             raise ValueError(f"exactly one generalist is needed, got {generalists}")
         owners: dict[str, str] = {}
-        for m in self.models:
-            for d in m.domains:
-                if d in owners:
-                    raise ValueError(
-                        f"domain {d!r} is claimed by both {owners[d]!r} and {m.name!r}"
-                    )
-                owners[d] = m.name
+        for owner, domain in self._claims():
+            if domain in owners:
+                raise ValueError(
+                    f"domain {domain!r} is claimed by both {owners[domain]!r} and {owner!r}"
+                )
+            owners[domain] = owner
         unknown = sorted(self.router.threshold_domains() - set(owners))
         if unknown:
             raise ValueError(f"router thresholds name domains no specialist owns: {unknown}")
@@ -421,6 +420,17 @@ class GardenConfig(Strict):
             )
 
     # -- derived views ---------------------------------------------------
+
+    def _claims(self) -> list[tuple[str, str]]:
+        claims = [(m.name, d) for m in self.models for d in m.domains]
+        for m in self.models:
+            for adapter in m.lora.adapters if m.lora else []:
+                claims.extend((f"{m.name}:{adapter.name}", d) for d in adapter.domains)
+        return claims
+
+    def domain_owners(self) -> dict[str, str]:
+        """Each routed domain's owner: a specialist's name, or ``<model>:<adapter>``."""
+        return {domain: owner for owner, domain in self._claims()}
 
     @property
     def generalist(self) -> ModelSpec:

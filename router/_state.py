@@ -96,8 +96,18 @@ class ModelStates:
         target = self._targets.get(model)
         return None if target is None else int(self._running[model] * target)
 
-    def snapshot(self) -> dict[str, ModelState]:
-        """The state of every model now, for :func:`router.policy.decide`."""
+    def snapshot(self, aliases: Mapping[str, str] | None = None) -> dict[str, ModelState]:
+        """The state of every model now, for :func:`router.policy.decide`.
+
+        ``aliases`` maps more ids to a model whose state they share: a
+        ``<model>:<adapter>`` runs on its base model's replicas.
+        """
+        states = self._states()
+        for alias, model in (aliases or {}).items():
+            states[alias] = states[model]
+        return states
+
+    def _states(self) -> dict[str, ModelState]:
         now = self._clock()
         return {
             model: ModelState(

@@ -63,10 +63,14 @@ def virtual_policies(garden: GardenConfig) -> dict[str, PolicyConfig]:
     with its own; ``fallback: false`` becomes ``spill=False``. Every policy
     knows each model's :func:`capabilities_of`.
     """
-    owners = {d: m.name for m in garden.specialists for d in m.domains}
+    owners = garden.domain_owners()
     capabilities = {
         m.name: capabilities_of(m, _checkpoint_config(garden, m)) for m in garden.models
     }
+    # An adapter serves what its base model serves.
+    for owner in owners.values():
+        base = owner.partition(":")[0]
+        capabilities.setdefault(owner, capabilities[base])
     router = garden.router
     policies: dict[str, PolicyConfig] = {}
     for virtual in router.virtual_models:

@@ -239,6 +239,12 @@ class Router:
         # Read here, in the replica: a configured but empty variable fails the start.
         self._auth = api_key_check(spec.auth, os.environ)
         self._lora_models = frozenset(m.name for m in garden.models if m.lora)
+        # Domain-owning adapters, '<model>:<adapter>' -> the model whose replicas serve them.
+        self._adapters = {
+            owner: owner.partition(":")[0]
+            for owner in garden.domain_owners().values()
+            if ":" in owner
+        }
         self._sessions = (
             Sessions(store or RayKVStore(), garden.name, spec.session_ttl_s)
             if spec.session_ttl_s
@@ -358,7 +364,8 @@ class Router:
         if self._sessions is not None and key is not None:
             session = await self._sessions.get(key)
         features = await self._classify(request_text(body))
-        decision = decide(features, self._states.snapshot(), policy, needs, session)
+        states = self._states.snapshot(self._adapters)
+        decision = decide(features, states, policy, needs, session)
         seconds = time.perf_counter() - started
         reply, decision = await self._send_routed(decision, policy, endpoint, body, needs)
         self._telemetry.routed(span, features, decision, seconds, session)
@@ -396,7 +403,7 @@ class Router:
         needs: Needs,
     ) -> tuple[Reply, Decision]:
         """Send to the decided model; before any byte, fall back to a capable generalist."""
-        send = self._dispatcher.send
+        send = self._send_to
         stays = not policy.spill or not policy.can_serve(policy.generalist, needs)
         if stays or decision.model == policy.generalist:
             lost = decision.fallback_from if decision.reason in _DEMAND_SPILLS else None
@@ -416,9 +423,29 @@ class Router:
             if reply.head.status < 500:
                 return reply, decision
             reply.close()
-            self._states.failed(decision.model)
+            self._states.failed(self._deployment(decision.model))
             reason = Reason.SPECIALIST_ERROR
         fallback = fall_back(decision, reason, policy)
         logger.info("%s fell back to %s: %s", decision.model, fallback.model, reason.value)
         lost = decision.model if reason in _DEMAND_SPILLS else None
         return await send(fallback.model, endpoint, body, spilled_from=lost), fallback
+
+    def _deployment(self, model: str) -> str:
+        """The deployment that serves routed model id ``model`` (an adapter's base model)."""
+        return self._adapters.get(model, model)
+
+    async def _send_to(
+        self, model: str, endpoint: str, body: dict[str, Any], **options: Any
+    ) -> Reply:
+        """:meth:`Dispatcher.send` to a routed id: a model, or an adapter on its base model."""
+        lost = options.pop("spilled_from", None)
+        spilled_from = None if lost is None else self._deployment(lost)
+        base = self._adapters.get(model)
+        if base is None:
+            return await self._dispatcher.send(
+                model, endpoint, body, spilled_from=spilled_from, **options
+            )
+        adapter = model.partition(":")[2]
+        return await self._dispatcher.send(
+            base, endpoint, body, spilled_from=spilled_from, adapter=adapter, **options
+        )

@@ -13,7 +13,7 @@ __all__ = ["Router", "policy_config"]
 
 def policy_config(garden: GardenConfig) -> PolicyConfig:
     """The ``auto`` policy of ``garden``: domain owners and thresholds from the config."""
-    owners = {d: m.name for m in garden.specialists for d in m.domains}
+    owners = garden.domain_owners()
     return PolicyConfig(
         generalist=garden.generalist.name,
         owners=owners,

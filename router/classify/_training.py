@@ -15,10 +15,10 @@ CONFIG_SOURCE = "config"
 
 
 def training_rows(garden: GardenConfig) -> tuple[list[Exemplar], list[str]]:
-    """Every model's description, exemplars and exemplars_file, with their labels.
+    """Every model's and routed adapter's description, exemplars and exemplars_file, labelled.
 
-    A specialist's prompts are labelled with its first domain, the
-    generalist's with ``general``. Adding a specialist is a config change.
+    A specialist's (or adapter's) prompts are labelled with its first domain,
+    the generalist's with ``general``. Adding a specialist is a config change.
     """
     rows: list[Exemplar] = []
     labels: list[str] = []
@@ -31,6 +31,14 @@ def training_rows(garden: GardenConfig) -> tuple[list[Exemplar], list[str]]:
             own.extend(read_exemplars(Path(spec.exemplars_file).expanduser()))
         rows.extend(own)
         labels.extend([label] * len(own))
+        for adapter in spec.lora.adapters if spec.lora else []:
+            taught = [Exemplar(text, CONFIG_SOURCE) for text in adapter.exemplars]
+            if adapter.description:
+                taught.append(Exemplar(adapter.description, CONFIG_SOURCE))
+            if adapter.exemplars_file is not None:
+                taught.extend(read_exemplars(Path(adapter.exemplars_file).expanduser()))
+            rows.extend(taught)
+            labels.extend([adapter.domains[0]] * len(taught))
     return rows, labels
 
 

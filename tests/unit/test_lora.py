@@ -152,3 +152,98 @@ def test_adapters_only_of_lora_models_and_with_safe_names(
         assert answer.status_code == 404
         assert answer.json()["error"]["code"] == "model_not_found"
         assert all(not h.sent for h in handles.values())
+
+
+# -- adapters that own domains ----------------------------------------------------------
+
+TAX = [
+    "How do I report capital gains tax on shares I sold this year?",
+    "Which deductions can a sole proprietor claim on Schedule C?",
+    "Is my home office deductible for income tax purposes?",
+    "What is the VAT registration threshold for a small business?",
+    "How is a tax-loss harvesting sale reported on form 8949?",
+    "When is the deadline for quarterly estimated tax payments?",
+    "income tax brackets married filing jointly",
+    "Do I owe gift tax if I give my daughter $30,000?",
+    "How are stock options taxed when I exercise them, ISO versus NSO?",
+    "Can I amend last year's tax return to claim a missed credit?",
+    "What triggers alternative minimum tax for a salaried employee?",
+    "withholding tax on dividends for a foreign investor",
+]
+ADAPTER = {"name": "tax", "domains": ["tax"], "exemplars": TAX, "description": "Taxation."}
+
+
+def _tax_garden(data_dir: Path, **adapter: Any) -> GardenConfig:
+    return _garden(data_dir, {**LORA, "adapters": [{**ADAPTER, **adapter}]})
+
+
+def test_an_adapter_owns_its_domains_and_teaches_the_router(data_dir: Path) -> None:
+    from router._virtual import virtual_policies
+    from router.classify import training_rows
+
+    garden = _tax_garden(data_dir)
+    assert garden.domain_owners()["tax"] == "law:tax"
+    assert garden.domain_owners()["law"] == "law"
+    policy = virtual_policies(garden)["auto"]
+    assert policy.owners["tax"] == "law:tax"
+    assert policy.capabilities["law:tax"] == policy.capabilities["law"]
+    rows, labels = training_rows(garden)
+    taught = [r.text for r, label in zip(rows, labels, strict=True) if label == "tax"]
+    assert taught == [*TAX, "Taxation."]
+
+
+@pytest.mark.parametrize(
+    ("adapter", "expected"),
+    [
+        ({"domains": ["law"]}, "domain 'law' is claimed by both 'law' and 'law:tax'"),
+        ({"domains": []}, "domains"),
+        ({"exemplars": [], "description": ""}, "gives the router nothing to learn them from"),
+        ({"name": "../x"}, "name"),
+    ],
+)
+def test_bad_adapters_name_the_key_and_value(
+    data_dir: Path, adapter: dict[str, Any], expected: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        _tax_garden(data_dir, **adapter)
+    assert expected in str(caught.value)
+
+
+def test_thresholds_may_name_an_adapters_domain(data_dir: Path) -> None:
+    garden = _tax_garden(data_dir)
+    data = garden.model_dump(mode="json")
+    data["router"]["thresholds"]["tax"] = 0.8
+    assert GardenConfig.model_validate(data).router.thresholds["tax"] == 0.8
+
+
+def test_an_adapter_exemplars_file_is_read_relative_to_the_config(tmp_path: Path) -> None:
+    from cluster.exceptions import ConfigError
+
+    (tmp_path / "tax.jsonl").write_text('{"text": "How is VAT charged?", "source": "q"}\n')
+    data = load_config(None).model_dump(mode="json")
+    law = next(m for m in data["models"] if m["name"] == "law")
+    law["lora"] = {**LORA, "adapters": [{"name": "tax", "domains": ["tax"],
+                                         "exemplars_file": "tax.jsonl"}]}  # fmt: skip
+    path = tmp_path / "garden.yaml"
+    path.write_text(yaml.safe_dump(data))
+    adapter = load_config(str(path)).model("law").lora.adapters[0]  # type: ignore[union-attr]
+    assert adapter.exemplars_file == str(tmp_path / "tax.jsonl")
+    (tmp_path / "tax.jsonl").write_text('{"text": ""}\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path))
+    assert caught.value.problems[0].startswith("models[1].lora.adapters[0].exemplars_file: ")
+
+
+def test_auto_routes_an_adapters_domain_to_the_adapter_on_its_base_model(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with serve_router(_tax_garden(data_dir), monkeypatch) as (http, handles):
+        question = "How are stock options taxed when I exercise them, and what about AMT?"
+        body = {"model": "auto", "messages": [{"role": "user", "content": question}]}
+        answer = http.post("/v1/chat/completions", json=body)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-garden-model"] == "law:tax"
+        assert answer.headers["x-garden-domain"] == "tax"
+        assert answer.json()["model"] == "law:tax"
+        ((sent, options),) = handles["law"].sent
+        assert sent["model"] == "law:tax" and options["multiplexed_model_id"] == "law:tax"

@@ -106,3 +106,17 @@ def test_serve_details_give_running_and_starting_replicas() -> None:
     running, starting = counts_of(details)
     assert running == {"law": 0, "code": 0, "medicine": 1, "generalist": 0}
     assert starting == {"law": 0, "code": 2, "medicine": 0, "generalist": 1}
+
+
+def test_an_adapter_shares_its_base_models_state() -> None:
+    from router.policy import Features, PolicyConfig, Reason, decide
+
+    states = _states(Clock())
+    states.observe({"law": 1, "generalist": 1})
+    for _ in range(2):
+        states.begin("law")  # law's one replica takes 2: full
+    snapshot = states.snapshot({"law:tax": "law"})
+    assert snapshot["law:tax"] == snapshot["law"] and not snapshot["law:tax"].has_capacity
+    policy = PolicyConfig(generalist="generalist", owners={"tax": "law:tax"})
+    d = decide(Features("tax", 0.99), snapshot, policy)
+    assert (d.model, d.reason, d.fallback_from) == ("generalist", Reason.OVERLOADED, "law:tax")
