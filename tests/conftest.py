@@ -10,7 +10,9 @@ outlived it, and that its port is free again.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from cluster.config import GardenConfig, load_config
+from tests._lora import BUCKET, build_adapter, s3_env, s3_server
 from tests._otlp import SpanCollector
 
 #: First-token deadline of the test garden: far above a tiny model's first
@@ -34,6 +37,11 @@ COLD_MODEL = "law"
 
 #: The cold model's cold start in the test garden's profile, seconds.
 COLD_START_S = 30.0
+
+#: The test garden's domain-owning LoRA adapter: ``ADAPTER_MODEL:ADAPTER``
+#: owns the ``tax`` domain, and is served from a local S3 server.
+ADAPTER_MODEL = "finance"
+ADAPTER = "tax"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -97,7 +105,7 @@ def _test_profile(path: Path) -> str:
     return str(path)
 
 
-def _test_config(traces_endpoint: str, profile: str) -> GardenConfig:
+def _test_config(traces_endpoint: str, profile: str, s3_port: int) -> GardenConfig:
     """The embedded default garden on free ports, exporting spans to the test."""
     data = load_config(None).model_dump(mode="json", exclude_unset=False)
     data["router"].update(port=_free_port(), first_token_deadline_ms=TEST_DEADLINE_MS)
@@ -131,6 +139,24 @@ def _test_config(traces_endpoint: str, profile: str) -> GardenConfig:
         "enable_auto_tool_choice": True,
         "tool_call_parser": "pythonic",
     }
+    # One model serves a LoRA adapter that owns a domain of its own, fetched
+    # from the local S3 server the garden fixture starts (tests/_lora.py).
+    base = next(m for m in data["models"] if m["name"] == ADAPTER_MODEL)
+    base["lora"] = {
+        "dynamic_lora_loading_path": f"s3://{BUCKET}/{ADAPTER_MODEL}",
+        "max_lora_rank": 8,
+        "max_loras": 1,
+        "max_num_adapters_per_replica": 1,
+        "adapters": [
+            {
+                "name": ADAPTER,
+                "domains": ["tax"],
+                "description": "Taxes: income, capital gains, payroll, sales and VAT.",
+                "exemplars_file": str(Path(__file__).parent / "data" / "tax.jsonl"),
+            }
+        ],
+    }
+    base["env"] = {**base["env"], **s3_env(s3_port)}
     return GardenConfig.model_validate(data)
 
 
@@ -148,12 +174,24 @@ def garden(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGarden]:
     saved = os.environ.get("GARDEN_RUN_DIR")
     os.environ["GARDEN_RUN_DIR"] = str(run_dir)
     spans = SpanCollector()
-    cfg = _test_config(spans.endpoint, _test_profile(run_dir / "profile.json"))
+    s3_port = _free_port()
+    cfg = _test_config(spans.endpoint, _test_profile(run_dir / "profile.json"), s3_port)
     build_missing(cfg)
+    from deployments.tiny import model_path
+
+    adapter = build_adapter(
+        model_path(cfg, cfg.model(ADAPTER_MODEL)), run_dir / "adapter" / ADAPTER
+    )
+    # Ray Serve LLM keeps fetched adapters here (its LoraModelLoader's
+    # lora_root): a copy from an earlier run would hide a broken fetch.
+    shutil.rmtree(Path("/tmp/ray/llm/lora/cache") / ADAPTER, ignore_errors=True)
+    stack = contextlib.ExitStack()
     try:
+        stack.enter_context(s3_server(s3_port, {f"{ADAPTER_MODEL}/{ADAPTER}": adapter}))
         state = up(cfg, timeout_s=900)
         yield RunningGarden(cfg, state.endpoint, spans)
     finally:
+        stack.close()
         spans.close()
         survivors = down()
         leftover = garden_processes(cfg.name) + cluster_processes(str(run_dir))

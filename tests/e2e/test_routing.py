@@ -19,7 +19,7 @@ import pytest
 
 from cluster.lifecycle import status
 from tests._replicas import replica_processes, wait_until_healthy
-from tests.conftest import TEST_DEADLINE_MS, TOOLS_MODEL, RunningGarden
+from tests.conftest import ADAPTER, ADAPTER_MODEL, TEST_DEADLINE_MS, TOOLS_MODEL, RunningGarden
 
 # Every specialist must serve; the test garden's cold model idles at zero.
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("cold_model_up")]
@@ -179,6 +179,25 @@ def test_a_named_model_is_not_routed(client: openai.OpenAI) -> None:
     )
     assert raw.parse().model == "code"
     assert not any(k.startswith("x-garden-") for k in raw.headers)
+
+
+def test_an_adapter_owned_domain_is_served_by_the_adapter(client: openai.OpenAI) -> None:
+    """The tax domain belongs to a LoRA adapter on finance, fetched from S3 on first use."""
+    served = f"{ADAPTER_MODEL}:{ADAPTER}"
+    question = "How are incentive stock options taxed when I exercise them, and does AMT apply?"
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", messages=_messages(question), max_tokens=8, temperature=0
+    )
+    assert raw.headers["x-garden-model"] == served
+    assert raw.headers["x-garden-domain"] == "tax"
+    assert raw.headers["x-garden-reason"] == "specialist"
+    reply = raw.parse()
+    assert reply.model == served
+    # The adapter's weights are applied: greedy decoding differs from the base model's.
+    base = client.chat.completions.create(
+        model=ADAPTER_MODEL, messages=_messages(question), max_tokens=8, temperature=0
+    )
+    assert reply.choices[0].message.content != base.choices[0].message.content
 
 
 ITINERARY = OBVIOUS[4][0]

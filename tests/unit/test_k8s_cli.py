@@ -86,7 +86,9 @@ def test_apply_creates_then_server_side_applies(kube: FakeKube, tmp_path: Path) 
     patch = next(r for r in kube.requests if r.method == "PATCH")
     assert patch.path == "/apis/ray.io/v1/namespaces/ml/rayservices/model-garden"
     assert patch.headers["content-type"] == "application/apply-patch+yaml"
-    assert patch.query["force"] == ["true"] and patch.query["fieldManager"] == ["model-garden"]
+    # The client writes "True" (kubernetes 36) or "true" (37); the API server parses both.
+    assert [v.lower() for v in patch.query["force"]] == ["true"]
+    assert patch.query["fieldManager"] == ["model-garden"]
     assert kube.objects["ml", "model-garden"]["metadata"]["generation"] == 2
 
 
