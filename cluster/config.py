@@ -10,7 +10,7 @@ this module is their public surface.
 """
 
 from cluster._loading import DEFAULT_CONFIG_NAME, default_config_text, load_config, parse_config
-from cluster._lora_spec import ADAPTER_ID, LoraSpec
+from cluster._lora_spec import ADAPTER_ID, AdapterSpec, LoraSpec
 from cluster._router_spec import AuthSpec, ClassifierSpec, TelemetrySpec, VirtualModelSpec
 from cluster._schema import (
     AutoscalingSpec,
@@ -28,6 +28,7 @@ from cluster._schema import (
 __all__ = [
     "ADAPTER_ID",
     "DEFAULT_CONFIG_NAME",
+    "AdapterSpec",
     "AuthSpec",
     "AutoscalingSpec",
     "BudgetSpec",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cluster.config import GardenConfig
+from cluster.config import AdapterSpec, GardenConfig, ModelSpec
 from cluster.exemplars import Exemplar, read_exemplars
 from router.policy import GENERAL_DOMAIN
 
@@ -23,23 +23,25 @@ def training_rows(garden: GardenConfig) -> tuple[list[Exemplar], list[str]]:
     rows: list[Exemplar] = []
     labels: list[str] = []
     for spec in garden.models:
-        label = spec.domains[0] if spec.domains else GENERAL_DOMAIN
-        own = [Exemplar(text, CONFIG_SOURCE) for text in spec.exemplars]
-        if spec.description:
-            own.append(Exemplar(spec.description, CONFIG_SOURCE))
-        if spec.exemplars_file is not None:
-            own.extend(read_exemplars(Path(spec.exemplars_file).expanduser()))
-        rows.extend(own)
-        labels.extend([label] * len(own))
-        for adapter in spec.lora.adapters if spec.lora else []:
-            taught = [Exemplar(text, CONFIG_SOURCE) for text in adapter.exemplars]
-            if adapter.description:
-                taught.append(Exemplar(adapter.description, CONFIG_SOURCE))
-            if adapter.exemplars_file is not None:
-                taught.extend(read_exemplars(Path(adapter.exemplars_file).expanduser()))
+        teachers: list[tuple[str, ModelSpec | AdapterSpec]] = [
+            (spec.domains[0] if spec.domains else GENERAL_DOMAIN, spec)
+        ]
+        teachers.extend((a.domains[0], a) for a in (spec.lora.adapters if spec.lora else []))
+        for label, teacher in teachers:
+            taught = _taught(teacher.exemplars, teacher.description, teacher.exemplars_file)
             rows.extend(taught)
-            labels.extend([adapter.domains[0]] * len(taught))
+            labels.extend([label] * len(taught))
     return rows, labels
+
+
+def _taught(texts: list[str], description: str, path: str | None) -> list[Exemplar]:
+    """A model's or adapter's exemplars: inline ones, its description, then its file's."""
+    taught = [Exemplar(text, CONFIG_SOURCE) for text in texts]
+    if description:
+        taught.append(Exemplar(description, CONFIG_SOURCE))
+    if path is not None:
+        taught.extend(read_exemplars(Path(path).expanduser()))
+    return taught
 
 
 def training_set(garden: GardenConfig) -> tuple[list[str], list[str]]:
