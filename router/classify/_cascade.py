@@ -36,10 +36,11 @@ class CascadeClassifier:
     * ``semantic``: false runs only the lexical stage (torch is never imported).
     * ``layers``, ``max_tokens``, ``quantize``, ``threads``: the contextual
       encoder (see :class:`~router.classify._minilm.ContextualEncoder`); the
-      defaults (4 layers, 48 tokens, int8, one thread) keep a semantic
-      decision within about 4-10 ms on two cores, whatever the prompt's
-      length, within 0.7 points of CV accuracy of the full 6-layer fp32
-      model at 128 tokens (which takes 3-5x longer).
+      defaults (all 6 layers, 128 tokens, int8, one thread) keep a semantic
+      decision within about 9 ms at the p99 on two cores, whatever the
+      prompt's length. Against 4 layers at 48 tokens they gained 1.5 points
+      of leave-one-source-out accuracy on the exemplars (0.883 -> 0.898 at
+      the same wrong-specialist rate; docs/performance.md).
     * ``folds``, ``seed``: the cross-validation of the calibration.
 
     Pickles without the tokenizer, token table and encoder; unpickling
@@ -53,8 +54,8 @@ class CascadeClassifier:
         *,
         accept: float = 0.9,
         semantic: bool = True,
-        layers: int = 4,
-        max_tokens: int = 48,
+        layers: int = 6,
+        max_tokens: int = 128,
         quantize: bool = True,
         threads: int = 1,
         folds: int = 5,
