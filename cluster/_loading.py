@@ -82,6 +82,9 @@ def _exemplars_file(ex: str | None, base_dir: Path, source: str, key: str) -> st
         return None
     if not Path(ex).expanduser().is_absolute():
         local, bundled = base_dir / ex, _defaults_dir() / ex
+        renamed = bundled.with_suffix(".jsonl")
+        if bundled.suffix == ".txt" and not bundled.exists() and renamed.exists():
+            bundled = renamed  # the bundled sets were exemplars/<domain>.txt until issue 13
         ex = str((local if local.exists() or not bundled.exists() else bundled).resolve())
     if not Path(ex).expanduser().is_file():
         raise ConfigError(source, [f"{key}: no such file (got {ex!r})"])
@@ -89,6 +92,8 @@ def _exemplars_file(ex: str | None, base_dir: Path, source: str, key: str) -> st
         read_exemplars(Path(ex).expanduser())
     except DataFileError as err:
         raise ConfigError(source, [f"{key}: {err}"]) from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(source, [f"{key}: cannot read {ex!r} as UTF-8 text ({err})"]) from err
     return ex
 
 

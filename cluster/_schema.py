@@ -248,6 +248,12 @@ class ModelSpec(Strict):
             raise ValueError(
                 f"the generalist {self.name!r} takes every domain; remove domains={self.domains}"
             )
+        if self.role == "generalist" and self.lora is not None and self.lora.adapters:
+            raise ValueError(
+                f"the generalist {self.name!r} is every domain's fallback: its adapters cannot "
+                f"own domains (lora.adapters {[a.name for a in self.lora.adapters]}); put "
+                "them on a specialist, or name them as '<model>:<adapter>' without routing"
+            )
         if self.role == "generalist" and self.autoscaling.min_replicas < 1:
             raise ValueError(
                 f"the generalist {self.name!r} is every request's fallback and cannot scale "

@@ -36,7 +36,7 @@ class Exemplar:
 
 def read_exemplars(path: Path) -> list[Exemplar]:
     """The exemplars in ``path``; :class:`DataFileError` names the first bad line."""
-    if path.suffix != ".jsonl":
+    if path.suffix.lower() != ".jsonl":
         lines = split_records(path.read_text(encoding="utf-8"))
         return [Exemplar(line.strip(), PLAIN_SOURCE) for line in lines if line.strip()]
     out = []

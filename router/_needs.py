@@ -10,10 +10,10 @@ from router.policy import Needs
 __all__ = ["needs_of"]
 
 #: Bytes of UTF-8 per token at most, for a lower bound on a prompt's tokens
-#: without its tokenizer: BPE vocabularies of current models rarely hold
-#: tokens longer than this in text as users write it, so a prompt is never
-#: refused as too long when it fits.
-BYTES_PER_TOKEN_AT_MOST = 8
+#: without its tokenizer. BPE vocabularies hold a few long tokens (runs of
+#: spaces, "=" or "-"), but text averaging more than this per token does
+#: not occur, so a prompt that fits is not refused as too long.
+BYTES_PER_TOKEN_AT_MOST = 16
 
 _IMAGE_PARTS = frozenset({"image_url", "input_image", "image"})
 

@@ -84,20 +84,24 @@ class Sessions:
         while len(self._recent) > self._recent_max:
             self._recent.popitem(last=False)
 
-    async def get(self, key: str) -> Session | None:
-        """The session ``key`` is in, or None (new, expired or unreadable)."""
+    async def get(self, key: str) -> tuple[Session | None, bool]:
+        """The session ``key`` is in (None: new or expired), and whether it could be read.
+
+        A session that could not be read must not be written over: the
+        store may hold a good one that other replicas still route by.
+        """
         mine = self._recent.get(key)
         if mine is not None and self._clock() < mine[1]:
-            return mine[0]
+            return mine[0], True
         try:
             raw = await asyncio.to_thread(self._store.get, self._prefix + key)
             if raw is None:
-                return None
+                return None, True
             data = json.loads(raw)
-            return Session(str(data["domain"]), Reason(data["reason"]))
-        except _STORE_ERRORS as err:  # decide afresh
+            return Session(str(data["domain"]), Reason(data["reason"])), True
+        except _STORE_ERRORS as err:  # decide afresh, and leave the entry alone
             logger.warning("session %s not read: %r", key, err)
-            return None
+            return None, False
 
     async def put(self, key: str, session: Session) -> None:
         """Record (and renew) ``session`` for ``key``: here at once, then in the store."""

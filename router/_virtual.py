@@ -14,6 +14,8 @@ __all__ = ["capabilities_of", "virtual_policies"]
 
 #: vLLM's default ``max_logprobs``.
 _VLLM_MAX_LOGPROBS = 20
+#: ``max_logprobs`` of an engine that sets none (-1).
+_NO_CAP = 1 << 30
 
 
 def _checkpoint_config(garden: GardenConfig, spec: ModelSpec) -> Mapping[str, Any] | None:
@@ -36,23 +38,28 @@ def capabilities_of(spec: ModelSpec, checkpoint: Mapping[str, Any] | None) -> Ca
       cannot be read (a hub id) counts as able, and the engine decides;
     * logprobs: ``max_logprobs`` (vLLM's default 20);
     * context: ``max_model_len``, else the checkpoint's
-      ``max_position_embeddings``, else not known.
+      ``max_position_embeddings`` when it has no rope scaling, else not known.
     """
     engine = spec.engine
     tools = bool(engine.get("enable_auto_tool_choice")) and bool(engine.get("tool_call_parser"))
     limits = engine.get("limit_mm_per_prompt")
     if isinstance(limits, Mapping) and "image" in limits:
-        images = int(limits["image"]) > 0
+        image = limits["image"]  # a count, or vLLM's {"count": n, ...} form
+        count = image.get("count", 1) if isinstance(image, Mapping) else image
+        images = int(count) > 0
     else:
         images = checkpoint is None or "vision_config" in checkpoint
     length = engine.get("max_model_len")
-    if length is None and checkpoint is not None:
+    if length is None and checkpoint is not None and not checkpoint.get("rope_scaling"):
+        # With rope scaling vLLM derives a longer context than this: leave it unknown.
         length = checkpoint.get("max_position_embeddings")
+    logprobs = engine.get("max_logprobs", _VLLM_MAX_LOGPROBS)
     return Capabilities(
         tools=tools,
         images=images,
-        max_logprobs=int(engine.get("max_logprobs", _VLLM_MAX_LOGPROBS)),
-        max_model_len=int(length) if isinstance(length, int) else None,
+        # vLLM reads -1 as "no cap" (max_logprobs) and "derive it" (max_model_len).
+        max_logprobs=int(logprobs) if int(logprobs) >= 0 else _NO_CAP,
+        max_model_len=int(length) if isinstance(length, int) and length > 0 else None,
     )
 
 

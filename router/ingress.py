@@ -83,11 +83,11 @@ logger = logging.getLogger("ray.serve")
 
 app = FastAPI(title="Model Garden", openapi_url=None, docs_url=None, redoc_url=None)
 
-#: Spills that are the specialist's unmet demand: its autoscaler must see them
-#: (errors are not demand; a model at zero replicas is, so it can scale up).
 #: How often a router replica deletes long-expired sessions from the store.
 _REAP_EVERY_S = 300.0
 
+#: Spills that are the specialist's unmet demand: its autoscaler must see them
+#: (errors are not demand; a model at zero replicas is, so it can scale up).
 _DEMAND_SPILLS = frozenset(
     {
         Reason.OVERLOADED,
@@ -361,17 +361,19 @@ class Router:
         started = time.perf_counter()
         needs = needs_of(body)
         session: Session | None = None
+        readable = False
         if self._sessions is not None and key is not None:
-            session = await self._sessions.get(key)
+            session, readable = await self._sessions.get(key)
         features = await self._classify(request_text(body))
         states = self._states.snapshot(self._adapters)
         decision = decide(features, states, policy, needs, session)
         seconds = time.perf_counter() - started
         reply, decision = await self._send_routed(decision, policy, endpoint, body, needs)
         self._telemetry.routed(span, features, decision, seconds, session)
-        if self._sessions is not None and key is not None:
+        if self._sessions is not None and key is not None and readable:
             after = session_after(decision, policy, session)
-            if after is not None:
+            # Kept only when the model answered: a failed turn proves nothing.
+            if after is not None and reply.head.status < 400:
                 # Held here now, and written to the store off the request path:
                 # the answer does not wait for the store.
                 self._sessions.remember(key, after)

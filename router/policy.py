@@ -52,12 +52,6 @@ class Reason(StrEnum):
     SESSION = "session"
 
 
-#: Decisions made on the request's own merits (its domain), which a
-#: conversation keeps; every other reason is cover for a specialist's state
-#: or a missing feature, and is decided afresh on the next turn.
-_MERIT = frozenset({Reason.SPECIALIST, Reason.GENERAL, Reason.LOW_CONFIDENCE, Reason.SESSION})
-
-
 @dataclass(frozen=True, slots=True)
 class Session:
     """A conversation's domain decision: the domain its turns go to, and why it was chosen.
@@ -248,7 +242,7 @@ def decide(
             return Decision(
                 config.generalist, features.domain, features.confidence, reason, skipped
             )
-        return _to_capable(features, config, needs, skipped or config.generalist)
+        return _to_capable(features, model_states, config, needs, skipped or config.generalist)
 
     specialist = config.owners.get(features.domain)
     if specialist is None:
@@ -281,8 +275,7 @@ def _sticky(
     needs: Needs,
     session: Session,
 ) -> Decision:
-    known = session.domain in config.owners or session.domain == GENERAL_DOMAIN
-    if not known:  # the garden no longer has that specialist: decide afresh
+    if session.domain not in config.owners:  # no such owner (any more): decide afresh
         return decide(features, model_states, config, needs)
     confidence = features.scores.get(session.domain, features.confidence)
     domain_features = Features(session.domain, 1.0, features.scores, features.stage)
@@ -298,33 +291,60 @@ def session_after(
 ) -> Session | None:
     """The conversation's domain decision after a turn served as ``decision``.
 
-    A turn decided on its merits sets the session (a ``session`` turn keeps
-    the original reason); a cover turn leaves it as it was.
+    A turn that its specialist served on the classifier's word starts the
+    session; a ``session`` turn keeps it; every other turn leaves it as it
+    was. A conversation the generalist serves (general, unsure, or as
+    cover) is decided afresh on each turn, so it reaches a specialist as
+    soon as one fits: the generalist can serve anything, and pinning a
+    conversation to it after a vague first turn ("hi") would keep it from
+    every specialist for as long as it lasts.
     """
-    if decision.reason not in _MERIT:
-        return session
-    if decision.reason is Reason.SESSION and session is not None:
-        return session
-    owned = {m: d for d, m in config.owners.items()}
-    domain = owned.get(decision.model, GENERAL_DOMAIN)
-    return Session(domain, decision.reason)
+    if decision.reason is Reason.SPECIALIST and decision.model in config.owners.values():
+        return Session(decision.domain, Reason.SPECIALIST)
+    return session
 
 
-def _to_capable(features: Features, config: PolicyConfig, needs: Needs, skipped: str) -> Decision:
-    """The capable specialist whose domain scored highest; raises when there is none."""
-    ranked = sorted(config.owners.items(), key=lambda kv: -features.scores.get(kv[0], 0.0))
+def _to_capable(
+    features: Features,
+    model_states: Mapping[str, ModelState],
+    config: PolicyConfig,
+    needs: Needs,
+    skipped: str,
+) -> Decision:
+    """The capable owner that can take the request now and scored highest; raises if none can.
+
+    Owners that are running with room come first, then the rest, each by
+    their domain's score.
+    """
+
+    def ready(model: str) -> bool:
+        state = model_states.get(model)
+        return state is not None and state.healthy and state.has_capacity
+
+    ranked = sorted(
+        config.owners.items(), key=lambda kv: (not ready(kv[1]), -features.scores.get(kv[0], 0.0))
+    )
     for _, model in ranked:
         if config.can_serve(model, needs):
             return Decision(
                 model, features.domain, features.confidence, Reason.UNSUPPORTED, skipped
             )
-    lacking = {m: c.lacks(needs) for m, c in sorted(config.capabilities.items())}
+    lacking = {m: c.lacks(needs) for m, c in sorted(config.capabilities.items()) if ":" not in m}
     missing = sorted({f for features_ in lacking.values() for f in features_})
     detail = "; ".join(f"{m} lacks {', '.join(f)}" for m, f in lacking.items() if f)
     raise UnsupportedRequestError(
         f"no model of this garden can serve this request ({detail})",
-        param=missing[0] if missing else None,
+        param=_PARAMS.get(missing[0]) if missing else None,
     )
+
+
+#: The request parameter each missing feature comes from.
+_PARAMS = {
+    "tools": "tools",
+    "images": "messages",
+    "logprobs": "top_logprobs",
+    "context": "messages",
+}
 
 
 _DISPATCH_FALLBACKS = frozenset(

@@ -64,11 +64,12 @@ def test_image_parts_logprobs_and_tokens() -> None:
     assert needs_of({"messages": [], "logprobs": True, "top_logprobs": 5}).logprobs == 5
     assert needs_of({"messages": [], "logprobs": False, "top_logprobs": 5}).logprobs == 0
     assert needs_of({"prompt": "x", "logprobs": 3}).logprobs == 3
-    # A lower bound: 8 bytes per token at most, plus the tokens asked for.
-    long = needs_of({"prompt": "a" * 80_000, "max_tokens": 100})
+    # A lower bound: 16 bytes per token at most, plus the tokens asked for.
+    long = needs_of({"prompt": "a" * 160_000, "max_tokens": 100})
     assert long.tokens == 10_000 + 100
-    chat = needs_of({"messages": [{"role": "user", "content": "b" * 800}], "max_tokens": 7})
+    chat = needs_of({"messages": [{"role": "user", "content": "b" * 1600}], "max_tokens": 7})
     assert chat.tokens == 100 + 7
+    assert needs_of({"prompt": "x", "max_tokens": 5, "max_completion_tokens": 9}).tokens == 9
 
 
 # --- capabilities_of ---------------------------------------------------------
@@ -93,6 +94,13 @@ def test_capabilities_come_from_engine_args_and_the_checkpoint() -> None:
     assert capabilities_of(_spec(max_logprobs=50), None).max_logprobs == 50
     # A hub id's checkpoint is not readable here: the engine decides.
     assert capabilities_of(_spec(), None) == Capabilities(images=True, max_model_len=None)
+    # vLLM's -1: no cap on logprobs, a derived context; rope scaling stretches the context.
+    unbounded = capabilities_of(_spec(max_logprobs=-1, max_model_len=-1), text_checkpoint)
+    assert unbounded.max_model_len is None and not unbounded.lacks(Needs(logprobs=500))
+    scaled = {"max_position_embeddings": 32768, "rope_scaling": {"type": "yarn", "factor": 4}}
+    assert capabilities_of(_spec(), scaled).max_model_len is None
+    counted = _spec(limit_mm_per_prompt={"image": {"count": 2, "width": 512}})
+    assert capabilities_of(counted, {"vision_config": {}}).images
 
 
 def test_lacks_names_each_missing_feature() -> None:
@@ -109,6 +117,17 @@ def test_a_specialist_without_tools_is_passed_over_for_a_generalist_with_them() 
     assert (d.model, d.reason, d.fallback_from) == ("generalist", Reason.UNSUPPORTED, "medicine")
     plain = decide(Features("medicine", 0.99), READY, _with_tools("generalist"))
     assert plain.reason is Reason.SPECIALIST
+
+
+def test_a_capable_specialist_that_is_down_comes_after_one_that_can_take_it() -> None:
+    policy = _with_tools("code", "medicine")
+    scores = {"medicine": 0.6, "code": 0.3, "general": 0.1}
+    down = {**READY, "medicine": ModelState(healthy=False, running=0)}
+    d = decide(Features("general", 0.9, scores), down, policy, Needs(tools=True))
+    assert d.model == "code"
+    assert decide(Features("general", 0.9, scores), READY, policy, Needs(tools=True)).model == (
+        "medicine"
+    )
 
 
 def test_without_a_capable_generalist_the_best_capable_specialist_serves() -> None:
@@ -136,6 +155,6 @@ def test_a_request_no_model_can_serve_is_a_clear_400() -> None:
         decide(Features("code", 0.99), READY, POLICY, Needs(tools=True, tokens=9000))
     err = info.value
     assert err.status_code == 400 and err.code == "unsupported_feature"
-    assert err.param == "context"
+    assert err.param == "messages"  # the prompt is too long for every model
     assert "code lacks tools, context" in err.message
     assert "generalist lacks tools, context" in err.message

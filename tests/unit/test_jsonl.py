@@ -151,3 +151,34 @@ def test_route_eval_reads_chat_rows_and_separators(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 2
     assert "bad.jsonl:1:" in result.output and '"messages" list' in result.output
+
+
+def _one_model_config(tmp_path: Path, exemplars_file: str) -> Path:
+    config = {
+        "data_dir": str(tmp_path / "data"),
+        "models": [
+            {"name": "law", "role": "specialist", "domains": ["law"], "tiny": {},
+             "exemplars_file": exemplars_file},
+            {"name": "generalist", "role": "generalist", "tiny": {}},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "garden.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_the_bundled_sets_earlier_txt_names_still_load(tmp_path: Path) -> None:
+    garden = load_config(str(_one_model_config(tmp_path, "exemplars/law.txt")))
+    assert Path(garden.models[0].exemplars_file or "").name == "law.jsonl"
+
+
+def test_an_exemplar_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "law.txt").write_bytes(b"caf\xe9 law\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(_one_model_config(tmp_path, "law.txt")))
+    assert "models[0].exemplars_file: cannot read" in info.value.problems[0]
+
+
+def test_the_jsonl_suffix_is_matched_in_any_case(tmp_path: Path) -> None:
+    path = _write(tmp_path / "ex.JSONL", [{"text": "x", "source": "s"}])
+    assert read_exemplars(path) == [Exemplar("x", "s")]

@@ -247,3 +247,12 @@ def test_auto_routes_an_adapters_domain_to_the_adapter_on_its_base_model(
         assert answer.json()["model"] == "law:tax"
         ((sent, options),) = handles["law"].sent
         assert sent["model"] == "law:tax" and options["multiplexed_model_id"] == "law:tax"
+
+
+def test_the_generalists_adapters_cannot_own_domains(data_dir: Path) -> None:
+    data = load_config(None).model_dump(mode="json")
+    generalist = next(m for m in data["models"] if m["role"] == "generalist")
+    generalist["lora"] = {**LORA, "adapters": [ADAPTER]}
+    with pytest.raises(ValidationError) as caught:
+        GardenConfig.model_validate(data)
+    assert "every domain's fallback: its adapters cannot own domains" in str(caught.value)

@@ -42,10 +42,21 @@ def test_a_healthy_specialist_keeps_its_conversation_whatever_the_classifier_say
     assert session_after(d, POLICY, MEDICINE) == MEDICINE  # the original reason stays
 
 
-def test_a_generalist_conversation_stays_on_the_generalist() -> None:
-    session = Session("general", Reason.LOW_CONFIDENCE)
-    d = decide(LAW, READY, POLICY, session=session)
-    assert (d.model, d.reason) == ("generalist", Reason.SESSION)
+def test_a_conversation_on_the_generalist_is_decided_afresh_each_turn() -> None:
+    vague = decide(Features("general", 0.9), READY, POLICY)
+    assert session_after(vague, POLICY, None) is None  # "hi" pins nothing
+    unsure = decide(Features("law", 0.4), READY, POLICY)
+    assert unsure.reason is Reason.LOW_CONFIDENCE
+    assert session_after(unsure, POLICY, None) is None
+    # An old session of the general domain is decided afresh too.
+    d = decide(LAW, READY, POLICY, session=Session("general", Reason.LOW_CONFIDENCE))
+    assert (d.model, d.reason) == ("law", Reason.SPECIALIST)
+
+
+def test_the_session_keeps_the_decided_domain_of_a_multi_domain_specialist() -> None:
+    policy = replace(POLICY, owners={**POLICY.owners, "contracts": "law"})
+    d = decide(LAW, READY, policy)
+    assert session_after(d, policy, None) == Session("law", Reason.SPECIALIST)
 
 
 @pytest.mark.parametrize(
@@ -84,11 +95,9 @@ def test_a_missing_feature_is_served_elsewhere_without_moving_the_conversation()
     assert session_after(d, policy, MEDICINE) == MEDICINE
 
 
-def test_the_first_turn_on_its_merits_starts_the_session() -> None:
+def test_the_first_turn_its_specialist_serves_starts_the_session() -> None:
     first = decide(LAW, READY, POLICY)
     assert session_after(first, POLICY, None) == Session("law", Reason.SPECIALIST)
-    unsure = decide(Features("law", 0.4), READY, POLICY)
-    assert session_after(unsure, POLICY, None) == Session("general", Reason.LOW_CONFIDENCE)
     # A first turn served as cover starts nothing: the next one is decided afresh.
     down = {**READY, "law": ModelState(healthy=False, running=0)}
     assert session_after(decide(LAW, down, POLICY), POLICY, None) is None
@@ -118,14 +127,14 @@ def test_sessions_are_shared_through_the_store_and_expire() -> None:
 
     async def scenario() -> None:
         await one.put("k", MEDICINE)
-        assert await other.get("k") == MEDICINE  # another router replica sees it
+        assert await other.get("k") == (MEDICINE, True)  # another router replica sees it
         clock.now += 59
         await other.put("k", MEDICINE)  # a turn renews it
         clock.now += 59
-        assert await one.get("k") == MEDICINE
+        assert await one.get("k") == (MEDICINE, True)
         clock.now += 61
-        assert await one.get("k") is None
-        assert await Sessions(store, "other-garden", 60, clock=clock).get("k") is None
+        assert await one.get("k") == (None, True)
+        assert await Sessions(store, "other-garden", 60, clock=clock).get("k") == (None, True)
 
     asyncio.run(scenario())
 
@@ -137,10 +146,10 @@ def test_a_replica_sees_its_own_write_before_the_store_does() -> None:
 
     sessions = Sessions(Slow(), "garden", ttl_s=60)
     sessions.remember("k", MEDICINE)
-    assert asyncio.run(sessions.get("k")) == MEDICINE
+    assert asyncio.run(sessions.get("k")) == (MEDICINE, True)
 
 
-def test_a_garbled_session_is_decided_afresh() -> None:
+def test_an_unreadable_session_is_decided_afresh_and_flagged_so_it_is_not_overwritten() -> None:
     store = MemoryStore()
     store.put("garden:session:k", "{not json")
-    assert asyncio.run(Sessions(store, "garden", 60).get("k")) is None
+    assert asyncio.run(Sessions(store, "garden", 60).get("k")) == (None, False)
