@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from router.policy import ModelState
 
@@ -69,7 +70,11 @@ class ModelStates:
         return dict(self._spilled)
 
     def failed(self, model: str) -> None:
-        """``model`` failed a request before answering: treat it as unhealthy a while."""
+        """``model`` failed a request before answering: treat it as unhealthy a while.
+
+        ``model`` may be an alias of :meth:`snapshot` (an adapter): then only
+        it is suspect, not the base model it runs on.
+        """
         self._suspect_until[model] = self._clock() + self._suspect_s
 
     def observe(
@@ -103,8 +108,11 @@ class ModelStates:
         ``<model>:<adapter>`` runs on its base model's replicas.
         """
         states = self._states()
+        now = self._clock()
         for alias, model in (aliases or {}).items():
-            states[alias] = states[model]
+            base = states[model]
+            suspect = now < self._suspect_until.get(alias, float("-inf"))
+            states[alias] = replace(base, healthy=False) if suspect else base
         return states
 
     def _states(self) -> dict[str, ModelState]:

@@ -425,7 +425,8 @@ class Router:
             if reply.head.status < 500:
                 return reply, decision
             reply.close()
-            self._states.failed(self._deployment(decision.model))
+            # An adapter's own failure (say, its fetch) leaves its base model in rotation.
+            self._states.failed(decision.model)
             reason = Reason.SPECIALIST_ERROR
         fallback = fall_back(decision, reason, policy)
         logger.info("%s fell back to %s: %s", decision.model, fallback.model, reason.value)

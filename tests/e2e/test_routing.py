@@ -297,7 +297,7 @@ def test_a_request_no_model_can_serve_is_a_clear_400(client: openai.OpenAI) -> N
     assert info.value.status_code == 400
     body = info.value.body
     assert isinstance(body, dict)
-    assert body["code"] == "unsupported_feature" and body["param"] == "images"
+    assert body["code"] == "unsupported_feature" and body["param"] == "messages"
     assert "medicine lacks images" in body["message"]
     assert "generalist lacks images" in body["message"]
 

@@ -120,3 +120,14 @@ def test_an_adapter_shares_its_base_models_state() -> None:
     policy = PolicyConfig(generalist="generalist", owners={"tax": "law:tax"})
     d = decide(Features("tax", 0.99), snapshot, policy)
     assert (d.model, d.reason, d.fallback_from) == ("generalist", Reason.OVERLOADED, "law:tax")
+
+
+def test_a_failing_adapter_is_suspect_alone() -> None:
+    clock = Clock()
+    states = _states(clock)
+    states.observe({"law": 1, "generalist": 1})
+    states.failed("law:tax")
+    snapshot = states.snapshot({"law:tax": "law"})
+    assert not snapshot["law:tax"].healthy and snapshot["law"].healthy
+    clock.now += 5.0
+    assert states.snapshot({"law:tax": "law"})["law:tax"].healthy
