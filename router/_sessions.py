@@ -103,11 +103,6 @@ class Sessions:
             logger.warning("session %s not read: %r", key, err)
             return None, False
 
-    async def put(self, key: str, session: Session) -> None:
-        """Record (and renew) ``session`` for ``key``: here at once, then in the store."""
-        self.remember(key, session)
-        await self.save(key, session)
-
     async def save(self, key: str, session: Session) -> None:
         """Write (and renew) ``session`` for ``key`` in the shared store."""
         value = json.dumps({"domain": session.domain, "reason": session.reason.value})

@@ -15,15 +15,15 @@ together (:func:`calibrate_thresholds`), never on evaluation data.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from cluster.config import GardenConfig
 from router.classify import classifier_class, training_rows
-from router.policy import GENERAL_DOMAIN, Features, PolicyConfig
+from router.policy import Features, PolicyConfig
 
-__all__ = ["Heldout", "calibrate_thresholds", "cross_validate", "summary"]
+__all__ = ["Heldout", "accuracy_by_source", "calibrate_thresholds", "cross_validate"]
 
 Scheme = Literal["folds", "sources"]
 
@@ -130,12 +130,9 @@ def calibrate_thresholds(
     return out
 
 
-def summary(heldout: Sequence[Heldout], owners: Mapping[str, str]) -> dict[str, Any]:
-    """Per-source accuracy of out-of-fold predictions (by top domain, before thresholds)."""
+def accuracy_by_source(heldout: Sequence[Heldout]) -> dict[str, float]:
+    """Each source's accuracy of out-of-fold predictions (by top domain, before thresholds)."""
     by_source: dict[str, list[bool]] = {}
     for row in heldout:
         by_source.setdefault(row.source, []).append(row.features.domain == row.label)
-    return {
-        "per_source_accuracy": {s: sum(v) / len(v) for s, v in sorted(by_source.items())},
-        "domains": sorted({*owners, GENERAL_DOMAIN}),
-    }
+    return {s: sum(v) / len(v) for s, v in sorted(by_source.items())}

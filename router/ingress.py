@@ -438,17 +438,21 @@ class Router:
         return self._adapters.get(model, model)
 
     async def _send_to(
-        self, model: str, endpoint: str, body: dict[str, Any], **options: Any
+        self,
+        model: str,
+        endpoint: str,
+        body: dict[str, Any],
+        *,
+        spilled_from: str | None = None,
+        **options: Any,
     ) -> Reply:
-        """:meth:`Dispatcher.send` to a routed id: a model, or an adapter on its base model."""
-        lost = options.pop("spilled_from", None)
-        spilled_from = None if lost is None else self._deployment(lost)
+        """:meth:`Dispatcher.send` to a routed id: a model, or an adapter on its base model.
+
+        ``spilled_from`` (a routed id too) counts as demand of the deployment serving it.
+        """
+        lost = None if spilled_from is None else self._deployment(spilled_from)
         base = self._adapters.get(model)
-        if base is None:
-            return await self._dispatcher.send(
-                model, endpoint, body, spilled_from=spilled_from, **options
-            )
-        adapter = model.partition(":")[2]
+        adapter = None if base is None else model.partition(":")[2]
         return await self._dispatcher.send(
-            base, endpoint, body, spilled_from=spilled_from, adapter=adapter, **options
+            base or model, endpoint, body, spilled_from=lost, adapter=adapter, **options
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
+import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,9 +39,11 @@ COLD_MODEL = "law"
 COLD_START_S = 30.0
 
 #: The test garden's domain-owning LoRA adapter: ``ADAPTER_MODEL:ADAPTER``
-#: owns the ``tax`` domain, and is served from a local S3 server.
+#: owns the ``tax`` domain, and is served from a local S3 server. Its name
+#: is new in every test run, so that no copy that Ray Serve LLM cached in an
+#: earlier run can stand in for this run's fetch.
 ADAPTER_MODEL = "finance"
-ADAPTER = "tax"
+ADAPTER = f"tax-{os.getpid()}"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -163,8 +165,6 @@ def _test_config(traces_endpoint: str, profile: str, s3_port: int) -> GardenConf
 @pytest.fixture(scope="session")
 def garden(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGarden]:
     """The embedded default garden, on a free port, shared by the whole session."""
-    import os
-
     from cluster._processes import cluster_processes, garden_processes
     from cluster._ray import check_port_free
     from cluster.lifecycle import down, up
@@ -182,9 +182,6 @@ def garden(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGarden]:
     adapter = build_adapter(
         model_path(cfg, cfg.model(ADAPTER_MODEL)), run_dir / "adapter" / ADAPTER
     )
-    # Ray Serve LLM keeps fetched adapters here (its LoraModelLoader's
-    # lora_root): a copy from an earlier run would hide a broken fetch.
-    shutil.rmtree(Path("/tmp/ray/llm/lora/cache") / ADAPTER, ignore_errors=True)
     stack = contextlib.ExitStack()
     try:
         stack.enter_context(s3_server(s3_port, {f"{ADAPTER_MODEL}/{ADAPTER}": adapter}))

@@ -13,10 +13,11 @@ from cluster.cli._main import cli
 from cluster.cli._options import config_option, load
 
 
-def _ready_states(router: Any) -> dict[str, Any]:
+def _ready_states(policy: Any) -> dict[str, Any]:
+    """Every model of ``policy`` healthy and idle: the decision as the classifier alone makes it."""
     from router.policy import ModelState
 
-    models = {router.policy.generalist, *router.policy.owners.values()}
+    models = {policy.generalist, *policy.owners.values()}
     return {m: ModelState(healthy=True, queued=0, queue_limit=1) for m in models}
 
 
@@ -28,7 +29,7 @@ def route_cmd(config_path: str | None, text: str) -> None:
     from router.routing import Router
 
     router = Router(load(config_path))
-    features, decision = router.route(text, _ready_states(router))
+    features, decision = router.route(text, _ready_states(router.policy))
     click.echo(
         f"model={decision.model} domain={decision.domain} "
         f"confidence={decision.confidence:.3f} reason={decision.reason.value} "
@@ -110,7 +111,7 @@ def route_eval_cmd(
     rows = _read_rows(data)
     garden = load(config_path)
     router = Router(garden)
-    states = _ready_states(router)
+    states = _ready_states(router.policy)
     decisions, features, latencies = [], [], []
     for text, _ in rows:  # one query at a time: the latency a request would see
         start = time.perf_counter()
@@ -235,17 +236,14 @@ def route_cv_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from router.crossval import calibrate_thresholds, cross_validate, summary
+    from router.crossval import accuracy_by_source, calibrate_thresholds, cross_validate
     from router.evaluation import route_metrics
-    from router.policy import ModelState, decide
+    from router.policy import decide
     from router.routing import policy_config
 
     garden = load(config_path)
     policy = policy_config(garden)
-    states = {
-        m: ModelState(healthy=True, queued=0, queue_limit=1)
-        for m in {policy.generalist, *policy.owners.values()}
-    }
+    states = _ready_states(policy)
     schemes = ["folds", "sources"] if scheme == "both" else [scheme]
     heldout = {s: cross_validate(garden, s, folds=folds) for s in schemes}  # type: ignore[arg-type]
     pooled = [row for rows in heldout.values() for row in rows]
@@ -264,7 +262,7 @@ def route_cv_cmd(
             s: {
                 "configured": metrics(rows, policy),
                 "suggested": metrics(rows, calibrated),
-                **summary(rows, policy.owners),
+                "per_source_accuracy": accuracy_by_source(rows),
             }
             for s, rows in heldout.items()
         },

@@ -126,10 +126,12 @@ def test_sessions_are_shared_through_the_store_and_expire() -> None:
     other = Sessions(store, "garden", ttl_s=60, clock=clock)
 
     async def scenario() -> None:
-        await one.put("k", MEDICINE)
+        one.remember("k", MEDICINE)
+        await one.save("k", MEDICINE)
         assert await other.get("k") == (MEDICINE, True)  # another router replica sees it
         clock.now += 59
-        await other.put("k", MEDICINE)  # a turn renews it
+        other.remember("k", MEDICINE)
+        await other.save("k", MEDICINE)  # a turn renews it
         clock.now += 59
         assert await one.get("k") == (MEDICINE, True)
         clock.now += 61
