@@ -66,3 +66,24 @@ def test_leave_one_source_out_holds_out_whole_sources(tmp_path: Path) -> None:
     assert {h.label for h in held} == {"law", "general"}
     folds = cross_validate(garden, "folds", folds=2)
     assert len(folds) == 8
+
+
+def test_route_cv_reports_both_schemes_and_suggests_thresholds(tmp_path: Path) -> None:
+    import yaml
+    from click.testing import CliRunner
+
+    from cluster.cli import _route  # noqa: F401  (registers the commands)
+    from cluster.cli._main import cli
+
+    config = tmp_path / "garden.yaml"
+    config.write_text(yaml.safe_dump(_garden(tmp_path).model_dump(mode="json")))
+    args = ["route-cv", "--config", str(config), "--folds", "2", "--json"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert set(report["suggested_thresholds"]) == {"law"}
+    assert report["folds"]["configured"]["n"] == 8
+    assert report["sources"]["per_source_accuracy"].keys() == {"kw", "q"}
+    table = CliRunner().invoke(cli, args[:-1], catch_exceptions=False)
+    assert table.exit_code == 0 and "cross-validation on the exemplars" in table.output
+    assert "suggested router.thresholds" in table.output

@@ -143,7 +143,12 @@ def test_route_eval_reads_chat_rows_and_separators(tmp_path: Path) -> None:
     args = ["route-eval", "--config", str(config_path), "--data", str(data), "--json"]
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["n"] == 2
+    report = json.loads(result.output)
+    assert report["n"] == 2
+    # Both rows are law's: the oracle sends both to law, never dearer than routing.
+    cost = report["cost"]
+    assert cost["oracle_per_1k"] <= cost["routed_per_1k"] <= cost["generalist_per_1k"]
+    assert cost["ceiling"] >= cost["savings"] >= 1.0
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"messages": "not a list", "domain": "law"}\n')
