@@ -438,6 +438,14 @@ class GardenConfig(Strict):
         """Each routed domain's owner: a specialist's name, or ``<model>:<adapter>``."""
         return {domain: owner for owner, domain in self._claims()}
 
+    def domain_models(self) -> dict[str, str]:
+        """Each routed domain's serving model: the owner, or an adapter's base model.
+
+        An adapter runs on its base model's replicas, so this is where a
+        domain's load lands (what the simulator replays).
+        """
+        return {d: owner.partition(":")[0] for d, owner in self.domain_owners().items()}
+
     @property
     def generalist(self) -> ModelSpec:
         """The single generalist model."""

@@ -20,11 +20,14 @@ not compare. TTLs are seconds, far above the skew of NTP-synced nodes.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 __all__ = ["REAP_AFTER_S", "MemoryStore", "RayKVStore", "SharedStore"]
+
+logger = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -71,6 +74,24 @@ def _stale(raw: str, now: float) -> bool:
     return exp is not None and now >= exp + REAP_AFTER_S
 
 
+#: What a value that :func:`_wrap` did not write raises when read.
+_GARBLED = (ValueError, KeyError, TypeError)
+
+
+def _listed(key: str, raw: str, now: float) -> tuple[str | None, bool]:
+    """A listed entry's live value (None: expired or garbled), and whether to delete it.
+
+    A garbled entry (written by something else under the namespace) is
+    skipped and left alone, so that one such entry neither hides the others
+    nor stops the reaping of the expired ones.
+    """
+    try:
+        return _unwrap(raw, now), _stale(raw, now)
+    except _GARBLED as err:
+        logger.warning("shared store entry %r is not readable, skipped: %r", key, err)
+        return None, False
+
+
 class MemoryStore:
     """A :class:`SharedStore` in this process's memory; ``clock`` is injected for tests."""
 
@@ -87,11 +108,14 @@ class MemoryStore:
 
     def items(self, prefix: str) -> dict[str, str]:
         now = self._clock()
-        mine = {k: v for k, v in self._entries.items() if k.startswith(prefix)}
-        for k in [k for k, v in mine.items() if _stale(v, now)]:
-            del self._entries[k]
-        live = {k: _unwrap(v, now) for k, v in mine.items()}
-        return {k: v for k, v in live.items() if v is not None}
+        out: dict[str, str] = {}
+        for key, raw in [(k, v) for k, v in self._entries.items() if k.startswith(prefix)]:
+            value, stale = _listed(key, raw, now)
+            if stale:
+                del self._entries[key]
+            elif value is not None:
+                out[key] = value
+        return out
 
     def delete(self, key: str) -> None:
         self._entries.pop(key, None)
@@ -131,12 +155,11 @@ class RayKVStore:
             raw = _internal_kv_get(raw_key, namespace=self.namespace)
             if not raw:
                 continue
-            key, text = raw_key.decode(), raw.decode()
-            if _stale(text, now):
+            key = raw_key.decode(errors="replace")
+            value, stale = _listed(key, raw.decode(errors="replace"), now)
+            if stale:
                 self.delete(key)
-                continue
-            value = _unwrap(text, now)
-            if value is not None:
+            elif value is not None:
                 out[key] = value
         return out
 

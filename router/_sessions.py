@@ -37,8 +37,10 @@ logger = logging.getLogger("ray.serve")
 def session_key(headers: Mapping[str, str], body: Mapping[str, Any]) -> str | None:
     """The conversation a request belongs to: ``x-session-id``, else ``user``, else none.
 
-    Hashed, so that what a client chose as its id never becomes a store key
-    as is (any length, any characters) and ``user`` values are not stored.
+    Scoped by the request's ``authorization`` header, so that clients with
+    different API keys that pick the same id (``user: "alice"``, say) never
+    share, or steer, one another's session. Hashed, so that neither an id
+    (any length, any characters) nor a ``user`` value nor a key is stored.
     """
     raw = headers.get(SESSION_HEADER)
     source = "header"
@@ -47,7 +49,8 @@ def session_key(headers: Mapping[str, str], body: Mapping[str, Any]) -> str | No
         raw, source = (user, "user") if isinstance(user, str) and user else (None, "")
     if not raw:
         return None
-    return hashlib.sha256(f"{source}:{raw}".encode()).hexdigest()[:32]
+    scope = headers.get("authorization", "")
+    return hashlib.sha256(f"{scope}\0{source}:{raw}".encode()).hexdigest()[:32]
 
 
 class Sessions:

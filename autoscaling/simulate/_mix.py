@@ -2,7 +2,7 @@
 
 Traces carry sizes and times but no topic, so each request is given a
 domain drawn from a weighted mix. The default is uniform over the garden's
-specialist domains plus ``general``.
+routed domains (its specialists' and their adapters') plus ``general``.
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ __all__ = ["assign_domains", "default_mix", "parse_mix", "validate_mix"]
 
 
 def default_mix(garden: GardenConfig) -> dict[str, float]:
-    """Equal weight for every specialist domain and for ``general``."""
-    domains = [d for m in garden.specialists for d in m.domains] + [GENERAL_DOMAIN]
+    """Equal weight for every routed domain (specialists' and adapters') and ``general``."""
+    domains = [*garden.domain_owners(), GENERAL_DOMAIN]
     return dict.fromkeys(domains, 1.0)
 
 
 def validate_mix(mix: Mapping[str, float], garden: GardenConfig) -> dict[str, float]:
     """``mix`` checked against the garden: known domains, weights >= 0, some weight > 0."""
-    known = {d for m in garden.specialists for d in m.domains} | {GENERAL_DOMAIN}
+    known = {*garden.domain_owners(), GENERAL_DOMAIN}
     unknown = sorted(set(mix) - known)
     if unknown:
         raise ValueError(f"domain mix names unknown domains {unknown}; known: {sorted(known)}")

@@ -132,9 +132,13 @@ def _replay(
     control_period_s: float,
     series_step_s: float,
 ) -> Engine:
+    policies = virtual_policies(garden)
+    policy = policies.get("auto") or next(iter(policies.values()))
+    # An adapter's requests run on its base model's replicas: replay them there.
+    routing = dataclasses.replace(policy, owners=garden.domain_models())
     engine = Engine(
         runs,
-        virtual_policies(garden).get("auto") or next(iter(virtual_policies(garden).values())),
+        routing,
         horizon_s,
         autoscale=autoscale,
         budget=budget,
@@ -293,7 +297,7 @@ def simulate(
         allowed=allowed,
         **timing,
     )
-    owners = {d: m.name for m in garden.specialists for d in m.domains}
+    owners = garden.domain_models()
     result = summarize(
         replayed,
         runs,

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from autoscaling.signals import read_spilled
-from cluster.store import RayKVStore
+from cluster.store import REAP_AFTER_S, RayKVStore
 from router._health import refresh
 from router._state import ModelStates
 from tests.conftest import RunningGarden
@@ -28,6 +28,23 @@ def test_ray_kv_store_keeps_the_contract(garden: RunningGarden) -> None:
     assert store.items(prefix) == {prefix + "kept": "y"}
     store.delete(prefix + "kept")
     assert store.items(prefix) == {}
+
+
+def test_a_garbled_entry_neither_hides_nor_stops_the_others(garden: RunningGarden) -> None:
+    from ray.experimental.internal_kv import _internal_kv_get, _internal_kv_put
+
+    clock = [time.time()]
+    store = RayKVStore(clock=lambda: clock[0])
+    prefix = f"store-probe-{uuid.uuid4().hex}:"
+    _internal_kv_put((prefix + "a").encode(), b"not json", namespace=store.namespace)
+    store.put(prefix + "b", "old", ttl_s=1)
+    store.put(prefix + "c", "live")
+    clock[0] += 1 + REAP_AFTER_S
+    assert store.items(prefix) == {prefix + "c": "live"}
+    assert _internal_kv_get((prefix + "b").encode(), namespace=store.namespace) is None  # reaped
+    assert _internal_kv_get((prefix + "a").encode(), namespace=store.namespace) == b"not json"
+    for key in ("a", "c"):
+        store.delete(prefix + key)
 
 
 def test_two_router_replicas_spills_add_up(garden: RunningGarden) -> None:

@@ -119,6 +119,17 @@ def test_session_keys_come_from_the_header_else_the_user_field() -> None:
     assert session_key({}, {"user": ""}) is None
 
 
+def test_session_keys_are_scoped_by_the_api_key() -> None:
+    """Two tenants picking the same id get two sessions; one tenant's turns share one."""
+    alice = {"authorization": "Bearer key-a", SESSION_HEADER: "conv-1"}
+    bob = {"authorization": "Bearer key-b", SESSION_HEADER: "conv-1"}
+    assert session_key(alice, {}) != session_key(bob, {})
+    assert session_key(alice, {}) == session_key(dict(alice), {"user": "x"})
+    assert session_key({"authorization": "Bearer key-a"}, {"user": "u"}) != session_key(
+        {"authorization": "Bearer key-b"}, {"user": "u"}
+    )
+
+
 def test_sessions_are_shared_through_the_store_and_expire() -> None:
     clock = Clock(1000.0)
     store = MemoryStore(clock=clock)

@@ -32,6 +32,20 @@ def test_entries_expire_and_prefixes_list_only_live_ones() -> None:
         store.put("c", "v", ttl_s=0)
 
 
+@pytest.mark.parametrize("garbled", ["not json", '{"v": "x"}', "[1, 2]", '"text"'])
+def test_a_garbled_entry_neither_hides_nor_stops_the_others(garbled: str) -> None:
+    """Something else wrote under the prefix: skipped and kept; the rest listed and reaped."""
+    clock = Clock(1_000.0)
+    store = MemoryStore(clock)
+    store._entries["a:0"] = garbled  # as a foreign writer would leave it
+    store.put("a:1", "old", ttl_s=1)
+    store.put("a:2", "live")
+    clock.now += 1 + REAP_AFTER_S
+    assert store.items("a:") == {"a:2": "live"}
+    assert set(store._entries) == {"a:0", "a:2"}  # the expired one was reaped
+    assert store.get("a:2") == "live"
+
+
 def test_spills_of_two_router_replicas_are_summed_not_overwritten() -> None:
     store = MemoryStore(Clock(1_000.0))
     publish_spilled("g", {"law": 3, "code": 1}, "router-a", store)

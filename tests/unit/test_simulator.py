@@ -123,3 +123,21 @@ def test_a_specialist_scales_from_zero_on_spilled_demand_and_back() -> None:
     assert 0 in target[target.index(max(target)) :]
     assert report["spill_fraction"] > 0  # served by the generalist while it had no replica
     assert report["models"]["code"]["requests"] > 0
+
+
+def test_an_adapters_domain_is_replayed_on_its_base_model() -> None:
+    """A domain an adapter owns is in the default mix and loads its base model's replicas."""
+    garden = _garden(
+        lora={
+            "dynamic_lora_loading_path": "s3://adapters/code",
+            "adapters": [
+                {"name": "sql", "domains": ["databases"], "exemplars": ["Write a SQL join."]}
+            ],
+        }
+    )
+    assert garden.domain_owners()["databases"] == "code:sql"
+    report = simulate(_bursty(), garden, _profiles(), policy="garden", mix={"databases": 1})
+    assert report["models"]["code"]["requests"] > 0
+    assert report["specialist_share"] > 0.5  # the base served them, but for burst spills
+    mixed = simulate(_bursty(), garden, _profiles(), policy="garden")
+    assert mixed["models"]["code"]["requests"] > report["models"]["code"]["requests"] / 4
