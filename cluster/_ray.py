@@ -11,8 +11,8 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from cluster._processes import CLUSTER_MARKER
 from cluster.exceptions import ClusterError, PortInUseError
+from cluster.processes import CLUSTER_MARKER
 
 __all__ = [
     "check_port_free",
@@ -79,7 +79,7 @@ def start_local_ray(
     ``env`` is added to the environment of every Ray process (Ray Serve's
     process-wide switches, say). Every process the head starts, and every
     process they start (HAProxy included), carries
-    :data:`~cluster._processes.CLUSTER_MARKER`, so that ``garden down`` can
+    :data:`~cluster.processes.CLUSTER_MARKER`, so that ``garden down`` can
     find any that ``ray stop`` leaves behind.
 
     ``meanwhile`` runs while Ray boots (``garden up`` imports Ray Serve LLM

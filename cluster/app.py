@@ -30,7 +30,7 @@ def router_env(garden: GardenConfig, environ: Mapping[str, str]) -> dict[str, st
     :class:`~cluster.exceptions.ConfigError` when it is configured but unset
     or empty, before anything starts. Empty without ``router.auth``.
     """
-    from router._auth import api_key_check
+    from router.auth import api_key_check
 
     name = garden.router.auth.api_keys_env
     if name is None:

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from cluster._processes import cluster_processes, kill_garden_processes, kill_tree
 from cluster._ray import (
     check_port_free,
     connect,
@@ -26,6 +25,7 @@ from cluster._ray import (
 from cluster.app import build_app, router_env
 from cluster.config import GardenConfig
 from cluster.exceptions import ClusterError, StartupError
+from cluster.processes import cluster_processes, kill_garden_processes, kill_tree
 
 __all__ = ["DeploymentProgress", "RunState", "down", "read_state", "run_dir", "status", "up"]
 
@@ -102,7 +102,9 @@ def _import_serving_code() -> None:
     # Ray Serve LLM imports vLLM and torch: ~15 s of a core, overlapped with Ray's start.
     # The driver only builds configs, so vLLM's and Ray Serve LLM's INFO logs are noise here.
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
-    import deployments._server  # noqa: F401
+    from deployments.model import import_serving_code
+
+    import_serving_code()
 
     logging.getLogger("ray.llm").setLevel(logging.WARNING)
     logging.getLogger("ray.serve").setLevel(logging.WARNING)

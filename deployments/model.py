@@ -23,6 +23,7 @@ __all__ = [
     "build_llm_config",
     "build_model_deployment",
     "deployment_options",
+    "import_serving_code",
     "placement_group_config",
     "resolve_source",
 ]
@@ -182,3 +183,12 @@ def build_model_deployment(garden: GardenConfig, spec: ModelSpec) -> Application
         deployment_cls=GardenModel,
         override_serve_options={"name": spec.name},
     )
+
+
+def import_serving_code() -> None:
+    """Import what a model replica runs (Ray Serve LLM, vLLM, torch): ~15 s of a core.
+
+    A driver that calls this while Ray starts overlaps the two; the later
+    :func:`build_model_deployment` then finds the modules loaded.
+    """
+    import deployments._server  # noqa: F401

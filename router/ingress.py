@@ -15,7 +15,7 @@ failing or late specialist is replaced by the generalist
 made from the same final decision.
 
 With ``router.auth.api_keys_env`` set, every ``/v1`` route first checks the
-request's bearer key (``router._auth``) and answers 401 without a known one.
+request's bearer key (``router.auth``) and answers 401 without a known one.
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ from cluster.exceptions import (
 )
 from cluster.store import RayKVStore, SharedStore
 from router import _health
-from router._auth import api_key_check
 from router._dispatch import REPLICA_FAILURES, Dispatcher, Reply
 from router._http import error_response
 from router._needs import needs_of
@@ -63,7 +62,7 @@ from router._telemetry import (
     usage_of,
 )
 from router._tracing import tracer_provider
-from router._virtual import virtual_policies
+from router.auth import api_key_check
 from router.classify import build_classifier, request_text
 from router.policy import (
     Decision,
@@ -76,6 +75,7 @@ from router.policy import (
     fall_back,
     session_after,
 )
+from router.virtual import virtual_policies
 
 __all__ = ["Router", "app"]
 

@@ -7,8 +7,8 @@ import time
 import psutil
 import pytest
 
-from cluster._processes import garden_processes
 from cluster.lifecycle import status
+from cluster.processes import garden_processes
 
 
 def replica_processes(app: str, model: str) -> list[psutil.Process]:

@@ -165,9 +165,9 @@ def _test_config(traces_endpoint: str, profile: str, s3_port: int) -> GardenConf
 @pytest.fixture(scope="session")
 def garden(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGarden]:
     """The embedded default garden, on a free port, shared by the whole session."""
-    from cluster._processes import cluster_processes, garden_processes
     from cluster._ray import check_port_free
     from cluster.lifecycle import down, up
+    from cluster.processes import cluster_processes, garden_processes
     from deployments.tiny import build_missing
 
     run_dir = tmp_path_factory.mktemp("garden-run")

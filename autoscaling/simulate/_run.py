@@ -18,7 +18,7 @@ from autoscaling.simulate._replica import Job
 from autoscaling.simulate._report import summarize
 from autoscaling.simulate._trace import Request
 from cluster.config import GardenConfig, load_config
-from router._virtual import virtual_policies
+from router.virtual import virtual_policies
 
 __all__ = ["simulate", "with_bounds"]
 

@@ -22,9 +22,13 @@ def bench_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def startup(config_path: str | None, as_json: bool) -> None:
     """Start a fresh garden; report seconds until ready and peak memory of all its processes."""
+    from cluster.lifecycle import down, read_state, up
     from loadtest.bench.startup import run_startup_bench
 
-    result = run_startup_bench(load(config_path))
+    garden = load(config_path)
+    if read_state() is not None:
+        raise ClusterError("a garden is already running here; `garden down` first")
+    result = run_startup_bench(garden, up, down)
     if as_json:
         click.echo(json.dumps(result))
     else:
@@ -76,7 +80,7 @@ def overhead(
         if started:
             down()
     if plot:
-        from loadtest.bench._plot import plot_overhead
+        from loadtest.bench.plot import plot_overhead
 
         plot_overhead(result, plot)
     click.echo(json.dumps(result) if as_json else _overhead_table(result))

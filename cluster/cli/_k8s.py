@@ -91,7 +91,7 @@ def _name_options(fn: F) -> F:
 
 
 def _manifest(config_path: str, values_paths: tuple[str, ...], release: str, namespace: str) -> Any:
-    from cluster._loading import read_yaml_file
+    from cluster.config import read_yaml_file
     from cluster.k8s import merge_values, render_rayservice
 
     values: dict[str, Any] = {}

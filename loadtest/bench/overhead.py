@@ -33,9 +33,9 @@ from typing import Any
 import httpx
 import psutil
 
-from cluster._processes import garden_processes, kill_tree, with_descendants
 from cluster.config import GardenConfig, ModelSpec
 from cluster.exceptions import ClusterError, StartupError
+from cluster.processes import garden_processes, kill_tree, with_descendants
 from loadtest.bench._streams import Round, Target, run_round, summarize
 
 __all__ = ["CODE_PROMPTS", "SETUPS", "ratios", "round_orders", "run_overhead_bench"]

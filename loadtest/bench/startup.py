@@ -21,14 +21,13 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psutil
 
-from cluster._processes import with_descendants
 from cluster.config import GardenConfig
-from cluster.exceptions import ClusterError
-from cluster.lifecycle import down, read_state, up
+from cluster.processes import with_descendants
 
 __all__ = ["garden_memory", "run_startup_bench"]
 
@@ -103,14 +102,20 @@ class _Sampler(threading.Thread):
         self.join()
 
 
-def run_startup_bench(garden: GardenConfig, *, settle_s: float = 10.0) -> dict[str, Any]:
-    """Start ``garden`` from nothing, measure, and take it down again.
+def run_startup_bench(
+    garden: GardenConfig,
+    up: Callable[[GardenConfig], Any],
+    down: Callable[[], Any],
+    *,
+    settle_s: float = 10.0,
+) -> dict[str, Any]:
+    """Start ``garden`` from nothing with ``up``, measure, and take it down with ``down``.
 
-    Memory keeps being sampled for ``settle_s`` after ready, since engines
-    finish allocating just after they report healthy.
+    ``up`` and ``down`` are the control plane's (``cluster.lifecycle``), so
+    that what is timed is what ``garden up`` does; the caller checks that no
+    garden runs yet. Memory keeps being sampled for ``settle_s`` after ready,
+    since engines finish allocating just after they report healthy.
     """
-    if read_state() is not None:
-        raise ClusterError("a garden is already running here; `garden down` first")
     from deployments.tiny import build_missing
 
     build_missing(garden)  # model building is setup, not start-up

@@ -7,7 +7,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from cluster._processes import garden_processes
+from cluster.processes import garden_processes
 from loadtest.bench.overhead import SETUPS, run_overhead_bench
 from tests.conftest import RunningGarden
 

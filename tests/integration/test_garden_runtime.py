@@ -5,8 +5,8 @@ from __future__ import annotations
 import psutil
 import pytest
 
-from cluster._processes import garden_processes
 from cluster.lifecycle import read_state, status
+from cluster.processes import garden_processes
 from router._health import running_replicas
 from tests._replicas import replica_process, wait_until_healthy
 from tests.conftest import RunningGarden

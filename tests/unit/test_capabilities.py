@@ -10,7 +10,6 @@ import pytest
 from cluster.config import ModelSpec
 from cluster.exceptions import UnsupportedRequestError
 from router._needs import needs_of
-from router._virtual import capabilities_of
 from router.policy import (
     Capabilities,
     Features,
@@ -20,6 +19,7 @@ from router.policy import (
     Reason,
     decide,
 )
+from router.virtual import capabilities_of
 
 pytestmark = pytest.mark.unit
 

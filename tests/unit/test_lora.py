@@ -178,8 +178,8 @@ def _tax_garden(data_dir: Path, **adapter: Any) -> GardenConfig:
 
 
 def test_an_adapter_owns_its_domains_and_teaches_the_router(data_dir: Path) -> None:
-    from router._virtual import virtual_policies
     from router.classify import training_rows
+    from router.virtual import virtual_policies
 
     garden = _tax_garden(data_dir)
     assert garden.domain_owners()["tax"] == "law:tax"

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from cluster._processes import (
+from cluster.processes import (
     CLUSTER_MARKER,
     cluster_processes,
     garden_processes,

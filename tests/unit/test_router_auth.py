@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 from cluster.app import router_env
 from cluster.config import AuthSpec, GardenConfig, load_config
 from cluster.exceptions import AuthenticationError, ConfigError
-from router._auth import ApiKeyCheck, api_key_check, parse_api_keys
+from router.auth import ApiKeyCheck, api_key_check, parse_api_keys
 from tests._ingress import FakeHandle, FakeMetrics, router_class, serve_router
 
 pytestmark = pytest.mark.unit

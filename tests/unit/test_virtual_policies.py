@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cluster.config import GardenConfig, load_config
-from router._virtual import virtual_policies
+from router.virtual import virtual_policies
 
 pytestmark = pytest.mark.unit
 

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from cluster._schema import GardenConfig
+from cluster.config._schema import GardenConfig
 from cluster.exceptions import ConfigError, DataFileError
 from cluster.exemplars import read_exemplars
 

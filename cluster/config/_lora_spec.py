@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from cluster._types import Domain, Strict
+from cluster.config._types import Domain, Strict
 
 __all__ = ["ADAPTER_ID", "LORA_ENGINE_KEYS", "AdapterSpec", "LoraSpec"]
 

@@ -5,14 +5,20 @@ the Helm values, so every field must do something. Unknown keys are errors;
 every error names its key path and the bad value, and every field carries a
 ``description`` so that ``garden config schema`` documents itself.
 
-The schema lives in ``cluster._schema`` and loading in ``cluster._loading``;
+The schema lives in ``cluster.config._schema`` and loading in ``cluster.config._loading``;
 this module is their public surface.
 """
 
-from cluster._loading import DEFAULT_CONFIG_NAME, default_config_text, load_config, parse_config
-from cluster._lora_spec import ADAPTER_ID, AdapterSpec, LoraSpec
-from cluster._router_spec import AuthSpec, ClassifierSpec, TelemetrySpec, VirtualModelSpec
-from cluster._schema import (
+from cluster.config._loading import (
+    DEFAULT_CONFIG_NAME,
+    default_config_text,
+    load_config,
+    parse_config,
+    read_yaml_file,
+)
+from cluster.config._lora_spec import ADAPTER_ID, AdapterSpec, LoraSpec
+from cluster.config._router_spec import AuthSpec, ClassifierSpec, TelemetrySpec, VirtualModelSpec
+from cluster.config._schema import (
     AutoscalingSpec,
     BudgetSpec,
     GardenConfig,
@@ -47,4 +53,5 @@ __all__ = [
     "default_config_text",
     "load_config",
     "parse_config",
+    "read_yaml_file",
 ]

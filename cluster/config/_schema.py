@@ -13,9 +13,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from cluster._lora_spec import LORA_ENGINE_KEYS, LoraSpec
-from cluster._router_spec import RouterSpec, TelemetrySpec
-from cluster._types import Domain, Name, Strict
+from cluster.config._lora_spec import LORA_ENGINE_KEYS, LoraSpec
+from cluster.config._router_spec import RouterSpec, TelemetrySpec
+from cluster.config._types import Domain, Name, Strict
 
 __all__ = [
     "AutoscalingSpec",

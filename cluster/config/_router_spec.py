@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
-from cluster._types import Domain, Name, Strict
+from cluster.config._types import Domain, Name, Strict
 
 __all__ = ["AuthSpec", "ClassifierSpec", "RouterSpec", "TelemetrySpec", "VirtualModelSpec"]
 
