@@ -26,6 +26,7 @@ from cluster.app import build_app, router_env
 from cluster.config import GardenConfig
 from cluster.exceptions import ClusterError, StartupError
 from cluster.processes import cluster_processes, kill_garden_processes, kill_tree
+from cluster.ray_internals import serve_controller
 
 __all__ = ["DeploymentProgress", "RunState", "down", "read_state", "run_dir", "status", "up"]
 
@@ -89,10 +90,10 @@ def _write_state(state: RunState) -> None:
 def _serve_running() -> bool:
     # Looks for the controller actor: serve.status() would start Serve itself.
     import ray
-    from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
 
+    name, namespace = serve_controller()
     try:
-        ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+        ray.get_actor(name, namespace=namespace)
     except ValueError:
         return False
     return True

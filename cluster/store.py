@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+from cluster.ray_internals import kv_delete, kv_get, kv_keys, kv_put
+
 __all__ = ["REAP_AFTER_S", "MemoryStore", "RayKVStore", "SharedStore"]
 
 logger = logging.getLogger(__name__)
@@ -124,10 +126,10 @@ class MemoryStore:
 class RayKVStore:
     """A :class:`SharedStore` in Ray's internal KV store, under ``namespace``.
 
-    This is the garden's one reach into ``ray.experimental.internal_kv``
-    (Ray's own dashboard and Serve use it the same way); the process must be
-    connected to the cluster (a driver, an actor or a Serve replica). Entries
-    expired for :data:`REAP_AFTER_S` are deleted by the reader that finds them.
+    Reached through :mod:`cluster.ray_internals` (Ray's dashboard and Serve
+    use the same store); the process must be connected to the cluster (a
+    driver, an actor or a Serve replica). Entries expired for
+    :data:`REAP_AFTER_S` are deleted by the reader that finds them.
     """
 
     def __init__(self, namespace: str = "model_garden", clock: Callable[[], float] = time.time):
@@ -135,28 +137,20 @@ class RayKVStore:
         self._clock = clock
 
     def put(self, key: str, value: str, ttl_s: float | None = None) -> None:
-        from ray.experimental.internal_kv import _internal_kv_put
-
-        raw = _wrap(value, ttl_s, self._clock())
-        _internal_kv_put(key.encode(), raw.encode(), namespace=self.namespace)
+        kv_put(key, _wrap(value, ttl_s, self._clock()), self.namespace)
 
     def get(self, key: str) -> str | None:
-        from ray.experimental.internal_kv import _internal_kv_get
-
-        raw = _internal_kv_get(key.encode(), namespace=self.namespace)
-        return None if not raw else _unwrap(raw.decode(), self._clock())
+        raw = kv_get(key, self.namespace)
+        return None if raw is None else _unwrap(raw, self._clock())
 
     def items(self, prefix: str) -> dict[str, str]:
-        from ray.experimental.internal_kv import _internal_kv_get, _internal_kv_list
-
         now = self._clock()
         out: dict[str, str] = {}
-        for raw_key in _internal_kv_list(prefix.encode(), namespace=self.namespace):
-            raw = _internal_kv_get(raw_key, namespace=self.namespace)
-            if not raw:
+        for key in kv_keys(prefix, self.namespace):
+            raw = kv_get(key, self.namespace)
+            if raw is None:
                 continue
-            key = raw_key.decode(errors="replace")
-            value, stale = _listed(key, raw.decode(errors="replace"), now)
+            value, stale = _listed(key, raw, now)
             if stale:
                 self.delete(key)
             elif value is not None:
@@ -164,6 +158,4 @@ class RayKVStore:
         return out
 
     def delete(self, key: str) -> None:
-        from ray.experimental.internal_kv import _internal_kv_del
-
-        _internal_kv_del(key.encode(), namespace=self.namespace)
+        kv_delete(key, self.namespace)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ray.llm._internal.common.callbacks.base import CallbackBase
+from deployments._internals import CallbackBase
 
 __all__ = ["LocalCheckpoint"]
 

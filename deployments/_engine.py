@@ -26,17 +26,13 @@ the replica abruptly.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import signal
 import sys
-from collections.abc import Iterator
 from typing import Any
 
-from ray.llm._internal.serve.engines.vllm.vllm_engine import VLLMEngine
-from vllm.utils import system_utils
-
+from deployments._internals import VLLMEngine, fork_allowed
 from deployments._limits import install_strict_max_tokens
 from deployments._probe import LoadProbe, attach_probe
 
@@ -63,23 +59,6 @@ if sys.platform == "linux":
     os.register_at_fork(after_in_child=_die_with_parent)
 
 
-@contextlib.contextmanager
-def _fork_allowed() -> Iterator[None]:
-    """Let vLLM use its default ``fork`` start method inside this Ray actor."""
-    forced = system_utils._maybe_force_spawn
-    method = os.environ.get("VLLM_WORKER_MULTIPROC_METHOD")
-    system_utils._maybe_force_spawn = lambda: None
-    os.environ["VLLM_WORKER_MULTIPROC_METHOD"] = "fork"
-    try:
-        yield
-    finally:
-        system_utils._maybe_force_spawn = forced
-        if method is None:
-            os.environ.pop("VLLM_WORKER_MULTIPROC_METHOD", None)
-        else:
-            os.environ["VLLM_WORKER_MULTIPROC_METHOD"] = method
-
-
 class GardenEngine(VLLMEngine):
     """``VLLMEngine`` that runs a single-worker CPU engine in one forked process."""
 
@@ -99,7 +78,7 @@ class GardenEngine(VLLMEngine):
         if not self._light:
             client = super()._start_async_llm_engine(*args, **kwargs)
         else:
-            with _fork_allowed():
+            with fork_allowed():
                 client = super()._start_async_llm_engine(*args, **kwargs)
         self.probe = attach_probe(client)
         return client

@@ -12,9 +12,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from vllm.entrypoints.openai.chat_completion import serving as _chat
-from vllm.entrypoints.openai.completion import serving as _completion
-from vllm.exceptions import VLLMValidationError
+from deployments._internals import VLLMValidationError, replace_in_serving
 
 __all__ = ["install_strict_max_tokens"]
 
@@ -35,13 +33,10 @@ def _strict(get_max_tokens: Callable[..., int]) -> Callable[..., int]:
             )
         return get_max_tokens(max_model_len, max_tokens, input_length, *args, **kwargs)
 
-    strict.__garden_strict__ = True  # type: ignore[attr-defined]
+    strict.__garden_wrapped__ = True  # type: ignore[attr-defined]
     return strict
 
 
 def install_strict_max_tokens() -> None:
     """Make chat and completions refuse prompt + max_tokens over the window (idempotent)."""
-    for module in (_chat, _completion):
-        current = module.__dict__["get_max_tokens"]
-        if not getattr(current, "__garden_strict__", False):
-            setattr(module, "get_max_tokens", _strict(current))  # noqa: B010
+    replace_in_serving("get_max_tokens", _strict)

@@ -17,9 +17,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from vllm.v1.metrics.loggers import AggregateStatLoggerBase
-
 from autoscaling.metrics import WorkMeter
+from deployments._internals import AggregateStatLoggerBase, add_stat_logger
 
 __all__ = ["LoadProbe", "attach_probe", "metered", "prompt_tokens"]
 
@@ -97,10 +96,7 @@ def attach_probe(engine_client: Any) -> LoadProbe:
     only, with no batch or KV-cache figures.
     """
     probe = LoadProbe()
-    manager = getattr(engine_client, "logger_manager", None)
-    if manager is None:
+    if not add_stat_logger(engine_client, probe):
         logger.info("engine logs no stats (disable_log_stats); no KV-cache autoscaling signal")
-    else:
-        manager.stat_loggers.append(probe)
     engine_client.generate = metered(engine_client.generate, probe.meter)
     return probe

@@ -9,12 +9,9 @@ from typing import Any
 
 import psutil
 from pydantic import BaseModel, ValidationError
-from ray.llm._internal.serve.core.configs.openai_api_models import (
-    ChatCompletionRequest,
-    CompletionRequest,
-)
 from ray.serve.llm import LLMServer
 
+from deployments._internals import ChatCompletionRequest, CompletionRequest, engine_client
 from deployments.protocol import ENDPOINTS, ReplyHead
 
 __all__ = ["GardenModel"]
@@ -51,7 +48,7 @@ def _chunk_text(item: Any) -> str:
 
 
 def _kv_cache_tokens(engine: Any) -> int | None:
-    client = getattr(engine, "_engine_client", None)
+    client = engine_client(engine)
     cache: Any = getattr(getattr(client, "vllm_config", None), "cache_config", None)
     blocks = getattr(cache, "num_gpu_blocks", None)
     return int(blocks * cache.block_size) if blocks else None

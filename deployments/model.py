@@ -150,10 +150,10 @@ def build_llm_config(garden: GardenConfig, spec: ModelSpec) -> LLMConfig:
     With ``spec.lora``, its ``lora_config`` and the engine arguments vLLM needs
     for adapters (``enable_lora``, ``max_lora_rank``, ``max_loras``) are added.
     """
-    from ray.llm._internal.common.callbacks.base import CallbackConfig
     from ray.serve.llm import LLMConfig
 
     from deployments._callbacks import LocalCheckpoint
+    from deployments._internals import CallbackConfig
 
     env = {**spec.env, GARDEN_ENV_MARKER: garden.name}
     source = resolve_source(garden, spec)

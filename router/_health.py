@@ -11,6 +11,7 @@ from ray.exceptions import RayError
 from ray.serve.exceptions import RayServeException
 
 from autoscaling.signals import publish_spilled, read_capped
+from cluster.ray_internals import serve_details
 from router._state import ModelStates
 
 __all__ = ["counts_of", "refresh", "replica_counts", "running_replicas", "watch"]
@@ -38,12 +39,10 @@ def replica_counts(app_name: str) -> tuple[dict[str, int], dict[str, int]]:
     (measured with the default garden), which at two calls a second took a
     quarter of the router's CPU under load.
     """
-    from ray.serve.context import _get_global_client
-
-    client = _get_global_client(raise_if_no_controller_running=False)
-    if client is None:
+    details = serve_details()
+    if details is None:
         return {}, {}
-    app = client.get_serve_details().get("applications", {}).get(app_name)
+    app = details.get("applications", {}).get(app_name)
     if app is None:
         return {}, {}
     return counts_of(app.get("deployments", {}))

@@ -4,7 +4,8 @@
 puts around every deployment policy: cold-start fast path, scaling factors
 and delays) composed from Ray's own pieces, with one change: the delays are
 timed by ``ctx.current_time`` (the simulated clock) instead of
-``time.time()``, through the ``_now`` argument Ray's delay logic offers.
+``time.time()``, through the ``_now`` argument Ray's delay logic offers (all of it reached
+through :mod:`cluster.ray_internals`).
 :meth:`Deployment.decide` then rounds and bounds the answer as
 ``DeploymentAutoscalingState.get_decision_num_replicas`` does.
 """
@@ -16,20 +17,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from ray.serve._private.common import DeploymentID, ReplicaID
-from ray.serve.autoscaling_policy import (
-    _apply_delay_logic,
-    _apply_scaling_factors,
-    _extract_internal_policy_state,
-    _get_cold_start_scale_up_replicas,
-    replica_queue_length_autoscaling_policy,
-)
+from ray.serve.autoscaling_policy import replica_queue_length_autoscaling_policy
 from ray.serve.config import AutoscalingConfig, AutoscalingContext
 
 from autoscaling._ledger import Ledger
 from autoscaling.policy import GardenPolicy
 from autoscaling.profile import Profile
 from cluster.config import GardenConfig, ModelSpec
+from cluster.ray_internals import (
+    apply_delay_logic,
+    apply_scaling_factors,
+    cold_start_replicas,
+    deployment_id,
+    internal_policy_state,
+    replica_id,
+)
 from deployments.model import autoscaling_config
 
 __all__ = ["POLICIES", "Deployment", "PolicyName", "RayKnobs", "ray_wrapped"]
@@ -65,18 +67,18 @@ def ray_wrapped(policy: RawPolicy) -> WrappedPolicy:
     """Ray's wrapper around a deployment policy, timed by the context's clock."""
 
     def wrapped(ctx: AutoscalingContext) -> tuple[int, dict[str, Any]]:
-        cold = _get_cold_start_scale_up_replicas(ctx)
+        cold = cold_start_replicas(ctx)
         if cold is not None:
             return cold, ctx.policy_state
         config = cast(AutoscalingConfig, ctx.config)  # always set by the controller
-        internal = _extract_internal_policy_state(ctx.policy_state.copy())
+        internal = internal_policy_state(ctx.policy_state.copy())
         desired, user_state = policy(ctx)
-        scaled = _apply_scaling_factors(desired, ctx.current_num_replicas, config)
+        scaled = apply_scaling_factors(desired, ctx.current_num_replicas, config)
         if ctx.current_num_replicas == 0 and scaled > 0:
             final, updated = scaled, internal
         else:
-            final, updated = _apply_delay_logic(
-                max(0, scaled), ctx.target_num_replicas, config, internal, _now=ctx.current_time
+            final, updated = apply_delay_logic(
+                max(0, scaled), ctx.target_num_replicas, config, internal, ctx.current_time
             )
         if updated:
             user_state.update(updated)
@@ -119,7 +121,7 @@ class Deployment:
         self.min_replicas, self.max_replicas = scaling.min_replicas, scaling.max_replicas
         self.start_replicas = scaling.start_replicas
         self.policy_name = policy
-        self.id = DeploymentID(name=spec.name, app_name=garden.name)
+        self.id = deployment_id(spec.name, garden.name)
         self.state: dict[str, Any] = {}
         self.last_up_s: float | None = None
         self.last_down_s: float | None = None
@@ -162,7 +164,7 @@ class Deployment:
         self,
         now: float,
         target: int,
-        running: list[ReplicaID],
+        running: list[Any],
         total_requests: float,
         queued_requests: float,
         aggregated: Mapping[str, Mapping[Any, float]],
@@ -201,6 +203,6 @@ class Deployment:
             raise ValueError(f"{self.id.name} runs {self.policy_name!r}, not the garden policy")
         return self.policy
 
-    def replica_id(self, name: str) -> ReplicaID:
-        """Ray's id of this deployment's replica ``name``."""
-        return ReplicaID(unique_id=name, deployment_id=self.id)
+    def replica_id(self, name: str) -> Any:
+        """Ray's id (``ReplicaID``) of this deployment's replica ``name``."""
+        return replica_id(name, self.id)

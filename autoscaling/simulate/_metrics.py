@@ -15,12 +15,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
-from ray.serve._private.metrics_utils import (
-    InMemoryMetricsStore,
-    aggregate_timeseries,
-    merge_instantaneous_total,
-)
-from ray.serve.config import AggregationFunction
+from cluster.ray_internals import aggregate_mean, merge_instantaneous_total, metrics_store
 
 __all__ = ["RECORD_INTERVAL_FACTOR", "Reporter", "record_interval", "window_mean"]
 
@@ -42,7 +37,7 @@ class Reporter:
 
     def __init__(self, look_back_period_s: float) -> None:
         self._look_back = look_back_period_s
-        self._store = InMemoryMetricsStore()  # type: ignore[no-untyped-call]  # Ray's, untyped
+        self._store = metrics_store()
         #: The series the controller holds from this reporter's last push.
         self.pushed: dict[str, Series] = {}
 
@@ -78,10 +73,5 @@ def window_mean(series: Sequence[Series], now: float) -> float:
         aligned = max(s[0].timestamp for s in present)
         if aligned <= merged[-1].timestamp:
             window_start = max(aligned, merged[0].timestamp)
-    value = aggregate_timeseries(
-        merged,
-        aggregation_function=AggregationFunction.MEAN,
-        last_window_s=last_window_s,
-        window_start=window_start,
-    )
+    value = aggregate_mean(merged, last_window_s, window_start)
     return float(value) if value is not None else 0.0

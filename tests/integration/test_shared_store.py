@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from autoscaling.signals import read_spilled
+from cluster.ray_internals import kv_get, kv_put
 from cluster.store import REAP_AFTER_S, RayKVStore
 from router._health import refresh
 from router._state import ModelStates
@@ -31,18 +32,16 @@ def test_ray_kv_store_keeps_the_contract(garden: RunningGarden) -> None:
 
 
 def test_a_garbled_entry_neither_hides_nor_stops_the_others(garden: RunningGarden) -> None:
-    from ray.experimental.internal_kv import _internal_kv_get, _internal_kv_put
-
     clock = [time.time()]
     store = RayKVStore(clock=lambda: clock[0])
     prefix = f"store-probe-{uuid.uuid4().hex}:"
-    _internal_kv_put((prefix + "a").encode(), b"not json", namespace=store.namespace)
+    kv_put(prefix + "a", "not json", store.namespace)
     store.put(prefix + "b", "old", ttl_s=1)
     store.put(prefix + "c", "live")
     clock[0] += 1 + REAP_AFTER_S
     assert store.items(prefix) == {prefix + "c": "live"}
-    assert _internal_kv_get((prefix + "b").encode(), namespace=store.namespace) is None  # reaped
-    assert _internal_kv_get((prefix + "a").encode(), namespace=store.namespace) == b"not json"
+    assert kv_get(prefix + "b", store.namespace) is None  # reaped
+    assert kv_get(prefix + "a", store.namespace) == "not json"
     for key in ("a", "c"):
         store.delete(prefix + key)
 

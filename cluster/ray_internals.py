@@ -1,0 +1,255 @@
+"""The garden's one seam into Ray's and Ray Serve's internals.
+
+Every Ray or Ray Serve name that is not public API is reached here, and only
+here (``tests/unit/test_seams.py`` checks both that nothing else imports
+them and that each one is still where it was). Checked against ray 2.60.0;
+after an upgrade, :func:`problems` names what moved. Ray is imported inside
+each function, so the CLI imports this module without importing Ray.
+
+What is reached, and why no public API serves:
+
+* ``ray.experimental.internal_kv``: the GCS key-value store, which every
+  process of a cluster reaches and which lives as long as the cluster; the
+  garden's shared store (``cluster.store``) keeps router and policy state
+  there. Ray's dashboard and Serve use it the same way.
+* ``ray.serve._private.constants`` ``SERVE_CONTROLLER_NAME`` and
+  ``SERVE_NAMESPACE``: to ask whether Serve runs without starting it
+  (``serve.status()`` would).
+* ``ray.serve.context._get_global_client``: the controller's serve details as
+  the plain dict it sends; ``serve.status()`` re-parses them into pydantic
+  models at ten times the CPU, which the router cannot afford twice a second.
+* ``ray.serve.autoscaling_policy``'s ``_get_cold_start_scale_up_replicas``,
+  ``_extract_internal_policy_state``, ``_apply_scaling_factors`` and
+  ``_apply_delay_logic``: the pieces of the wrapper Ray puts around every
+  deployment policy, which the simulator composes on its own clock (Ray's
+  delay logic takes ``_now`` for that).
+* ``ray.serve._private.common`` ``DeploymentID`` and ``ReplicaID``, and
+  ``ray.serve._private.metrics_utils``' ``InMemoryMetricsStore``,
+  ``merge_instantaneous_total`` and ``aggregate_timeseries``: the simulator
+  replays Ray Serve's own autoscaling metrics pipeline and feeds Ray's own
+  policies the context they get in a cluster.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "CHECKED_AGAINST",
+    "aggregate_mean",
+    "apply_delay_logic",
+    "apply_scaling_factors",
+    "cold_start_replicas",
+    "deployment_id",
+    "internal_policy_state",
+    "kv_delete",
+    "kv_get",
+    "kv_keys",
+    "kv_put",
+    "merge_instantaneous_total",
+    "metrics_store",
+    "problems",
+    "replica_id",
+    "serve_controller",
+    "serve_details",
+]
+
+#: The Ray version every reach below was checked against.
+CHECKED_AGAINST = "2.60.0"
+
+_KV = "ray.experimental.internal_kv"
+_METRICS = "ray.serve._private.metrics_utils"
+_COMMON = "ray.serve._private.common"
+_POLICY = "ray.serve.autoscaling_policy"
+
+#: (module, name, the parameters the garden passes, in order).
+_REACHES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (_KV, "_internal_kv_put", ("key", "value")),
+    (_KV, "_internal_kv_get", ("key",)),
+    (_KV, "_internal_kv_list", ("prefix",)),
+    (_KV, "_internal_kv_del", ("key",)),
+    ("ray.serve._private.constants", "SERVE_CONTROLLER_NAME", ()),
+    ("ray.serve._private.constants", "SERVE_NAMESPACE", ()),
+    ("ray.serve.context", "_get_global_client", ("raise_if_no_controller_running",)),
+    (_POLICY, "_get_cold_start_scale_up_replicas", ("ctx",)),
+    (_POLICY, "_extract_internal_policy_state", ("policy_state",)),
+    (
+        _POLICY,
+        "_apply_scaling_factors",
+        ("desired_num_replicas", "current_num_replicas", "autoscaling_config"),
+    ),
+    (
+        _POLICY,
+        "_apply_delay_logic",
+        ("desired_num_replicas", "curr_target_num_replicas", "config", "policy_state", "_now"),
+    ),
+    (_COMMON, "DeploymentID", ("name", "app_name")),
+    (_COMMON, "ReplicaID", ("unique_id", "deployment_id")),
+    (_METRICS, "InMemoryMetricsStore", ()),
+    (_METRICS, "merge_instantaneous_total", ("replicas_timeseries",)),
+    (
+        _METRICS,
+        "aggregate_timeseries",
+        ("timeseries", "aggregation_function", "last_window_s", "window_start"),
+    ),
+)
+
+
+# -- the GCS key-value store --------------------------------------------------------
+
+
+def kv_put(key: str, value: str, namespace: str) -> None:
+    """Set ``key`` to ``value`` in the cluster's KV store (a connected process only)."""
+    from ray.experimental.internal_kv import _internal_kv_put
+
+    _internal_kv_put(key.encode(), value.encode(), namespace=namespace)
+
+
+def kv_get(key: str, namespace: str) -> str | None:
+    """The value of ``key`` (None when unset or empty)."""
+    from ray.experimental.internal_kv import _internal_kv_get
+
+    raw = _internal_kv_get(key.encode(), namespace=namespace)
+    return raw.decode(errors="replace") if raw else None
+
+
+def kv_keys(prefix: str, namespace: str) -> list[str]:
+    """Every key that starts with ``prefix``."""
+    from ray.experimental.internal_kv import _internal_kv_list
+
+    return [
+        k.decode(errors="replace") for k in _internal_kv_list(prefix.encode(), namespace=namespace)
+    ]
+
+
+def kv_delete(key: str, namespace: str) -> None:
+    """Remove ``key`` (no error if absent)."""
+    from ray.experimental.internal_kv import _internal_kv_del
+
+    _internal_kv_del(key.encode(), namespace=namespace)
+
+
+# -- the Serve controller -------------------------------------------------------------
+
+
+def serve_controller() -> tuple[str, str]:
+    """The Serve controller actor's (name, namespace)."""
+    from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
+
+    return SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
+
+
+def serve_details() -> dict[str, Any] | None:
+    """The controller's serve details as the dict it sends (None: no controller runs).
+
+    Blocking: one call to the controller.
+    """
+    from ray.serve.context import _get_global_client
+
+    client = _get_global_client(raise_if_no_controller_running=False)
+    return None if client is None else dict(client.get_serve_details())
+
+
+# -- Serve's policy wrapper and autoscaling metrics, for the simulator ------------------
+
+
+def cold_start_replicas(ctx: Any) -> int | None:
+    """Ray's cold-start fast path: replicas to start from zero (None: not cold)."""
+    from ray.serve.autoscaling_policy import _get_cold_start_scale_up_replicas
+
+    return _get_cold_start_scale_up_replicas(ctx)
+
+
+def internal_policy_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The part of a policy state that Ray's wrapper keeps for itself (removed from ``state``)."""
+    from ray.serve.autoscaling_policy import _extract_internal_policy_state
+
+    return _extract_internal_policy_state(state)
+
+
+def apply_scaling_factors(desired: float, current: int, config: Any) -> int:
+    """Ray's upscaling/downscaling factors applied to a policy's ``desired`` replicas."""
+    from ray.serve.autoscaling_policy import _apply_scaling_factors
+
+    return _apply_scaling_factors(desired, current, config)
+
+
+def apply_delay_logic(
+    desired: int, target: int, config: Any, state: dict[str, Any], now: float | None
+) -> tuple[int, dict[str, Any]]:
+    """Ray's upscale/downscale delays, timed by ``now`` (None: ``time.time()``)."""
+    from ray.serve.autoscaling_policy import _apply_delay_logic
+
+    return _apply_delay_logic(desired, target, config, state, _now=now)
+
+
+def deployment_id(name: str, app: str) -> Any:
+    """Ray Serve's ``DeploymentID`` of deployment ``name`` in application ``app``."""
+    from ray.serve._private.common import DeploymentID
+
+    return DeploymentID(name=name, app_name=app)
+
+
+def replica_id(unique_id: str, deployment: Any) -> Any:
+    """Ray Serve's ``ReplicaID`` of replica ``unique_id`` of ``deployment``."""
+    from ray.serve._private.common import ReplicaID
+
+    return ReplicaID(unique_id=unique_id, deployment_id=deployment)
+
+
+def metrics_store() -> Any:
+    """A fresh ``InMemoryMetricsStore``: what a Serve handle or replica records into."""
+    from ray.serve._private.metrics_utils import InMemoryMetricsStore
+
+    return InMemoryMetricsStore()  # type: ignore[no-untyped-call]
+
+
+def merge_instantaneous_total(series: Sequence[Sequence[Any]]) -> list[Any]:
+    """Ray's merge of several reporters' gauge series into one total series."""
+    from ray.serve._private.metrics_utils import merge_instantaneous_total as merge
+
+    return list(merge([list(s) for s in series]))
+
+
+def aggregate_mean(merged: Sequence[Any], last_window_s: float, window_start: float | None) -> Any:
+    """Ray's time-weighted MEAN of ``merged`` (None without data)."""
+    from ray.serve._private.metrics_utils import aggregate_timeseries
+    from ray.serve.config import AggregationFunction
+
+    return aggregate_timeseries(
+        list(merged),
+        aggregation_function=AggregationFunction.MEAN,
+        last_window_s=last_window_s,
+        window_start=window_start,
+    )
+
+
+# -- the check ------------------------------------------------------------------------------
+
+
+def _problem(module: str, name: str, params: tuple[str, ...]) -> str | None:
+    found = getattr(importlib.import_module(module), name, None)
+    if found is None:
+        return f"{module}.{name} is gone"
+    if params:
+        names = tuple(p for p in inspect.signature(found).parameters if p != "self")
+        missing = [p for p in params if p not in names]
+        if missing:
+            return f"{module}.{name} takes {names}, the garden passes {params}"
+    return None
+
+
+def problems() -> list[str]:
+    """Each reach of this seam that no longer holds, as a message; [] when all do."""
+    out: list[str] = []
+    for reach in _REACHES:
+        try:
+            problem = _problem(*reach)
+        except (ImportError, TypeError, ValueError) as err:
+            problem = f"{reach[0]}.{reach[1]}: {err!r}"
+        if problem:
+            out.append(problem)
+    return out

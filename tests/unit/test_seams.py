@@ -1,0 +1,121 @@
+"""The two seams into Ray's and vLLM's internals: nothing else reaches them, and they still hold.
+
+``cluster.ray_internals`` is the only module that touches Ray's or Ray
+Serve's non-public names; ``deployments._internals`` the only one that
+touches Ray Serve LLM's or vLLM's. When an upgrade moves one of them, the
+``problems`` tests fail with the seam's own message naming what moved.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGES = ("cluster", "router", "autoscaling", "deployments", "loadtest")
+SEAMS = {
+    "ray": REPO / "cluster" / "ray_internals.py",
+    "vllm": REPO / "deployments" / "_internals.py",
+}
+
+
+def _is_internal(module: str, names: list[str]) -> str | None:
+    """Which seam an import of ``names`` from ``module`` belongs to (None: public API)."""
+    parts = module.split(".")
+    if parts[0] == "vllm" or module.startswith("ray.llm._internal"):
+        return "vllm"
+    if parts[0] == "ray":
+        private = any(p.startswith("_") or p == "experimental" for p in parts[1:])
+        if private or any(n.startswith("_") for n in names):
+            return "ray"
+    return None
+
+
+def _reaches(path: Path) -> list[tuple[int, str, str]]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            seam = _is_internal(node.module, [a.name for a in node.names])
+            if seam:
+                out.append((node.lineno, node.module, seam))
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                seam = _is_internal(alias.name, [])
+                if seam:
+                    out.append((node.lineno, alias.name, seam))
+    return out
+
+
+def test_only_the_seams_reach_internals() -> None:
+    stray = []
+    for package in PACKAGES:
+        for path in sorted((REPO / package).rglob("*.py")):
+            for line, module, seam in _reaches(path):
+                if path != SEAMS[seam]:
+                    stray.append(f"{path.relative_to(REPO)}:{line} imports {module}")
+    assert stray == [], "reach these through their seam: " + "; ".join(stray)
+
+
+def test_the_scan_finds_internal_imports() -> None:
+    """The scan itself: these are internal, those public."""
+    assert _is_internal("ray.serve._private.common", ["ReplicaID"]) == "ray"
+    assert _is_internal("ray.serve.context", ["_get_global_client"]) == "ray"
+    assert _is_internal("ray.experimental.internal_kv", ["_internal_kv_get"]) == "ray"
+    assert _is_internal("ray.llm._internal.common.callbacks.base", []) == "vllm"
+    assert _is_internal("vllm.exceptions", ["VLLMValidationError"]) == "vllm"
+    assert _is_internal("ray.serve.llm", ["LLMServer"]) is None
+    assert _is_internal("ray.serve.config", ["AutoscalingContext"]) is None
+
+
+def test_the_ray_seam_still_holds() -> None:
+    from cluster import ray_internals
+
+    problems = ray_internals.problems()
+    assert problems == [], (
+        f"Ray internals moved since ray {ray_internals.CHECKED_AGAINST}: {problems}; "
+        "update cluster/ray_internals.py"
+    )
+
+
+def test_the_vllm_seam_still_holds() -> None:
+    try:
+        from deployments import _internals
+    except ImportError as err:  # a name it imports is gone
+        pytest.fail(f"deployments/_internals.py no longer imports: {err!r}")
+    problems = _internals.problems()
+    assert problems == [], (
+        f"Ray Serve LLM / vLLM internals moved since {_internals.CHECKED_AGAINST}: "
+        f"{problems}; update deployments/_internals.py"
+    )
+
+
+def test_a_moved_internal_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cluster import ray_internals
+    from deployments import _internals
+
+    monkeypatch.setattr(
+        ray_internals,
+        "_REACHES",
+        (
+            ("ray.serve._private.common", "NoSuchThing", ()),
+            ("ray.serve._private.common", "ReplicaID", ("renamed_arg",)),
+        ),
+    )
+    assert ray_internals.problems() == [
+        "ray.serve._private.common.NoSuchThing is gone",
+        "ray.serve._private.common.ReplicaID takes ('unique_id', 'deployment_id'), "
+        "the garden passes ('renamed_arg',)",
+    ]
+    monkeypatch.setattr(
+        _internals,
+        "_MEMBERS",
+        (("ray.serve.llm", "LLMServer", "_no_such_method", ("self",)),),
+    )
+    monkeypatch.setattr(_internals, "_ATTRIBUTES", (("ray.serve.llm", "LLMServer", "self._gone"),))
+    found = _internals.problems()
+    assert "ray.serve.llm.LLMServer._no_such_method is gone" in found
+    assert "ray.serve.llm.LLMServer no longer sets self._gone" in found
