@@ -23,7 +23,7 @@ def k8s_group() -> None:
     """Run the garden on Kubernetes as a KubeRay RayService (docs/kubernetes.md)."""
     from importlib.util import find_spec
 
-    missing = [m for m in ("kubernetes", "jsonschema") if find_spec(m) is None]
+    missing = [m for m in ("kubernetes", "helm_python") if find_spec(m) is None]
     if missing:
         raise click.ClickException(
             f"garden k8s needs {', '.join(missing)}: pip install 'model-garden[k8s]'"
@@ -69,7 +69,7 @@ def _render_options(fn: F) -> F:
                 multiple=True,
                 type=click.Path(dir_okay=False),
                 help="Chart values file(s) for the cluster side (image, workerGroups, "
-                "...); later files win, as with helm -f.",
+                "...); later files win, as with helm -f. The garden config is stacked last.",
             ),
             click.option(
                 "--release",
@@ -90,13 +90,11 @@ def _name_options(fn: F) -> F:
     )(fn)
 
 
-def _manifest(config_path: str, values_paths: tuple[str, ...], release: str, namespace: str) -> Any:
+def _render(config_path: str, values_paths: tuple[str, ...], release: str, namespace: str) -> Any:
     from cluster.config import read_yaml_file
-    from cluster.k8s import merge_values, render_rayservice
+    from cluster.k8s import render_chart
 
-    values: dict[str, Any] = {}
-    for path in values_paths:
-        values = merge_values(values, _mapping(read_yaml_file(path), path))
+    values = [_mapping(read_yaml_file(path), path) for path in values_paths]
     garden = _mapping(read_yaml_file(config_path), config_path)
     for i, model in enumerate(garden.get("models") or []):
         if isinstance(model, dict) and "tiny" in model and "source" not in model:
@@ -107,7 +105,7 @@ def _manifest(config_path: str, values_paths: tuple[str, ...], release: str, nam
                 err=True,
             )
     source = " + ".join([*values_paths, config_path])
-    return render_rayservice(garden, values, release=release, namespace=namespace, source=source)
+    return render_chart(garden, values, release=release, namespace=namespace, source=source)
 
 
 def _mapping(data: Any, path: str) -> dict[str, Any]:
@@ -128,17 +126,15 @@ def _services(kubeconfig: str | None, context: str | None, namespace: str | None
 def _name(name: str | None, release: str) -> str:
     from cluster.k8s import fullname
 
-    return name or fullname({}, release)
+    return name or fullname(release)
 
 
 @k8s_group.command("render")
 @_render_options
 @click.option("--namespace", "-n", default="default", show_default=True, help="Namespace.")
 def render(config_path: str, values_paths: tuple[str, ...], release: str, namespace: str) -> None:
-    """Print the RayService manifest of a garden (what the chart renders for it)."""
-    from cluster.k8s import dump_yaml
-
-    click.echo(dump_yaml(_manifest(config_path, values_paths, release, namespace)), nl=False)
+    """Print the chart's objects for a garden, as `helm template` renders them."""
+    click.echo(_render(config_path, values_paths, release, namespace).text(), nl=False)
 
 
 @k8s_group.command("apply")
@@ -152,9 +148,14 @@ def apply(
     context: str | None,
     namespace: str | None,
 ) -> None:
-    """Create the garden's RayService, or update it in place (server-side apply)."""
+    """Create the garden's RayService, or update it in place (server-side apply).
+
+    The chart's other objects (the exemplars ConfigMap, metrics Service, PDB,
+    Ingress, ServiceMonitor) come with `helm install`; the RayService runs
+    without them.
+    """
     services = _services(kubeconfig, context, namespace)
-    manifest = _manifest(config_path, values_paths, release, services.namespace)
+    manifest = _render(config_path, values_paths, release, services.namespace).one("RayService")
     outcome, _ = services.apply(manifest)
     name = manifest["metadata"]["name"]
     click.echo(f"rayservice/{name} {outcome} in namespace {services.namespace}")

@@ -1,15 +1,14 @@
-"""`garden k8s render` builds the RayService the chart builds, from the same garden.yaml.
+"""`garden k8s render` is the chart, rendered by Helm's library from the same garden.yaml.
 
 The chart is rendered by Helm's library with a values file; `garden k8s
 render` gets the same file split in two: its garden keys as `--config`, the
-rest as `--values`. Both must produce the same object (only the labels that
-name Helm differ). The chart's values.yaml, values.schema.json, Chart.yaml and
-README are kept in step with the Python side here too.
+rest as `--values`. Both must give the same objects, and the CLI prints them
+as `helm template` does. The chart's values.schema.json, Chart.yaml and
+README are kept in step with the config here too.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,26 +18,17 @@ from click.testing import CliRunner
 
 from cluster.cli._main import cli
 from cluster.config import default_config_text
-from cluster.k8s import GARDEN_KEYS, ChartValues, render_rayservice, schema_text
-from tests._kube import CHART, CI_VALUES, load_values, one, pod_templates, render_chart
+from cluster.exceptions import ConfigError
+from cluster.k8s import GARDEN_KEYS, fullname, render_chart, schema_text, stack_values
+from tests._kube import CHART, CI_VALUES, load_values, one, pod_templates
+from tests._kube import render_chart as helm_template
 
 pytestmark = pytest.mark.unit
-
-#: Labels only Helm sets (the chart's version and `managed-by: Helm`).
-HELM_ONLY_LABELS = ("helm.sh/chart", "app.kubernetes.io/managed-by")
 
 
 def _split(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     garden = {k: v for k, v in values.items() if k in GARDEN_KEYS or k.startswith("x-")}
     return garden, {k: v for k, v in values.items() if k not in garden}
-
-
-def _comparable(rayservice: dict[str, Any]) -> dict[str, Any]:
-    obj = json.loads(json.dumps(rayservice))
-    for label in HELM_ONLY_LABELS:
-        obj["metadata"]["labels"].pop(label, None)
-    obj["spec"]["serveConfigV2"] = yaml.safe_load(obj["spec"]["serveConfigV2"])
-    return dict(obj)
 
 
 def _garden_yaml_case() -> dict[str, Any]:
@@ -61,19 +51,36 @@ CASES = {
 }
 
 
+def _cli_render(tmp_path: Path, garden: dict[str, Any], *values: dict[str, Any], args=()) -> Any:
+    from cluster.cli import _k8s  # noqa: F401
+
+    (tmp_path / "garden.yaml").write_text(yaml.safe_dump(garden))
+    flags = ["--config", str(tmp_path / "garden.yaml")]
+    for i, doc in enumerate(values):
+        (tmp_path / f"values-{i}.yaml").write_text(yaml.safe_dump(doc))
+        flags += ["--values", str(tmp_path / f"values-{i}.yaml")]
+    return CliRunner().invoke(cli, ["k8s", "render", *flags, *args])
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize(("release", "namespace"), [("garden", "ml"), ("model-garden", "default")])
-def test_render_agrees_with_the_chart(case: str, release: str, namespace: str) -> None:
+def test_cli_render_is_helm_template(
+    tmp_path: Path, case: str, release: str, namespace: str
+) -> None:
+    """Split into --config and --values, the CLI renders every object the chart does."""
     values = CASES[case]
-    chart = one(render_chart(values, release=release, namespace=namespace), "RayService")
     garden, cluster = _split(values)
-    ours = render_rayservice(garden, cluster, release=release, namespace=namespace)
-    assert _comparable(ours) == _comparable(chart)
+    result = _cli_render(tmp_path, garden, cluster, args=["--release", release, "-n", namespace])
+    assert result.exit_code == 0, result.output
+    ours = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    assert ours == helm_template(values, release=release, namespace=namespace)
+    assert result.stdout.startswith("---\n# Source: model-garden/templates/")
+    assert "serveConfigV2: |" in result.stdout  # readable, not one escaped line
 
 
 @pytest.mark.parametrize(("case", "flag"), [("defaults", "1"), ("proxy-ingress", "0")])
 def test_every_pod_starts_ray_in_the_routers_ingress_mode(case: str, flag: str) -> None:
-    rayservice = one(render_chart(CASES[case], release="g", namespace="ml"), "RayService")
+    rayservice = one(helm_template(CASES[case], release="g", namespace="ml"), "RayService")
     pods = pod_templates(rayservice)
     assert len(pods) >= 2  # the head and at least one worker group
     for pod in pods:
@@ -83,48 +90,53 @@ def test_every_pod_starts_ray_in_the_routers_ingress_mode(case: str, flag: str) 
         assert env["RAY_SERVE_ENABLE_HA_PROXY"] == flag
 
 
-def test_cli_render_agrees_with_the_chart(tmp_path: Path) -> None:
-    from cluster.cli import _k8s  # noqa: F401
-
-    values = CASES["gpu-full-values"]
-    garden, cluster = _split(values)
-    (tmp_path / "garden.yaml").write_text(yaml.safe_dump(garden))
-    (tmp_path / "cluster.yaml").write_text(yaml.safe_dump(cluster))
-    result = CliRunner().invoke(
-        cli,
-        [
-            "k8s",
-            "render",
-            "--config",
-            str(tmp_path / "garden.yaml"),
-            "--values",
-            str(tmp_path / "cluster.yaml"),
-            "--release",
-            "prod",
-            "-n",
-            "serving",
-        ],
+def test_values_files_stack_as_helm_stacks_them() -> None:
+    """Later files win key by key; a null survives the stacking and deletes at render."""
+    assert stack_values({"a": {"x": 1, "y": 2}, "b": 1}, {"a": {"y": 3}, "b": None}) == {
+        "a": {"x": 1, "y": 3},
+        "b": None,
+    }
+    garden, cluster = _split(CASES["garden-yaml"])
+    rendered = render_chart(
+        garden,
+        [cluster, {"head": {"rayStartParams": {"num-cpus": None}}}],
+        release="g",
+        namespace="ml",
     )
-    assert result.exit_code == 0, result.output
-    ours = yaml.safe_load(result.output)
-    chart = one(render_chart(values, release="prod", namespace="serving"), "RayService")
-    assert _comparable(ours) == _comparable(chart)
-    assert "serveConfigV2: |" in result.output  # readable, not one escaped line
+    head = rendered.one("RayService")["spec"]["rayClusterConfig"]["headGroupSpec"]
+    assert "num-cpus" not in head["rayStartParams"]  # the chart's default, deleted by Helm
+    assert "dashboard-host" in head["rayStartParams"]
 
 
 def test_garden_config_reaches_serve_unchanged() -> None:
     values = CASES["garden-yaml"]
-    garden, _ = _split(values)
-    ours = render_rayservice(
-        garden, {"workerGroups": values["workerGroups"]}, release="g", namespace="ml"
-    )
+    garden, cluster = _split(values)
+    ours = render_chart(garden, [cluster], release="g", namespace="ml").one("RayService")
     app = yaml.safe_load(ours["spec"]["serveConfigV2"])["applications"][0]
-    expected = {
+    assert app["args"]["config"] == {
         k: garden.get(k, {})
         for k in GARDEN_KEYS
         if k in garden or k in ("router", "autoscaling", "budget", "telemetry")
     }
-    assert app["args"] == {"config": expected, "base_dir": "/home/ray/garden/exemplars"}
+    assert app["args"]["base_dir"] == "/home/ray/garden/exemplars"
+
+
+@pytest.mark.parametrize("release", ["garden", "model-garden", "my-model-garden-2", "x" * 70])
+def test_default_rayservice_name_is_the_charts(release: str) -> None:
+    garden, cluster = _split(CASES["garden-yaml"])
+    if len(fullname(release)) > 47:  # the chart refuses it: KubeRay's limit
+        with pytest.raises(ConfigError, match="KubeRay allows at most 47"):
+            render_chart(garden, [cluster], release=release, namespace="ml")
+        return
+    rendered = render_chart(garden, [cluster], release=release, namespace="ml")
+    assert rendered.one("RayService")["metadata"]["name"] == fullname(release)
+
+
+def test_a_missing_chart_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("GARDEN_CHART", str(tmp_path))
+    garden, cluster = _split(CASES["garden-yaml"])
+    with pytest.raises(ConfigError, match="GARDEN_CHART: no Helm chart at"):
+        render_chart(garden, [cluster], release="g", namespace="ml")
 
 
 @pytest.mark.parametrize(
@@ -133,23 +145,23 @@ def test_garden_config_reaches_serve_unchanged() -> None:
         (
             {"workerGroups": [{"name": "a", "maxReplicas": 2, "gpus": "1"}]},
             {},
-            "workerGroups[0].gpus: '1' is not of type 'integer'",
+            "workerGroups[0].gpus: got string, want integer",
         ),
         (
             {"workerGroups": [{"name": "a", "maxReplicas": 2, "minReplicas": -1}]},
             {},
-            "workerGroups[0].minReplicas: -1 is less than the minimum of 0",
+            "workerGroups[0].minReplicas: minimum: got -1, want 0",
         ),
-        ({"bogus": True}, {}, "<root>: unknown key 'bogus'"),
-        ({}, {"router": {"prot": 1}}, "router: unknown key 'prot'"),
+        ({"bogus": True}, {}, "<root>: additional properties 'bogus' not allowed"),
+        ({}, {"router": {"prot": 1}}, "router.prot: unknown key"),
         (
             {},
             {
                 "models": [
-                    {"name": "g", "role": "generalist", "source": "x", "resources": {"gpus": "1"}}
+                    {"name": "g", "role": "generalist", "source": "x", "resources": {"gpus": "x"}}
                 ]
             },
-            "models[0].resources.gpus: '1' is not of type 'number'",
+            "models[0].resources.gpus: Input should be a valid number",
         ),
         (
             {},
@@ -178,18 +190,18 @@ def test_garden_config_reaches_serve_unchanged() -> None:
                     }
                 ]
             },
-            "models[0].resources.accelerator_type: no worker group has acceleratorType 'H100'",
+            'models[0].resources.accelerator_type: no worker group has acceleratorType "H100"',
         ),
         (
             {},
             {"router": {"auth": {"api_keys_env": "GARDEN_API_KEYS"}}},
-            "router.auth.api_keys_env: 'GARDEN_API_KEYS' must come from the Secret named by "
+            'router.auth.api_keys_env: "GARDEN_API_KEYS" must come from the Secret named by '
             "apiKeys.existingSecret",
         ),
         (
             {},
             {"router": {"auth": {"api_keys_env": "1X"}}},
-            "router.auth.api_keys_env: '1X' does not match",
+            "router.auth.api_keys_env: String should match pattern",
         ),
     ],
     ids=[
@@ -208,59 +220,20 @@ def test_garden_config_reaches_serve_unchanged() -> None:
 def test_cli_render_rejects_bad_values_with_the_key_path(
     tmp_path: Path, values: dict[str, Any], config_patch: dict[str, Any], expected: str
 ) -> None:
-    from cluster.cli import _k8s  # noqa: F401
-
     garden = {**_split(CASES["cpu-values"])[0], **config_patch}
-    (tmp_path / "garden.yaml").write_text(yaml.safe_dump(garden))
-    (tmp_path / "values.yaml").write_text(yaml.safe_dump(values))
-    result = CliRunner().invoke(
-        cli,
-        [
-            "k8s",
-            "render",
-            "--config",
-            str(tmp_path / "garden.yaml"),
-            "--values",
-            str(tmp_path / "values.yaml"),
-        ],
-    )
+    result = _cli_render(tmp_path, garden, values)
     assert result.exit_code == 2, result.output
     assert expected in result.output
 
 
 def test_tiny_models_get_a_warning(tmp_path: Path) -> None:
-    from cluster.cli import _k8s  # noqa: F401
-
-    (tmp_path / "garden.yaml").write_text(default_config_text())
-    (tmp_path / "values.yaml").write_text("workerGroups: [{name: cpu, maxReplicas: 2}]\n")
-    result = CliRunner().invoke(
-        cli,
-        [
-            "k8s",
-            "render",
-            "--config",
-            str(tmp_path / "garden.yaml"),
-            "--values",
-            str(tmp_path / "values.yaml"),
-        ],
-    )
+    garden = yaml.safe_load(default_config_text())
+    result = _cli_render(tmp_path, garden, {"workerGroups": [{"name": "cpu", "maxReplicas": 2}]})
     assert result.exit_code == 0, result.output
     assert "warning: models[0] (medicine) is a tiny model" in result.output
 
 
-# -- the chart's files follow the Python side -----------------------------------
-
-
-def test_values_yaml_defaults_are_the_python_defaults() -> None:
-    values = load_values(CHART / "values.yaml")
-    garden, cluster = _split(values)
-    assert cluster == ChartValues().dump()
-    assert {k: garden[k] for k in ("router", "autoscaling", "budget", "telemetry")} == {
-        "router": {},
-        "autoscaling": {},
-        "budget": {},
-        "telemetry": {},
-    }
+# -- the chart's files follow the config ----------------------------------------------
 
 
 def test_values_schema_is_generated() -> None:
@@ -290,7 +263,7 @@ def _leaf_paths(node: Any, prefix: str) -> list[str]:
 
 def test_chart_readme_documents_every_value() -> None:
     readme = (CHART / "README.md").read_text()
-    values = ChartValues().dump()
+    values = _split(load_values(CHART / "values.yaml"))[1]
     values["workerGroups"] = values["workerGroups"][0]
     paths = [p.replace("workerGroups.", "workerGroups[].") for p in _leaf_paths(values, "")]
     paths += ["workerGroups[].replicas", "upgradeStrategy.clusterUpgradeOptions", *GARDEN_KEYS]
