@@ -14,10 +14,10 @@ model's profile says one replica does within its SLO:
 
 The largest of the three is the work demand. Requests the router spilled to
 the generalist for want of this model, and requests waiting at its handle,
-are counted in requests per replica (``slots``), since their tokens never
+are counted in requests per replica (``target_ongoing_requests``), since their tokens never
 reached a replica. Without the replicas' work metrics (none running, or an
 engine that does not report them) the rule falls back to Ray's: running plus
-queued requests over ``slots``.
+queued requests over ``target_ongoing_requests``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from autoscaling.profile import Profile, prefill_utilization
+from cluster.config import DEFAULT_KV_TARGET
 
 __all__ = ["Capacity", "Load", "desired_replicas", "work_replicas"]
 
@@ -37,7 +38,7 @@ class Load:
     """
 
     running: float
-    queued: float = 0.0
+    queued: float = 0.0  # requests waiting at the handle (Ray's total_queued_requests)
     spilled: float = 0.0
     kv_usage: float | None = None  # mean fraction of KV cache in use, over replicas
     prompt_tokens_per_s: float | None = None  # prompt tokens arriving, summed over replicas
@@ -60,14 +61,14 @@ class Load:
 class Capacity:
     """How much one replica of the model can take at its SLO.
 
-    ``slots`` is the requests one replica holds within its TTFT SLO (the
+    ``target_ongoing_requests`` is the requests one replica holds within its TTFT SLO (the
     request-count rule's unit). With a ``profile``, work is measured against
     it: ``ttft_s`` and ``ttft_s_per_token`` give the size-aware TTFT
     objective, ``tpot_s`` the decode objective.
     """
 
-    slots: float
-    kv_target: float = 0.85
+    target_ongoing_requests: float
+    kv_target: float = DEFAULT_KV_TARGET
     profile: Profile | None = None
     ttft_s: float = 1.0
     ttft_s_per_token: float = 0.0
@@ -75,8 +76,10 @@ class Capacity:
     miss: float = 0.01
 
     def __post_init__(self) -> None:
-        if self.slots <= 0:
-            raise ValueError(f"slots must be > 0, got {self.slots}")
+        if self.target_ongoing_requests <= 0:
+            raise ValueError(
+                f"target_ongoing_requests must be > 0, got {self.target_ongoing_requests}"
+            )
         if not 0 < self.kv_target <= 1:
             raise ValueError(f"kv_target must be in (0, 1], got {self.kv_target}")
 
@@ -124,15 +127,15 @@ def work_replicas(load: Load, capacity: Capacity, current: int) -> float | None:
 def desired_replicas(load: Load, capacity: Capacity, current: int) -> float:
     """Replicas (fractional) that serve ``load`` within the SLO.
 
-    Work demand plus the spilled and handle-queued requests over ``slots``
+    Work demand plus the spilled and handle-queued requests over ``target_ongoing_requests``
     when the replicas report work; otherwise the request count over
-    ``slots`` (and the KV cache). Bounds, delays and the budget are applied
+    ``target_ongoing_requests`` (and the KV cache). Bounds, delays and the budget are applied
     by wrappers, not here.
     """
     work = work_replicas(load, capacity, current)
     if work is not None and current > 0:
-        return work + (load.spilled + load.queued) / capacity.slots
-    by_requests = load.demand / capacity.slots
+        return work + (load.spilled + load.queued) / capacity.target_ongoing_requests
+    by_requests = load.demand / capacity.target_ongoing_requests
     if load.kv_usage is None or current == 0:
         return by_requests
     return max(by_requests, current * load.kv_usage / capacity.kv_target)

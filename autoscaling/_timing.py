@@ -91,7 +91,7 @@ class Timing:
     def __init__(
         self,
         cold_start_s: float,
-        slots: float,
+        target_ongoing_requests: float,
         *,
         miss_penalty: float = 4.0,
         overflow_room: Callable[[Any, float], bool] | None = None,
@@ -103,7 +103,7 @@ class Timing:
                 f"need cold_start_s, miss_penalty >= 0, got {cold_start_s}, {miss_penalty}"
             )
         self.cold_start_s = cold_start_s
-        self.slots = slots
+        self.target_ongoing_requests = target_ongoing_requests
         self.cold_cost_s = cold_start_s * (1.0 + miss_penalty)
         self.overflow_room = overflow_room
         self.clock = clock or _context_time
@@ -182,7 +182,7 @@ def timed(policy: Policy, timing: Timing) -> Policy:
         if need > target:
             if math.ceil(expected - 1e-9) > target:  # still above capacity a cold start on
                 return float(math.ceil(min(wish, expected) - 1e-9)), state
-            excess = (wish - target) * timing.slots
+            excess = (wish - target) * timing.target_ongoing_requests
             if timing.overflow_room is not None and timing.overflow_room(ctx, excess):
                 return float(target), state  # the burst fades before a replica is ready
             return float(need), state

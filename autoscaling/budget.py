@@ -30,30 +30,31 @@ class Claim:
     model: str
     wish: int
     demand: float  # requests it should be serving (running + queued + spilled)
-    slots: float  # requests one replica serves within its TTFT SLO
+    target_ongoing_requests: float  # requests one replica serves within its TTFT SLO
     min_replicas: int
     max_replicas: int
     cost_per_hour: float
     gpus: float = 0.0
     priority: int = 0
     held: int = 0  # replicas the model holds now (starting or running)
-    need: float | None = None  # fractional replicas its load needs now (None: demand / slots)
+    #: Fractional replicas its load needs now (None: demand / target_ongoing_requests).
+    need: float | None = None
 
     @property
     def spare(self) -> float:
         """Requests its held replicas could still take at their target (0 when full)."""
-        need = self.demand / self.slots if self.need is None else self.need
-        return max(0.0, (self.held - need) * self.slots)
+        need = self.demand / self.target_ongoing_requests if self.need is None else self.need
+        return max(0.0, (self.held - need) * self.target_ongoing_requests)
 
     def gain(self, replica: int) -> float:
         """Requests served within the SLO that the ``replica``-th replica adds.
 
         Measured on ``need`` when the claim has it (the policy's own demand,
         in work: one long prompt fills a replica that a request count would
-        call nearly idle), else on ``demand`` over ``slots``.
+        call nearly idle), else on ``demand`` over ``target_ongoing_requests``.
         """
-        need = self.demand / self.slots if self.need is None else self.need
-        return self.slots * max(0.0, min(need, float(replica)) - (replica - 1))
+        need = self.demand / self.target_ongoing_requests if self.need is None else self.need
+        return self.target_ongoing_requests * max(0.0, min(need, float(replica)) - (replica - 1))
 
     def rank(self, replica: int) -> tuple[int, int, float]:
         """Heap key of the ``replica``-th replica: priority, then incumbency, then value."""

@@ -29,6 +29,7 @@ from autoscaling.metrics import (
 )
 from autoscaling.profile import Profile, load_profiles
 from autoscaling.signals import SpillReader, publish_capped
+from cluster.config import DEFAULT_KV_TARGET
 
 __all__ = [
     "POLICY_IMPORT_PATH",
@@ -79,11 +80,22 @@ def load_policy(ctx: Any, capacity: Capacity, spilled: float = 0.0) -> tuple[flo
     )
 
 
+def _profile_of(profile: str | Profile | None, model: str) -> Profile | None:
+    """``profile`` as given, or ``model``'s profile in the profile file it names."""
+    if profile is None or isinstance(profile, Profile):
+        return profile
+    return load_profiles(profile).for_model(model)
+
+
+def _no_spills(model: str) -> float:
+    return 0.0
+
+
 class GardenPolicy:
     """Per-model policy: load → replicas, rounded and bounded, delayed, then budget-clamped.
 
     Keyword arguments come from the model's config (``policy_kwargs`` must be
-    JSON): ``slots`` is the requests one replica serves within its TTFT SLO.
+    JSON): ``target_ongoing_requests`` is the requests one replica serves within its TTFT SLO.
     With a budget (``max_cost_per_hour`` / ``max_gpus``) the policy records
     its claim in the garden's :class:`~autoscaling._ledger.Ledger` (shared
     by the garden's policies in the controller process) and is clamped to
@@ -98,10 +110,10 @@ class GardenPolicy:
     def __init__(
         self,
         *,
-        slots: float,
+        target_ongoing_requests: float,
         min_replicas: int,
         max_replicas: int,
-        kv_target: float = 0.85,
+        kv_target: float = DEFAULT_KV_TARGET,
         app: str = "garden",
         model: str = "",
         generalist: str = "",
@@ -122,46 +134,48 @@ class GardenPolicy:
         read_spills: bool = False,
         spilled: Callable[[str], float] | None = None,
     ) -> None:
-        if isinstance(profile, Profile) or profile is None:
-            found = profile
-        else:
-            found = load_profiles(profile).for_model(model)
+        self.model, self._generalist = model, generalist
+        self._min, self._max = min_replicas, max_replicas
+        self._cost, self._gpus, self._priority = cost_per_hour, gpus, priority
         self.capacity = Capacity(
-            slots,
+            target_ongoing_requests,
             kv_target,
-            profile=found,
+            profile=_profile_of(profile, model),
             ttft_s=ttft_ms / 1000.0,
             ttft_s_per_token=ttft_ms_per_1k_prompt_tokens / 1e6,
             tpot_s=tpot_ms / 1000.0,
         )
-        self.model, self._min, self._max = model, min_replicas, max_replicas
-        self._cost, self._gpus, self._priority = cost_per_hour, gpus, priority
-        if spilled is None and read_spills:
-            spilled = SpillReader.for_app(app)
-        self._spilled = spilled or (lambda _: 0.0)
-        budget = Budget(max_cost_per_hour, max_gpus)
-        if ledger is None:
-            ledger = ledger_for(app, budget)
-            if on_capped is None and not budget.unlimited and allowance is None:
-                on_capped = functools.partial(publish_capped, app)
-        self._ledger = ledger
-        self._generalist = generalist
-        self._budgeted = allowance is None and not ledger.budget.unlimited
-        room = self._overflow_room if generalist and generalist != model else None
-        timing = Timing(
-            self.capacity.cold_start_s, slots, miss_penalty=miss_penalty, overflow_room=room,
-            clock=clock,
-        )  # fmt: skip
-        policy: Policy = bounded(self.wish, min_replicas, max_replicas, whole=False)
-        policy = claimed(policy, self._record, self.claim)
-        policy = bounded(timed(policy, timing), min_replicas, max_replicas)
+        # Where the router's spills come from: the caller's, else Ray's KV store, else none.
+        self._spilled = spilled or (SpillReader.for_app(app) if read_spills else _no_spills)
+        self._ledger = ledger or ledger_for(app, Budget(max_cost_per_hour, max_gpus))
+        # The ledger's budget binds unless a replay's own arbiter (``allowance``) grants.
+        self._budgeted = allowance is None and not self._ledger.budget.unlimited
+        # Who hears which models are capped: the caller, else (own ledger) the router.
+        self._on_capped: Callable[[frozenset[str]], None] | None = None
         if self._budgeted:
-            allowance = self._allowance
-        if allowance is not None:
-            policy = budget_clamped(policy, allowance)
-        self._policy = policy
-        self._on_capped = on_capped if self._budgeted else None
+            own = functools.partial(publish_capped, app) if ledger is None else None
+            self._on_capped = on_capped or own
         self._capped: frozenset[str] | None = None
+        timing = Timing(
+            self.capacity.cold_start_s,
+            target_ongoing_requests,
+            miss_penalty=miss_penalty,
+            overflow_room=self._overflow_room if generalist and generalist != model else None,
+            clock=clock,
+        )
+        self._policy = self._composed(timing, self._allowance if self._budgeted else allowance)
+
+    def _composed(self, timing: Timing, allowance: Callable[[Any], int | None] | None) -> Policy:
+        """The wrapped rule, innermost first.
+
+        :meth:`wish` (the load rule), bounded but fractional; its claim
+        recorded in the ledger; delayed by ``timing``; rounded and bounded;
+        then clamped to what ``allowance`` grants (the budget), if any.
+        """
+        policy: Policy = bounded(self.wish, self._min, self._max, whole=False)
+        policy = claimed(policy, self._ledger.claim, self.claim)
+        policy = bounded(timed(policy, timing), self._min, self._max)
+        return policy if allowance is None else budget_clamped(policy, allowance)
 
     def load(self, ctx: Any) -> Load:
         """This model's load in ``ctx``, with the router's spills added."""
@@ -184,17 +198,15 @@ class GardenPolicy:
         load = self.load(ctx)
         need = desired_replicas(load, self.capacity, int(ctx.current_num_replicas))
         return Claim(
-            self.model, max(math.ceil(wish - 1e-9), held), load.demand, self.capacity.slots,
-            self._min, self._max, self._cost, self._gpus, self._priority, held, need,
+            self.model, max(math.ceil(wish - 1e-9), held), load.demand,
+            self.capacity.target_ongoing_requests, self._min, self._max, self._cost, self._gpus,
+            self._priority, held, need,
         )  # fmt: skip
 
     def claim_now(self, ctx: Any) -> Claim:
         """The claim this model would record for ``ctx`` (its bounded wish)."""
         wish = min(self._max, max(self._min, math.ceil(self.wish(ctx)[0] - 1e-9)))
         return self.claim(ctx, wish)
-
-    def _record(self, claim: Claim) -> None:
-        self._ledger.claim(claim)
 
     def _allowance(self, ctx: Any) -> int | None:
         return self._ledger.allowance(self.model)

@@ -90,7 +90,7 @@ def autoscaling_config(garden: GardenConfig, spec: ModelSpec) -> dict[str, Any]:
         config["policy"] = {
             "policy_function": POLICY_IMPORT_PATH,
             "policy_kwargs": {
-                "slots": scaling.target_ongoing_requests,
+                "target_ongoing_requests": scaling.target_ongoing_requests,
                 "min_replicas": scaling.min_replicas,
                 "max_replicas": scaling.max_replicas,
                 "kv_target": timing.kv_target,

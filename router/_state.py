@@ -120,7 +120,7 @@ class ModelStates:
         return {
             model: ModelState(
                 healthy=self._running[model] > 0 and now >= self._suspect_until[model],
-                queued=self._outstanding[model],
+                outstanding=self._outstanding[model],
                 queue_limit=max(1, self._running[model] * per_replica),
                 budget_capped=model in self._budget_capped,
                 target_limit=self._target_limit(model),

@@ -130,7 +130,7 @@ class Features:
 class ModelState:
     """The router's live view of one model deployment.
 
-    ``queued`` counts the requests the router has outstanding at the model
+    ``outstanding`` counts the requests the router has outstanding at the model
     (running or waiting there); ``queue_limit`` is how many it may have before
     a new one would wait, i.e. its running replicas times their
     ``max_ongoing_requests``. ``target_limit`` is how many its running
@@ -143,7 +143,7 @@ class ModelState:
     """
 
     healthy: bool
-    queued: int = 0
+    outstanding: int = 0
     queue_limit: int = 1
     budget_capped: bool = False
     target_limit: int | None = None
@@ -158,12 +158,14 @@ class ModelState:
     @property
     def has_capacity(self) -> bool:
         """True while the model's queue is under its limit."""
-        return self.queued < self.queue_limit
+        return self.outstanding < self.queue_limit
 
     @property
     def under_target(self) -> bool:
         """True while the model has fewer requests than its target (its queue limit if unknown)."""
-        return self.queued < (self.queue_limit if self.target_limit is None else self.target_limit)
+        return self.outstanding < (
+            self.queue_limit if self.target_limit is None else self.target_limit
+        )
 
 
 @dataclass(frozen=True, slots=True)

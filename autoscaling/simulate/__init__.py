@@ -26,7 +26,7 @@ from autoscaling.simulate._compare import compare as compare_policies
 from autoscaling.simulate._controller import POLICIES, PolicyName, RayKnobs
 from autoscaling.simulate._mix import default_mix, parse_mix
 from autoscaling.simulate._plot import plot_comparison, plot_replay
-from autoscaling.simulate._run import SlotsFrom, simulate, with_bounds
+from autoscaling.simulate._run import TargetsFrom, simulate, with_bounds
 from autoscaling.simulate._trace import FORMATS, Request, TraceError, TraceFormat, read_trace
 
 __all__ = [
@@ -38,7 +38,7 @@ __all__ = [
     "ProfileSet",
     "RayKnobs",
     "Request",
-    "SlotsFrom",
+    "TargetsFrom",
     "TraceError",
     "TraceFormat",
     "capacity_at_slo",

@@ -95,29 +95,29 @@ class Deployment:
         garden: GardenConfig,
         spec: ModelSpec,
         policy: PolicyName,
-        slots: float,
+        target_ongoing_requests: float,
         allowance: Callable[[Any], int | None] | None = None,
         spilled: Callable[[str], float] | None = None,
         knobs: RayKnobs | None = None,
         ledger: Ledger | None = None,
         profile: Profile | None = None,
     ) -> None:
-        # ``slots`` (the garden's slots and Ray's target alike) replaces the
-        # config's target_ongoing_requests; the caller decides where it comes from.
+        # ``target_ongoing_requests`` (the garden's and Ray's target alike) replaces the
+        # config's; the caller decides where it comes from.
         if knobs is not None:
             if policy == "garden":
                 raise ValueError("RayKnobs tune Ray's policy, not the garden's")
-            slots *= knobs.target_scale
+            target_ongoing_requests *= knobs.target_scale
         # The replay's policy sizes every model, whatever a model names for itself.
         scaling = spec.autoscaling.model_copy(
-            update={"target_ongoing_requests": slots, "policy": None}
+            update={"target_ongoing_requests": target_ongoing_requests, "policy": None}
         )
         spec = spec.model_copy(update={"autoscaling": scaling})
         timing = garden.autoscaling.model_copy(
             update={"policy": "garden" if policy == "garden" else "ray-default"}
         )
         config = autoscaling_config(garden.model_copy(update={"autoscaling": timing}), spec)
-        self.slots = float(scaling.target_ongoing_requests)
+        self.target_ongoing_requests = float(scaling.target_ongoing_requests)
         self.min_replicas, self.max_replicas = scaling.min_replicas, scaling.max_replicas
         self.start_replicas = scaling.start_replicas
         self.policy_name = policy

@@ -38,10 +38,10 @@ def _state_of(run: ModelRun) -> ModelState:
     running = len(run.running())
     return ModelState(
         healthy=running > 0,
-        queued=run.outstanding,
+        outstanding=run.outstanding,
         queue_limit=max(1, running * run.spec.limits.max_ongoing_requests),
         budget_capped=run.capped,
-        target_limit=int(running * run.deployment.slots),
+        target_limit=int(running * run.deployment.target_ongoing_requests),
         running=running,
         starting=len(run.active()) - running,
     )

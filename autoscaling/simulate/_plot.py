@@ -9,7 +9,7 @@ __all__ = ["plot_comparison", "plot_replay"]
 
 
 def plot_replay(report: dict[str, Any], path: str | Path, title: str = "") -> None:
-    """Write a PNG of ``report``'s series: demand in replicas (demand / slots) vs replicas.
+    """Write a PNG of ``report``'s series: demand in replicas (demand / per-replica target).
 
     Raises ImportError when matplotlib is not installed.
     """
@@ -24,10 +24,10 @@ def plot_replay(report: dict[str, Any], path: str | Path, title: str = "") -> No
     fig, axes = plt.subplots(len(names), 1, sharex=True, figsize=(8, 1.5 * len(names) + 0.8))
     for ax, name in zip(axes, names, strict=True):
         row = series["models"][name]
-        slots = report["models"][name]["slots"] or 1.0
-        demand = [d / slots for d in row["demand"]]
+        target = report["models"][name]["target_ongoing_requests"] or 1.0
+        demand = [d / target for d in row["demand"]]
         ax.fill_between(
-            minutes, demand, step="post", color="tab:orange", alpha=0.35, label="demand / slots"
+            minutes, demand, step="post", color="tab:orange", alpha=0.35, label="demand / target"
         )
         ax.step(minutes, row["replicas"], where="post", color="tab:blue", label="running replicas")
         ax.step(

@@ -97,7 +97,7 @@ def summarize(
                 if name in specialists
                 else {}
             ),
-            "slots": _r(runs[name].deployment.slots),
+            "target_ongoing_requests": _r(runs[name].deployment.target_ongoing_requests),
             "peak_demand": _r(runs[name].peak_demand),
             "scale_events": runs[name].scale_events,
         }

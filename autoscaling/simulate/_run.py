@@ -23,11 +23,11 @@ from router.virtual import virtual_policies
 __all__ = ["simulate", "with_bounds"]
 
 
-SlotsFrom = Literal["profile", "config"]
+TargetsFrom = Literal["profile", "config"]
 
 
-def _slots(
-    garden: GardenConfig, profiles: ProfileSet, requests: Sequence[Request], source: SlotsFrom
+def _targets(
+    garden: GardenConfig, profiles: ProfileSet, requests: Sequence[Request], source: TargetsFrom
 ) -> dict[str, float]:
     if source == "config":
         return {m.name: m.autoscaling.target_ongoing_requests for m in garden.models}
@@ -88,7 +88,7 @@ def _runs(
     garden: GardenConfig,
     profiles: ProfileSet,
     policy: PolicyName,
-    slots: Mapping[str, float],
+    target_ongoing_requests: Mapping[str, float],
     allowed: dict[str, int] | None,
     knobs: RayKnobs | None = None,
 ) -> dict[str, ModelRun]:
@@ -106,7 +106,7 @@ def _runs(
             garden,
             spec,
             policy,
-            slots[spec.name],
+            target_ongoing_requests[spec.name],
             allowance if allowed is not None else None,
             spilled,
             knobs,
@@ -157,7 +157,7 @@ def fixed_targets(peaks: Mapping[str, float], runs: Mapping[str, ModelRun]) -> d
     out: dict[str, int] = {}
     for name, run in runs.items():
         dep = run.deployment
-        need = math.ceil(peaks[name] / dep.slots - 1e-9)
+        need = math.ceil(peaks[name] / dep.target_ongoing_requests - 1e-9)
         out[name] = max(dep.min_replicas, min(dep.max_replicas, need))
     return out
 
@@ -173,7 +173,10 @@ def _partitioned(
         raise ValueError(
             "static-partition splits a budget: pass --budget or set budget.max_cost_per_hour"
         )
-    needs = {n: math.ceil(peaks[n] / r.deployment.slots - 1e-9) for n, r in runs.items()}
+    needs = {
+        n: math.ceil(peaks[n] / r.deployment.target_ongoing_requests - 1e-9)
+        for n, r in runs.items()
+    }
     maxes = partition(
         needs,
         {m.name: m.cost_per_hour for m in garden.models},
@@ -196,7 +199,7 @@ def simulate(
     budget: float | None = None,
     seed: int = 0,
     mix: Mapping[str, float] | None = None,
-    slots: SlotsFrom = "profile",
+    targets_from: TargetsFrom = "profile",
     control_period_s: float = 1.0,
     series_step_s: float = 10.0,
     min_replicas: int | None = None,
@@ -212,8 +215,8 @@ def simulate(
     uniform over the specialists' domains and ``general``) drawn with
     ``seed``. Every policy targets the same requests per replica: the
     profile's batch capacity at the model's TTFT SLO for the trace's mean
-    request (``slots="profile"``), or the config's
-    ``target_ongoing_requests`` (``slots="config"``). The same inputs always
+    request (``targets_from="profile"``), or the config's
+    ``target_ongoing_requests`` (``targets_from="config"``). The same inputs always
     give the same dict.
 
     ``static-partition`` is Ray's policy with each model's ``max_replicas``
@@ -243,7 +246,7 @@ def simulate(
             "budget": budget,
             "seed": seed,
             "mix": mix,
-            "slots": slots,
+            "targets_from": targets_from,
             "control_period_s": control_period_s,
             "series_step_s": series_step_s,
         }
@@ -267,7 +270,7 @@ def simulate(
             for i in ordered
         ]
 
-    per_replica = _slots(garden, profiles, requests, slots)
+    per_replica = _targets(garden, profiles, requests, targets_from)
     horizon = max(r.arrival_s for r in requests)
     caps = (cost_cap, garden.budget.max_gpus) if policy == "garden" else (None, None)
     allowed: dict[str, int] | None = {} if caps != (None, None) else None

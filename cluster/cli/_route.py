@@ -18,7 +18,7 @@ def _ready_states(policy: Any) -> dict[str, Any]:
     from router.policy import ModelState
 
     models = {policy.generalist, *policy.owners.values()}
-    return {m: ModelState(healthy=True, queued=0, queue_limit=1) for m in models}
+    return {m: ModelState(healthy=True, outstanding=0, queue_limit=1) for m in models}
 
 
 @cli.command("route")

@@ -43,7 +43,7 @@ def _summary(report: dict[str, Any]) -> None:
         f"{report['spill_fraction']}; scale events {report['scale_events']}; cost "
         f"{report['cost_total']} (max rate {report['max_cost_rate']}/h, budget {report['budget']})"
     )
-    table = Table("model", "replica-hours", "cost", "attainment", "sized", "share", "slots")
+    table = Table("model", "replica-hours", "cost", "attainment", "sized", "share", "target")
     for name, row in report["models"].items():
         table.add_row(
             name,
@@ -52,7 +52,7 @@ def _summary(report: dict[str, Any]) -> None:
             str(row["ttft_slo_attainment"]),
             str(row["ttft_slo_attainment_sized"]),
             str(row.get("specialist_share", "")),
-            str(row["slots"]),
+            str(row["target_ongoing_requests"]),
         )
     console.print(table)
 
@@ -108,8 +108,9 @@ def _comparison(result: dict[str, Any]) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the domain mix.")
 @click.option("--mix", default=None, help="Domain weights, e.g. 'law=2,code=1,general=1'.")
 @click.option(
+    "--targets-from",
     "--slots",
-    "slots",
+    "targets_from",
     type=click.Choice(("profile", "config")),
     default="profile",
     show_default=True,
@@ -151,7 +152,7 @@ def simulate_cmd(
     budget: float | None,
     seed: int,
     mix: str | None,
-    slots: str,
+    targets_from: str,
     min_replicas: int | None,
     max_replicas: int | None,
     compare: bool,
@@ -162,7 +163,7 @@ def simulate_cmd(
     from autoscaling.simulate import (
         PolicyName,
         ProfileError,
-        SlotsFrom,
+        TargetsFrom,
         TraceError,
         TraceFormat,
         load_profiles,
@@ -187,7 +188,7 @@ def simulate_cmd(
             "budget": budget,
             "seed": seed,
             "mix": weights,
-            "slots": cast("SlotsFrom", slots),
+            "targets_from": cast("TargetsFrom", targets_from),
             "min_replicas": min_replicas,
             "max_replicas": max_replicas,
         }

@@ -19,6 +19,7 @@ from cluster.config._loading import (
 from cluster.config._lora_spec import ADAPTER_ID, AdapterSpec, LoraSpec
 from cluster.config._router_spec import AuthSpec, ClassifierSpec, TelemetrySpec, VirtualModelSpec
 from cluster.config._schema import (
+    DEFAULT_KV_TARGET,
     AutoscalingSpec,
     BudgetSpec,
     GardenConfig,
@@ -34,6 +35,7 @@ from cluster.config._schema import (
 __all__ = [
     "ADAPTER_ID",
     "DEFAULT_CONFIG_NAME",
+    "DEFAULT_KV_TARGET",
     "AdapterSpec",
     "AuthSpec",
     "AutoscalingSpec",

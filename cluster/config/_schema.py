@@ -18,6 +18,7 @@ from cluster.config._router_spec import RouterSpec, TelemetrySpec
 from cluster.config._types import Domain, Name, Strict
 
 __all__ = [
+    "DEFAULT_KV_TARGET",
     "AutoscalingSpec",
     "BudgetSpec",
     "GardenConfig",
@@ -32,6 +33,10 @@ __all__ = [
 ]
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+#: The share of a replica's KV cache the garden policy fills at most: the
+#: config's default, and the default of the policy's own ``kv_target``.
+DEFAULT_KV_TARGET = 0.85
 
 
 def _expand(text: str) -> str:
@@ -79,7 +84,7 @@ class ModelAutoscalingSpec(Strict):
         16,
         gt=0,
         description="Requests one replica serves at once within its TTFT SLO (its batch "
-        "capacity at the SLO): the garden policy's slots, and the target of Ray's default.",
+        "capacity at the SLO): the garden policy's per-replica target, and Ray's default's.",
     )
 
     policy: Literal["garden", "ray-default"] | None = Field(
@@ -303,7 +308,7 @@ class AutoscalingSpec(Strict):
         "'cpu-tiny') or a profile file written by `garden profile`.",
     )
     kv_target: float = Field(
-        0.85,
+        DEFAULT_KV_TARGET,
         gt=0,
         le=1,
         description="Fraction of each replica's KV cache the garden policy keeps in use at "

@@ -34,7 +34,7 @@ def test_load_scales_a_specialist_up_and_back_down(garden: RunningGarden) -> Non
     app, model = garden.config.name, "code"
     spec = garden.config.model(model)
     assert _replicas(app, model) == (spec.autoscaling.min_replicas,) * 2
-    # Twice the replica's slots, all running long: the policy wants 2 replicas.
+    # Twice the replica's target_ongoing_requests, all running long: the policy wants 2 replicas.
     streams = int(2 * spec.autoscaling.target_ongoing_requests)
     stop = asyncio.Event()
 

@@ -45,7 +45,7 @@ def _deployment(model: str, priority: int) -> Any:
             "policy": {
                 "policy_function": POLICY_IMPORT_PATH,
                 "policy_kwargs": {
-                    "slots": 1,
+                    "target_ongoing_requests": 1,
                     "min_replicas": 1,
                     "max_replicas": 3,
                     "app": LEDGER,

@@ -31,7 +31,7 @@ def router() -> Router:
 )
 def test_obvious_prompts_reach_the_right_model(router: Router, text: str, model: str) -> None:
     ready = {
-        m: ModelState(healthy=True, queued=0, queue_limit=4)
+        m: ModelState(healthy=True, outstanding=0, queue_limit=4)
         for m in ("medicine", "law", "finance", "code", "generalist")
     }
     features, decision = router.route(text, ready)

@@ -16,20 +16,22 @@ pytestmark = pytest.mark.unit
 
 
 def test_demand_counts_running_queued_and_spilled() -> None:
-    cap = Capacity(slots=8)
+    cap = Capacity(target_ongoing_requests=8)
     assert desired_replicas(Load(running=8), cap, 1) == 1
     assert desired_replicas(Load(running=8, queued=4, spilled=4), cap, 1) == 2
     assert desired_replicas(Load(running=0), cap, 1) == 0
 
 
 def test_kv_cache_pressure_scales_even_with_few_requests() -> None:
-    cap = Capacity(slots=32, kv_target=0.8)
+    cap = Capacity(target_ongoing_requests=32, kv_target=0.8)
     assert desired_replicas(Load(running=4, kv_usage=0.96), cap, 2) == pytest.approx(2.4)
     # A replica-less model has no cache to read: only requests count.
     assert desired_replicas(Load(running=4, kv_usage=0.96), cap, 0) == pytest.approx(0.125)
 
 
-@pytest.mark.parametrize("bad", [{"slots": 0}, {"slots": 4, "kv_target": 1.5}])
+@pytest.mark.parametrize(
+    "bad", [{"target_ongoing_requests": 0}, {"target_ongoing_requests": 4, "kv_target": 1.5}]
+)
 def test_capacity_is_validated(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="must be"):
         Capacity(**bad)
@@ -72,7 +74,7 @@ def test_load_reads_ray_custom_metrics() -> None:
 
 def test_garden_policy_without_a_profile_acts_at_once() -> None:
     # No profile: no cold start to wait out, nothing to hold for.
-    policy = GardenPolicy(slots=4, min_replicas=1, max_replicas=3)
+    policy = GardenPolicy(target_ongoing_requests=4, min_replicas=1, max_replicas=3)
     ctx = Ctx(total_running_requests=10, target_num_replicas=1)
     assert _run(policy, ctx, 0) == 3
     ctx.target_num_replicas = ctx.current_num_replicas = 3
@@ -103,9 +105,9 @@ def test_garden_policy_accepts_rays_own_context() -> None:
         current_time=100.0,
         config=AutoscalingConfig(min_replicas=1, max_replicas=4),
     )
-    policy = GardenPolicy(slots=8, min_replicas=1, max_replicas=4)
+    policy = GardenPolicy(target_ongoing_requests=8, min_replicas=1, max_replicas=4)
     replicas, state = policy(ctx)
-    assert replicas == 3  # 20 requests over 8 slots
+    assert replicas == 3  # 20 requests over 8 target_ongoing_requests
     assert isinstance(state, dict)
 
 
@@ -117,14 +119,14 @@ def test_policies_sharing_a_ledger_stay_inside_the_budget() -> None:
 
     def policy(model: str, cost: float) -> GardenPolicy:
         return GardenPolicy(
-            slots=4, min_replicas=1, max_replicas=4, model=model, cost_per_hour=cost,
-            ledger=ledger, on_capped=heard.append,
+            target_ongoing_requests=4, min_replicas=1, max_replicas=4, model=model,
+            cost_per_hour=cost, ledger=ledger, on_capped=heard.append,
         )  # fmt: skip
 
     law, generalist = policy("law", 0.5), policy("generalist", 1.0)
     busy, idle = Ctx(total_running_requests=16), Ctx(total_running_requests=1)
     assert _run(generalist, idle, 0) == 1
-    # law wants 4 (16 requests / 4 slots); 1.0 + 4 x 0.5 = 3.0 > 2.5: it gets 3.
+    # law wants 4 (16 requests / 4 target_ongoing_requests); 1.0 + 4 x 0.5 = 3.0 > 2.5: it gets 3.
     assert _run(law, busy, 0) == 3
     assert heard[-1] == frozenset({"law"})
     spent = 1.0 * 1 + 0.5 * 3
@@ -134,7 +136,7 @@ def test_policies_sharing_a_ledger_stay_inside_the_budget() -> None:
 def test_spilled_requests_are_the_specialists_demand() -> None:
     spills = {"law": 12.0}
     policy = GardenPolicy(
-        slots=4, min_replicas=0, max_replicas=4, model="law",
+        target_ongoing_requests=4, min_replicas=0, max_replicas=4, model="law",
         spilled=lambda model: spills.get(model, 0.0),
     )  # fmt: skip
     # Scaled to zero, nothing reaches law; its spilled demand still asks for 3.

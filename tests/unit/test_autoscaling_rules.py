@@ -32,7 +32,9 @@ PROFILE = Profile(
 
 
 def _capacity(**kw: Any) -> Capacity:
-    return Capacity(slots=4, profile=PROFILE, ttft_s=1.0, ttft_s_per_token=0.00025, **kw)
+    return Capacity(
+        target_ongoing_requests=4, profile=PROFILE, ttft_s=1.0, ttft_s_per_token=0.00025, **kw
+    )
 
 
 def test_one_long_prompt_weighs_like_many_short_ones() -> None:
@@ -42,8 +44,8 @@ def test_one_long_prompt_weighs_like_many_short_ones() -> None:
     long = Load(running=2, prompt_tokens_per_s=64_000, requests_per_s=8, prefill_tokens_waiting=0)
     assert desired_replicas(short, cap, 1) < 1
     assert desired_replicas(long, cap, 1) > 6  # 64k tokens/s on a 10k tokens/s replica
-    # The request count alone (2 running over 4 slots) sees no difference.
-    assert Load(running=2).demand / cap.slots == 0.5
+    # The request count alone (2 running over 4 target_ongoing_requests) sees no difference.
+    assert Load(running=2).demand / cap.target_ongoing_requests == 0.5
 
 
 def test_waiting_prompt_tokens_add_the_replicas_that_clear_them_within_the_slo() -> None:
@@ -99,7 +101,7 @@ def _step(policy: Any, ctx: Ctx, t: float) -> int:
 
 def test_growth_is_early_on_a_rising_trend() -> None:
     wishes = iter([0.2, 0.5, 0.8, 0.9])
-    timing = Timing(cold_start_s=100, slots=4)
+    timing = Timing(cold_start_s=100, target_ongoing_requests=4)
     policy = timed(lambda ctx: (next(wishes), dict(ctx.policy_state)), timing)
     ctx = Ctx(target_num_replicas=1)
     # Grown at 0.8, before the wish passes 1, once its doubling would pass 1.
@@ -109,7 +111,7 @@ def test_growth_is_early_on_a_rising_trend() -> None:
 def test_a_step_up_from_nothing_asks_for_one_replica_not_two() -> None:
     """Scale from zero: the first spills are a step, not a trend to extrapolate."""
     wishes = iter([0.0, 0.0, 0.25, 0.25, 0.25])
-    timing = Timing(cold_start_s=200, slots=16)
+    timing = Timing(cold_start_s=200, target_ongoing_requests=16)
     policy = timed(lambda ctx: (next(wishes), dict(ctx.policy_state)), timing)
     ctx = Ctx(target_num_replicas=0, current_num_replicas=0)
     decided = []
@@ -122,7 +124,9 @@ def test_a_step_up_from_nothing_asks_for_one_replica_not_two() -> None:
 def test_a_fading_burst_goes_to_a_generalist_with_room() -> None:
     def run(room: bool) -> list[int]:
         wishes = iter([3.0, 2.5, 2.0])
-        timing = Timing(cold_start_s=100, slots=4, overflow_room=lambda ctx, excess: room)
+        timing = Timing(
+            cold_start_s=100, target_ongoing_requests=4, overflow_room=lambda ctx, excess: room
+        )
         policy = timed(lambda ctx: (next(wishes), dict(ctx.policy_state)), timing)
         ctx = Ctx(target_num_replicas=1)
         return [_step(policy, ctx, t) for t in (0, 10, 20)]
@@ -132,7 +136,9 @@ def test_a_fading_burst_goes_to_a_generalist_with_room() -> None:
 
 
 def test_an_idle_replica_is_held_for_the_break_even_time() -> None:
-    timing = Timing(cold_start_s=10, slots=4, miss_penalty=4)  # a cold start costs 50 s of rent
+    timing = Timing(
+        cold_start_s=10, target_ongoing_requests=4, miss_penalty=4
+    )  # a cold start costs 50 s of rent
     wishes = iter([3.0] + [1.0] * 10)
     policy = timed(lambda ctx: (next(wishes), dict(ctx.policy_state)), timing)
     ctx = Ctx(target_num_replicas=3, current_num_replicas=3)
@@ -141,7 +147,9 @@ def test_an_idle_replica_is_held_for_the_break_even_time() -> None:
 
 
 def test_the_garden_policy_reads_the_work_metrics_of_its_replicas() -> None:
-    policy = GardenPolicy(slots=4, min_replicas=1, max_replicas=8, profile=PROFILE)
+    policy = GardenPolicy(
+        target_ongoing_requests=4, min_replicas=1, max_replicas=8, profile=PROFILE
+    )
     ctx = Ctx(
         total_running_requests=2,
         aggregated_metrics={
@@ -245,7 +253,7 @@ def test_the_season_remembers_each_slots_peak_from_complete_days() -> None:
 
 
 def test_growth_comes_a_cold_start_before_a_ramp_seen_the_day_before() -> None:
-    timing = Timing(cold_start_s=300, slots=4)
+    timing = Timing(cold_start_s=300, target_ongoing_requests=4)
 
     def ramp(t: float) -> float:  # one replica's load, and four from 09:00 to 09:30
         return 4.0 if NINE <= t % DAY < NINE + 1800 else 1.0

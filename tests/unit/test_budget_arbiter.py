@@ -10,7 +10,12 @@ pytestmark = pytest.mark.unit
 
 
 def _claim(model: str, wish: int, demand: float, **kw: float) -> Claim:
-    base = {"slots": 8.0, "min_replicas": 1, "max_replicas": 4, "cost_per_hour": 1.0}
+    base = {
+        "target_ongoing_requests": 8.0,
+        "min_replicas": 1,
+        "max_replicas": 4,
+        "cost_per_hour": 1.0,
+    }
     base.update(kw)
     return Claim(model, wish, demand, **base)  # type: ignore[arg-type]
 

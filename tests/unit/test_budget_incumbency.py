@@ -38,7 +38,7 @@ def test_a_budget_does_not_skip_the_downscale_delay() -> None:
         cold_start_s=12,
     )  # fmt: skip
     policy = GardenPolicy(
-        slots=4, min_replicas=1, max_replicas=4, model="law", cost_per_hour=1.0,
+        target_ongoing_requests=4, min_replicas=1, max_replicas=4, model="law", cost_per_hour=1.0,
         ledger=ledger, on_capped=lambda _: None, profile=profile,
     )  # fmt: skip
     ctx = Ctx(total_running_requests=12)

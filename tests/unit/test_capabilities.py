@@ -25,7 +25,7 @@ pytestmark = pytest.mark.unit
 
 TOOLS = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
 READY = {
-    name: ModelState(healthy=True, queued=0, queue_limit=4)
+    name: ModelState(healthy=True, outstanding=0, queue_limit=4)
     for name in ("medicine", "code", "generalist")
 }
 PLAIN = Capabilities(max_model_len=2048)
@@ -141,7 +141,7 @@ def test_without_a_capable_generalist_the_best_capable_specialist_serves() -> No
 
 def test_no_spill_moves_a_request_to_a_generalist_that_cannot_serve_it() -> None:
     policy = _with_tools("code")
-    busy = {**READY, "code": ModelState(healthy=True, queued=4, queue_limit=4)}
+    busy = {**READY, "code": ModelState(healthy=True, outstanding=4, queue_limit=4)}
     d = decide(Features("code", 0.99), busy, policy, Needs(tools=True))
     assert (d.model, d.reason) == ("code", Reason.SPECIALIST)
     down = {**READY, "code": ModelState(healthy=False, running=0)}

@@ -64,7 +64,7 @@ def test_the_garden_policy_times_itself_by_its_profile_not_rays_delays() -> None
     assert policy["policy_function"] == "autoscaling.policy:GardenPolicy"
     kwargs = policy["policy_kwargs"]
     assert "upscale_delay_s" not in kwargs and "downscale_delay_s" not in kwargs
-    assert kwargs["slots"] == spec.autoscaling.target_ongoing_requests
+    assert kwargs["target_ongoing_requests"] == spec.autoscaling.target_ongoing_requests
     assert kwargs["profile"] == garden.autoscaling.profile == "cpu-tiny"
     assert kwargs["generalist"] == garden.generalist.name
     assert kwargs["ttft_ms"] == spec.slo.ttft_ms

@@ -19,7 +19,7 @@ def test_unknown_until_observed_then_capacity_follows_replicas() -> None:
     assert not states.snapshot()["law"].healthy
     states.observe({"law": 2, "generalist": 1})
     law = states.snapshot()["law"]
-    assert law.healthy and law.queue_limit == 4 and law.queued == 0
+    assert law.healthy and law.queue_limit == 4 and law.outstanding == 0
     states.observe({"generalist": 1})  # law has no running replica any more
     assert not states.snapshot()["law"].healthy
 

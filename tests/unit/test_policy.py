@@ -26,7 +26,7 @@ CONFIG = PolicyConfig(
     thresholds={"law": 0.8},
 )
 READY = {
-    name: ModelState(healthy=True, queued=0, queue_limit=4)
+    name: ModelState(healthy=True, outstanding=0, queue_limit=4)
     for name in ("medicine", "law", "finance", "code", "generalist")
 }
 
@@ -99,18 +99,18 @@ def test_budget_capped_specialist_spills() -> None:
 
 def test_capped_overflow_stays_when_the_generalist_is_past_its_own_target() -> None:
     states = {
-        **_with("finance", budget_capped=True, target_limit=1, queued=2),
-        "generalist": ModelState(healthy=True, queued=3, queue_limit=8, target_limit=3),
+        **_with("finance", budget_capped=True, target_limit=1, outstanding=2),
+        "generalist": ModelState(healthy=True, outstanding=3, queue_limit=8, target_limit=3),
     }
     assert decide(Features("finance", 0.9), states, CONFIG).reason is Reason.SPECIALIST
-    states["finance"] = replace(states["finance"], queued=4)  # and now its queue is full
+    states["finance"] = replace(states["finance"], outstanding=4)  # and now its queue is full
     assert decide(Features("finance", 0.9), states, CONFIG).reason is Reason.OVERLOADED
 
 
 @pytest.mark.parametrize(("queued", "reason"), [(1, Reason.SPECIALIST), (2, Reason.BUDGET_CAPPED)])
 def test_budget_capped_specialist_spills_only_its_overflow(queued: int, reason: Reason) -> None:
     # Capped means "no more replicas": the ones it has still serve up to their target.
-    states = _with("finance", budget_capped=True, target_limit=2, queued=queued)
+    states = _with("finance", budget_capped=True, target_limit=2, outstanding=queued)
     d = decide(Features("finance", 0.9), states, CONFIG)
     assert (d.reason, d.model) == (
         reason,
@@ -120,20 +120,20 @@ def test_budget_capped_specialist_spills_only_its_overflow(queued: int, reason: 
 
 @pytest.mark.parametrize(("queued", "reason"), [(3, Reason.SPECIALIST), (4, Reason.OVERLOADED)])
 def test_full_queue_spills(queued: int, reason: Reason) -> None:
-    d = decide(Features("law", 0.9), _with("law", queued=queued), CONFIG)
+    d = decide(Features("law", 0.9), _with("law", outstanding=queued), CONFIG)
     assert d.reason is reason
 
 
 def test_health_is_checked_before_budget_and_load() -> None:
-    states = _with("law", healthy=False, budget_capped=True, queued=10)
+    states = _with("law", healthy=False, budget_capped=True, outstanding=10)
     assert decide(Features("law", 0.9), states, CONFIG).reason is Reason.UNHEALTHY
-    states = _with("law", budget_capped=True, queued=10)
+    states = _with("law", budget_capped=True, outstanding=10)
     assert decide(Features("law", 0.9), states, CONFIG).reason is Reason.BUDGET_CAPPED
 
 
 def test_never_spill_policy_keeps_the_specialist() -> None:
     strict = PolicyConfig(CONFIG.generalist, CONFIG.owners, 0.6, spill=False)
-    states = _with("law", healthy=False, budget_capped=True, queued=10)
+    states = _with("law", healthy=False, budget_capped=True, outstanding=10)
     assert decide(Features("law", 0.9), states, strict).model == "law"
     # Low confidence is a classification outcome, not a fallback: still general.
     assert decide(Features("law", 0.2), states, strict).reason is Reason.LOW_CONFIDENCE

@@ -28,7 +28,7 @@ POLICY = PolicyConfig(
     generalist="generalist", owners={"medicine": "medicine", "law": "law"}, default_threshold=0.6
 )
 READY = {
-    name: ModelState(healthy=True, queued=0, queue_limit=4, running=1)
+    name: ModelState(healthy=True, outstanding=0, queue_limit=4, running=1)
     for name in ("medicine", "law", "generalist")
 }
 LAW = Features("law", 0.97, {"law": 0.97, "medicine": 0.02, "general": 0.01})
@@ -64,9 +64,11 @@ def test_the_session_keeps_the_decided_domain_of_a_multi_domain_specialist() -> 
     [
         (ModelState(healthy=False, running=0), Reason.UNHEALTHY),
         (ModelState(healthy=False, running=0, starting=1), Reason.COLD_START),
-        (ModelState(healthy=True, queued=4, queue_limit=4, running=1), Reason.OVERLOADED),
+        (ModelState(healthy=True, outstanding=4, queue_limit=4, running=1), Reason.OVERLOADED),
         (
-            ModelState(healthy=True, queued=2, queue_limit=4, budget_capped=True, target_limit=2),
+            ModelState(
+                healthy=True, outstanding=2, queue_limit=4, budget_capped=True, target_limit=2
+            ),
             Reason.BUDGET_CAPPED,
         ),
     ],
