@@ -28,6 +28,7 @@ __all__ = [
     "QueueFullError",
     "RayServiceNotFoundError",
     "RequestError",
+    "RequestTooLargeError",
     "StartupError",
     "UnsupportedRequestError",
     "UpstreamError",
@@ -143,6 +144,15 @@ class UnsupportedRequestError(InvalidRequestError):
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message, param=param, code="unsupported_feature")
+
+
+class RequestTooLargeError(InvalidRequestError):
+    """The request body is over ``router.request_limits.max_body_bytes`` (413)."""
+
+    status_code = 413
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="request_too_large")
 
 
 class AuthenticationError(RequestError):

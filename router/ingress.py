@@ -49,6 +49,7 @@ from cluster.exceptions import (
 )
 from cluster.store import RayKVStore, SharedStore
 from router import _health
+from router._body import read_body, read_json_body
 from router._dispatch import REPLICA_FAILURES, Dispatcher, Reply
 from router._http import error_response
 from router._needs import needs_of
@@ -120,17 +121,6 @@ async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     err = RequestError(str(exc.detail), code=str(exc.status_code))
     err.status_code = exc.status_code
     return error_response(err)
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InvalidRequestError(f"request body is not valid JSON: {err}") from err
-    if not isinstance(body, dict):
-        raise InvalidRequestError(f"request body must be a JSON object, got {type(body).__name__}")
-    return body
 
 
 def _request_id(request: Request) -> str:
@@ -252,6 +242,7 @@ class Router:
         )
         self._reaped_at = time.monotonic()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._limits = spec.request_limits
 
     # -- OpenAI routes ----------------------------------------------------
 
@@ -274,7 +265,7 @@ class Router:
     async def chat(self, request: Request) -> Response:
         """OpenAI chat completions, streaming or not."""
         self._authorize(request)
-        body = await _json_body(request)
+        body = await self._json_body(request)
         return await self._serve(
             "chat", body, _request_id(request), session_key(request.headers, body)
         )
@@ -283,7 +274,7 @@ class Router:
     async def completions(self, request: Request) -> Response:
         """OpenAI (legacy) completions, streaming or not."""
         self._authorize(request)
-        body = await _json_body(request)
+        body = await self._json_body(request)
         return await self._serve(
             "completions", body, _request_id(request), session_key(request.headers, body)
         )
@@ -296,6 +287,12 @@ class Router:
             self._background(self._sessions.reap())
 
     # -- dispatch -----------------------------------------------------------
+
+    async def _json_body(self, request: Request) -> dict[str, Any]:
+        """The body as a JSON object, within ``router.request_limits`` (413 or 400 if not)."""
+        limit = self._limits.max_body_bytes
+        raw = await read_body(request.stream(), request.headers.get("content-length"), limit)
+        return read_json_body(raw, self._limits)
 
     def _authorize(self, request: Request) -> None:
         """Every /v1 route starts here: 401 without a known key when router.auth is set."""

@@ -17,7 +17,13 @@ from cluster.config._loading import (
     read_yaml_file,
 )
 from cluster.config._lora_spec import ADAPTER_ID, AdapterSpec, LoraSpec
-from cluster.config._router_spec import AuthSpec, ClassifierSpec, TelemetrySpec, VirtualModelSpec
+from cluster.config._router_spec import (
+    AuthSpec,
+    ClassifierSpec,
+    RequestLimitsSpec,
+    TelemetrySpec,
+    VirtualModelSpec,
+)
 from cluster.config._schema import (
     DEFAULT_KV_TARGET,
     AutoscalingSpec,
@@ -46,6 +52,7 @@ __all__ = [
     "LoraSpec",
     "ModelAutoscalingSpec",
     "ModelSpec",
+    "RequestLimitsSpec",
     "ResourceSpec",
     "RouterSpec",
     "SLOSpec",

@@ -8,7 +8,14 @@ from pydantic import Field, StringConstraints, field_validator
 
 from cluster.config._types import Domain, Name, Strict
 
-__all__ = ["AuthSpec", "ClassifierSpec", "RouterSpec", "TelemetrySpec", "VirtualModelSpec"]
+__all__ = [
+    "AuthSpec",
+    "ClassifierSpec",
+    "RequestLimitsSpec",
+    "RouterSpec",
+    "TelemetrySpec",
+    "VirtualModelSpec",
+]
 
 _IMPORT_PATH = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -68,6 +75,32 @@ def _default_virtual_models() -> list[VirtualModelSpec]:
             name="auto", description="Specialized-first routing with generalist fallback."
         )
     ]
+
+
+class RequestLimitsSpec(Strict):
+    """What one request may be, checked by the router before anything else reads it."""
+
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        le=1024**3,
+        description="Largest request body, bytes; a larger one is refused with 413 as it "
+        "arrives, before it is parsed or tokenized (16 MiB leaves room for a few base64 "
+        "images).",
+    )
+    max_json_depth: int = Field(
+        64,
+        ge=4,
+        le=512,
+        description="Deepest nesting of objects and arrays a body may have (OpenAI bodies "
+        "need under 10); deeper is a 400.",
+    )
+    max_messages: int = Field(
+        4096,
+        ge=1,
+        le=1_000_000,
+        description="Most chat messages one request may carry; more is a 400.",
+    )
 
 
 class RouterSpec(Strict):
@@ -135,6 +168,10 @@ class RouterSpec(Strict):
         1024, ge=1, le=100_000, description="Requests one router replica handles at once."
     )
     auth: AuthSpec = Field(default_factory=AuthSpec, description="API keys clients must send.")
+    request_limits: RequestLimitsSpec = Field(
+        default_factory=RequestLimitsSpec,
+        description="Size, nesting and message-count limits of a request body.",
+    )
 
     @field_validator("virtual_models")
     @classmethod

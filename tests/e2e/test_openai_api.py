@@ -147,6 +147,26 @@ def test_malformed_json_is_400(garden: RunningGarden) -> None:
     assert r.json()["error"]["type"] == "invalid_request_error"
 
 
+def test_oversized_and_deeply_nested_bodies_are_refused_cleanly(
+    garden: RunningGarden, client: openai.OpenAI
+) -> None:
+    """Through the real ingress: 413 for 30 MB, 400 for 5,000 levels of nesting, never a 500."""
+    url = f"{garden.endpoint}/chat/completions"
+    limit = garden.config.router.request_limits.max_body_bytes
+    huge = b'{"model": "law", "messages": [{"role": "user", "content": "' + b"x" * (30 << 20)
+    r = httpx.post(url, content=huge + b'"}]}', timeout=120)
+    assert limit < 30 << 20
+    assert r.status_code == 413, r.text
+    assert r.json()["error"]["code"] == "request_too_large"
+    deep = b'{"model": "law", "messages": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    r = httpx.post(url, content=deep, timeout=60)
+    assert r.status_code == 400, r.text
+    assert "nests deeper than" in r.json()["error"]["message"]
+    # And the garden still answers.
+    reply = client.chat.completions.create(model="law", messages=MESSAGES, max_tokens=2)
+    assert reply.choices[0].message is not None
+
+
 @pytest.mark.parametrize(
     ("body", "param"),
     [
