@@ -27,13 +27,15 @@ from cluster.exceptions import (
     FirstTokenTimeoutError,
     ModelUnavailableError,
     QueueFullError,
-    RequestError,
     UpstreamError,
 )
 from deployments.protocol import ReplyHead
 from router._state import ModelStates
 
-__all__ = ["REPLICA_FAILURES", "Dispatcher", "Reply"]
+__all__ = ["COOLDOWN_CODE", "REPLICA_FAILURES", "Dispatcher", "Reply"]
+
+#: The error code of a request that left a model whose cooldown started while it waited.
+COOLDOWN_CODE = "model_cooldown"
 
 #: Failures of a replica or of the call to it, as Ray and Serve raise them.
 #: Over Serve's gRPC transport, codes other than UNAVAILABLE arrive as they are.
@@ -119,12 +121,18 @@ class Dispatcher:
         replacement replica, a whole cold start later; a caller with
         somewhere else to go sets this.
 
-        With ``deadline_s``, a head that takes longer cancels the request and
-        raises :class:`~cluster.exceptions.FirstTokenTimeoutError`. Failures before the head raise
-        :class:`QueueFullError`, :class:`ModelUnavailableError` or
-        :class:`UpstreamError`, and mark the model suspect in the states.
+        With ``deadline_s``, a head that takes longer cancels the request,
+        starts the model's cooldown and raises
+        :class:`~cluster.exceptions.FirstTokenTimeoutError`. Failures before
+        the head raise :class:`QueueFullError`, :class:`ModelUnavailableError`
+        or :class:`UpstreamError`, and count towards a cooldown. With
+        ``abandon_when_down``, a request still waiting when the model's
+        cooldown starts (another request missed its deadline) leaves at once,
+        with :class:`ModelUnavailableError` (code ``model_cooldown``).
+        A request cancelled while it waits (the client left) is cancelled at
+        the replica too, and stops counting.
         """
-        self._states.begin(model, spilled_from)
+        probe = self._states.begin(model, spilled_from)
         handle = self._handles[model]
         served = model
         if adapter is not None:
@@ -138,9 +146,12 @@ class Dispatcher:
         )
         try:
             head = await self._head(model, replies, deadline_s, abandon_when_down)
-        except RequestError:
+        except BaseException:  # a RequestError, or the client gone (CancelledError)
             self._states.end(model, spilled_from)
             raise
+        finally:
+            if probe:
+                self._states.release(model)  # no-op once a verdict was recorded
         return Reply(model, head, replies, self._states, spilled_from)
 
     async def _first(
@@ -175,6 +186,12 @@ class Dispatcher:
                         code="model_unavailable",
                         retry_after=self._retry_after,
                     )
+                if self._states.open_now(model):
+                    raise ModelUnavailableError(
+                        f"model {model!r} went into cooldown before answering",
+                        code=COOLDOWN_CODE,
+                        retry_after=self._retry_after,
+                    )
         finally:
             first.cancel()  # stop waiting (no-op once done); _head cancels the request itself
 
@@ -187,12 +204,17 @@ class Dispatcher:
     ) -> ReplyHead:
         try:
             head = await self._first(model, replies, deadline_s, abandon_when_down)
-        except ModelUnavailableError:
+        except ModelUnavailableError as err:
             replies.cancel()  # type: ignore[no-untyped-call]  # drop it from Serve's queue
-            self._states.failed(model)
+            if err.code != COOLDOWN_CODE:  # the cooldown already counts the model out
+                self._states.failed(model)
+            raise
+        except asyncio.CancelledError:
+            replies.cancel()  # type: ignore[no-untyped-call]  # the replica aborts the request
             raise
         except TimeoutError as err:
             replies.cancel()  # type: ignore[no-untyped-call]  # the replica aborts the request
+            self._states.missed(model)
             raise FirstTokenTimeoutError(
                 f"model {model!r} sent no first token within {(deadline_s or 0) * 1000:.0f} ms"
             ) from err
@@ -215,4 +237,6 @@ class Dispatcher:
             raise UpstreamError(f"model {model!r} failed: {err.cause!r}") from err
         if not isinstance(head, ReplyHead):
             raise UpstreamError(f"model {model!r} sent an unexpected reply {type(head).__name__}")
+        if head.status < 500:
+            self._states.answered(model)
         return head

@@ -3,9 +3,10 @@
 Two sources feed it, and the docs say so (``docs/architecture.md``):
 
 * the router's own counters: requests it has outstanding at each model
-  (``begin``/``end``), and dispatch failures it saw (``failed``), which mark
-  a model suspect for ``suspect_s`` seconds so that following requests do not
-  try a replica that just died before Serve notices;
+  (``begin``/``end``), and the failures and deadline misses it saw
+  (``failed``, ``missed``), which put a model in cooldown
+  (:mod:`router._cooldown`) so that following requests neither try a
+  replica that just died before Serve notices nor wait on a stalled one;
 * Ray Serve's controller: the running replicas of each deployment, pushed in
   with :meth:`ModelStates.observe` at least once a second by the ingress.
 
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
+from router._cooldown import Cooldowns
 from router.policy import ModelState
 
 __all__ = ["ModelStates"]
@@ -30,7 +32,8 @@ class ModelStates:
     ``per_replica`` maps each model to its ``max_ongoing_requests``, and
     ``targets`` to its ``target_ongoing_requests`` (absent: unknown, and
     the queue limit stands in). Until the first :meth:`observe`,
-    every model counts as unhealthy (no replica known).
+    every model counts as unhealthy (no replica known). ``failures``,
+    ``window_s`` and ``cooldown_s`` are the cooldowns' (``router.cooldown``).
     """
 
     def __init__(
@@ -38,7 +41,9 @@ class ModelStates:
         per_replica: Mapping[str, int],
         *,
         targets: Mapping[str, float] | None = None,
-        suspect_s: float = 5.0,
+        failures: int = 1,
+        window_s: float = 10.0,
+        cooldown_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._per_replica = dict(per_replica)
@@ -46,18 +51,25 @@ class ModelStates:
         self._outstanding = dict.fromkeys(per_replica, 0)
         self._running = dict.fromkeys(per_replica, 0)
         self._starting = dict.fromkeys(per_replica, 0)
-        self._suspect_until = dict.fromkeys(per_replica, float("-inf"))
+        self._cooldowns = Cooldowns(
+            failures=failures, window_s=window_s, cooldown_s=cooldown_s, clock=clock
+        )
         self._budget_capped: set[str] = set()
         self._spilled = dict.fromkeys(per_replica, 0)
-        self._suspect_s = suspect_s
         self._clock = clock
         self.observed_at: float | None = None
 
-    def begin(self, model: str, spilled_from: str | None = None) -> None:
-        """A request was dispatched to ``model``, in place of ``spilled_from`` if set."""
+    def begin(self, model: str, spilled_from: str | None = None) -> bool:
+        """A request was dispatched to ``model``, in place of ``spilled_from`` if set.
+
+        True when it is the probe of ``model``'s ending cooldown: its outcome
+        (:meth:`answered`, :meth:`failed`, :meth:`missed`, else
+        :meth:`release`) decides whether the cooldown ends.
+        """
         self._outstanding[model] += 1
         if spilled_from is not None:
             self._spilled[spilled_from] += 1
+        return self._cooldowns.begin(model)
 
     def end(self, model: str, spilled_from: str | None = None) -> None:
         """A request to ``model`` finished (answered, failed or cancelled)."""
@@ -70,12 +82,32 @@ class ModelStates:
         return dict(self._spilled)
 
     def failed(self, model: str) -> None:
-        """``model`` failed a request before answering: treat it as unhealthy a while.
+        """``model`` failed a request before answering (enough of these: a cooldown).
 
         ``model`` may be an alias of :meth:`snapshot` (an adapter): then only
-        it is suspect, not the base model it runs on.
+        it cools down, not the base model it runs on.
         """
-        self._suspect_until[model] = self._clock() + self._suspect_s
+        self._cooldowns.failed(model)
+
+    def missed(self, model: str) -> None:
+        """``model`` missed a routed request's deadline: a cooldown starts now."""
+        self._cooldowns.missed(model)
+
+    def answered(self, model: str) -> None:
+        """``model`` answered a request (its head arrived); a probe's answer ends a cooldown."""
+        self._cooldowns.answered(model)
+
+    def release(self, model: str) -> None:
+        """The probe sent to ``model`` ended without a verdict (cancelled)."""
+        self._cooldowns.release(model)
+
+    def cooling(self, model: str) -> bool:
+        """True while routed requests must avoid ``model``: in cooldown, or probing."""
+        return self._cooldowns.cooling(model)
+
+    def open_now(self, model: str) -> bool:
+        """True while ``model``'s cooldown proper runs: requests waiting on it should leave."""
+        return self._cooldowns.open_now(model)
 
     def observe(
         self,
@@ -108,18 +140,18 @@ class ModelStates:
         ``<model>:<adapter>`` runs on its base model's replicas.
         """
         states = self._states()
-        now = self._clock()
         for alias, model in (aliases or {}).items():
             base = states[model]
-            suspect = now < self._suspect_until.get(alias, float("-inf"))
-            states[alias] = replace(base, healthy=False) if suspect else base
+            cooling = self._cooldowns.cooling(alias)
+            states[alias] = replace(base, healthy=False, cooling=True) if cooling else base
         return states
 
     def _states(self) -> dict[str, ModelState]:
-        now = self._clock()
+        cooling = {model: self._cooldowns.cooling(model) for model in self._per_replica}
         return {
             model: ModelState(
-                healthy=self._running[model] > 0 and now >= self._suspect_until[model],
+                healthy=self._running[model] > 0 and not cooling[model],
+                cooling=cooling[model],
                 outstanding=self._outstanding[model],
                 queue_limit=max(1, self._running[model] * per_replica),
                 budget_capped=model in self._budget_capped,

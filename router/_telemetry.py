@@ -135,10 +135,13 @@ class RouteTelemetry:
         decision: Decision,
         seconds: float,
         session: Session | None = None,
+        *,
+        cooldown: bool = False,
     ) -> None:
         """Record the final decision of a virtual-model request on ``span`` and the metrics.
 
-        ``session`` is the conversation's decision the turn was routed by, if any.
+        ``session`` is the conversation's decision the turn was routed by, if
+        any; ``cooldown`` says that the specialist was unhealthy for a cooldown.
         """
         attributes: dict[str, Any] = {
             semconv.ATTR_RESPONSE_MODEL: decision.model,
@@ -152,6 +155,8 @@ class RouteTelemetry:
             attributes[semconv.ATTR_STAGE] = features.stage
         if session is not None and decision.reason is Reason.SESSION:
             attributes[semconv.ATTR_SESSION_REASON] = session.reason.value
+        if cooldown:
+            attributes[semconv.ATTR_COOLDOWN] = True
         span.set_attributes(attributes)
         if self._metrics is not None:
             self._metrics.record(decision, seconds)

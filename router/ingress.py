@@ -50,7 +50,7 @@ from cluster.exceptions import (
 from cluster.store import RayKVStore, SharedStore
 from router import _health
 from router._body import read_body, read_json_body
-from router._dispatch import REPLICA_FAILURES, Dispatcher, Reply
+from router._dispatch import COOLDOWN_CODE, REPLICA_FAILURES, Dispatcher, Reply
 from router._http import error_response
 from router._needs import needs_of
 from router._sessions import Sessions, session_key
@@ -211,9 +211,13 @@ class Router:
         # This replica's own key for the reports several router replicas make.
         self._writer = uuid.uuid4().hex
         self._deadline_s = spec.first_token_deadline_ms / 1000
+        self._reply_deadline_s = spec.reply_deadline_ms / 1000
         self._states = ModelStates(
             {m.name: m.limits.max_ongoing_requests for m in garden.models},
             targets={m.name: m.autoscaling.target_ongoing_requests for m in garden.models},
+            failures=spec.cooldown.failures,
+            window_s=spec.cooldown.window_s,
+            cooldown_s=spec.cooldown.cooldown_s,
         )
         self._dispatcher = Dispatcher(
             models, self._states, spec.retry_after_s, watch_period_s=spec.state_refresh_s
@@ -366,7 +370,13 @@ class Router:
         decision = decide(features, states, policy, needs, session)
         seconds = time.perf_counter() - started
         reply, decision = await self._send_routed(decision, policy, endpoint, body, needs)
-        self._telemetry.routed(span, features, decision, seconds, session)
+        lost = decision.fallback_from
+        cooldown = (
+            lost is not None
+            and decision.reason is Reason.UNHEALTHY
+            and (states[lost].cooling or self._states.cooling(lost))
+        )
+        self._telemetry.routed(span, features, decision, seconds, session, cooldown=cooldown)
         if self._sessions is not None and key is not None and readable:
             after = session_after(decision, policy, session)
             # Kept only when the model answered: a failed turn proves nothing.
@@ -407,7 +417,7 @@ class Router:
         if stays or decision.model == policy.generalist:
             lost = decision.fallback_from if decision.reason in _DEMAND_SPILLS else None
             return await send(decision.model, endpoint, body, spilled_from=lost), decision
-        deadline = self._deadline_s if body.get("stream") else None
+        deadline = self._deadline_s if body.get("stream") else self._reply_deadline_s
         try:
             reply = await send(
                 decision.model, endpoint, body, deadline_s=deadline, abandon_when_down=True
@@ -416,7 +426,10 @@ class Router:
             reason = Reason.OVERLOADED
         except FirstTokenTimeoutError:
             reason = Reason.FIRST_TOKEN_DEADLINE
-        except (ModelUnavailableError, UpstreamError):
+        except ModelUnavailableError as err:
+            # Left a specialist whose cooldown began while it waited: as if it had been cooling.
+            reason = Reason.UNHEALTHY if err.code == COOLDOWN_CODE else Reason.SPECIALIST_ERROR
+        except UpstreamError:
             reason = Reason.SPECIALIST_ERROR
         else:
             if reply.head.status < 500:

@@ -139,10 +139,12 @@ class ModelState:
     requests up to it and spills only the overflow. ``running`` and
     ``starting`` count its replicas that Serve runs and is starting (a
     scale-up, from zero or not, or a garden still coming up); ``running``
-    is ``None`` where not known.
+    is ``None`` where not known. ``cooling`` says that it is unhealthy for
+    a cooldown (a missed deadline or failures, :mod:`router._cooldown`).
     """
 
     healthy: bool
+    cooling: bool = False
     outstanding: int = 0
     queue_limit: int = 1
     budget_capped: bool = False
@@ -350,16 +352,17 @@ _PARAMS = {
 
 
 _DISPATCH_FALLBACKS = frozenset(
-    {Reason.SPECIALIST_ERROR, Reason.FIRST_TOKEN_DEADLINE, Reason.OVERLOADED}
+    {Reason.SPECIALIST_ERROR, Reason.FIRST_TOKEN_DEADLINE, Reason.OVERLOADED, Reason.UNHEALTHY}
 )
 
 
 def fall_back(decision: Decision, reason: Reason, config: PolicyConfig) -> Decision:
     """Re-route a dispatched specialist request to the generalist, before any byte was sent.
 
-    Used for ``specialist_error``, ``first_token_deadline`` and
-    ``overloaded`` (the specialist's own queue refused the request). A
-    decision that already went to the generalist cannot fall back further.
+    Used for ``specialist_error``, ``first_token_deadline``, ``overloaded``
+    (the specialist's own queue refused the request) and ``unhealthy`` (its
+    cooldown began while the request waited). A decision that already went
+    to the generalist cannot fall back further.
     """
     if reason not in _DISPATCH_FALLBACKS:
         raise ValueError(f"{reason.value!r} is decided up front, not a dispatch-time fallback")

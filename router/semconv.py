@@ -12,6 +12,7 @@ from typing import Final
 
 __all__ = [
     "ATTR_CONFIDENCE",
+    "ATTR_COOLDOWN",
     "ATTR_DOMAIN",
     "ATTR_FALLBACK_FROM",
     "ATTR_HTTP_STATUS",
@@ -65,6 +66,8 @@ ATTR_FALLBACK_FROM: Final = "garden.route.fallback_from"
 ATTR_STAGE: Final = "garden.route.stage"
 #: On a ``session`` decision: the reason of the turn that chose the conversation's domain.
 ATTR_SESSION_REASON: Final = "garden.route.session_reason"
+#: On an ``unhealthy`` decision: true when the specialist was in a cooldown.
+ATTR_COOLDOWN: Final = "garden.route.cooldown"
 ATTR_STREAM: Final = "garden.request.stream"
 ATTR_REQUEST_ID: Final = "garden.request.id"
 ATTR_HTTP_STATUS: Final = "http.response.status_code"

@@ -20,6 +20,7 @@ from cluster.config._lora_spec import ADAPTER_ID, AdapterSpec, LoraSpec
 from cluster.config._router_spec import (
     AuthSpec,
     ClassifierSpec,
+    CooldownSpec,
     RequestLimitsSpec,
     TelemetrySpec,
     VirtualModelSpec,
@@ -47,6 +48,7 @@ __all__ = [
     "AutoscalingSpec",
     "BudgetSpec",
     "ClassifierSpec",
+    "CooldownSpec",
     "GardenConfig",
     "LimitsSpec",
     "LoraSpec",

@@ -11,6 +11,7 @@ from cluster.config._types import Domain, Name, Strict
 __all__ = [
     "AuthSpec",
     "ClassifierSpec",
+    "CooldownSpec",
     "RequestLimitsSpec",
     "RouterSpec",
     "TelemetrySpec",
@@ -77,6 +78,30 @@ def _default_virtual_models() -> list[VirtualModelSpec]:
     ]
 
 
+class CooldownSpec(Strict):
+    """When a specialist stops getting routed traffic for a while (LiteLLM's cooldowns)."""
+
+    failures: int = Field(
+        1,
+        ge=1,
+        le=1000,
+        description="Failed requests within window_s that put a model in cooldown; one "
+        "missed deadline (first_token_deadline_ms, reply_deadline_ms) always does.",
+    )
+    window_s: float = Field(
+        10.0, gt=0, le=3600, description="Seconds over which failures are counted."
+    )
+    cooldown_s: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="Seconds a model in cooldown gets no routed requests (they go to the "
+        "generalist, and those already waiting on it move there at once). Then one request "
+        "at a time probes it; the first that it answers ends the cooldown, a failure or a "
+        "miss starts another.",
+    )
+
+
 class RequestLimitsSpec(Strict):
     """What one request may be, checked by the router before anything else reads it."""
 
@@ -129,7 +154,19 @@ class RouterSpec(Strict):
         ge=50,
         le=600_000,
         description="A routed stream whose specialist has not sent its first token by then "
-        "is cancelled and served by the generalist.",
+        "is cancelled and served by the generalist, and the specialist cools down.",
+    )
+    reply_deadline_ms: int = Field(
+        120_000,
+        ge=50,
+        le=3_600_000,
+        description="The same for a routed request that is not streamed: a specialist that "
+        "has not answered by then loses it to the generalist and cools down. Set it above "
+        "the longest answer a specialist should give.",
+    )
+    cooldown: CooldownSpec = Field(
+        default_factory=CooldownSpec,
+        description="How a failing or stalled specialist is kept out of routing for a while.",
     )
     session_ttl_s: float = Field(
         1800,

@@ -390,6 +390,62 @@ def test_stalled_specialist_stream_is_served_by_the_generalist(
     assert all(c.model == "generalist" for c in chunks)
 
 
+def test_a_stalled_specialist_costs_one_deadline_then_cools_down(garden: RunningGarden) -> None:
+    """SIGSTOP medicine: only the first routed stream waits out the deadline.
+
+    One waiting beside it leaves when it misses; later ones go straight to
+    the generalist (``unhealthy``, a cooldown) at its normal speed; once the
+    replicas run again, routed traffic is back on medicine within a
+    cooldown and a probe.
+    """
+    app = garden.config.name
+    deadline_s = TEST_DEADLINE_MS / 1000
+    cooldown_s = garden.config.router.cooldown.cooldown_s
+    _wait_until_routed_to_medicine(garden)
+    replicas = replica_processes(app, "medicine")
+
+    async def one(aclient: openai.AsyncOpenAI, at: float) -> tuple[str, str, float]:
+        await asyncio.sleep(at)
+        started = time.monotonic()
+        raw = await aclient.chat.completions.with_raw_response.create(
+            model="auto",
+            messages=_messages(MEDICAL),
+            max_tokens=4,
+            stream=True,
+            extra_body={"ignore_eos": True},
+        )
+        first_s = time.monotonic() - started  # headers come with the first token
+        async for _ in raw.parse():
+            pass
+        return raw.headers["x-garden-reason"], raw.headers["x-garden-model"], first_s
+
+    async def stalled() -> list[tuple[str, str, float]]:
+        aclient = _async_client(garden)
+        try:
+            arrivals = (0.0, deadline_s - 1.0, deadline_s + 1.0, deadline_s + 2.0)
+            return list(await asyncio.gather(*(one(aclient, at) for at in arrivals)))
+        finally:
+            await aclient.close()
+
+    for replica in replicas:
+        replica.suspend()
+    try:
+        first, beside, *after = asyncio.run(stalled())
+    finally:
+        for replica in replicas:
+            replica.resume()
+    resumed = time.monotonic()
+    assert first[:2] == ("first_token_deadline", "generalist") and first[2] >= deadline_s
+    assert beside[:2] == ("unhealthy", "generalist"), beside
+    assert beside[2] < deadline_s  # left when the first missed, not at its own deadline
+    for reason, model, first_s in after:
+        assert (reason, model) == ("unhealthy", "generalist")
+        assert first_s < deadline_s / 2  # the generalist's own speed, no wait
+    _wait_until_routed_to_medicine(garden, timeout_s=cooldown_s + 30)
+    # Within the cooldown that began at the first miss, plus the probe's answer.
+    assert time.monotonic() - resumed < cooldown_s + 5
+
+
 def test_killed_specialist_under_load_loses_no_request(garden: RunningGarden) -> None:
     """Open-loop load (a new request every 0.25 s) across killing every medicine replica.
 
@@ -398,6 +454,7 @@ def test_killed_specialist_under_load_loses_no_request(garden: RunningGarden) ->
     the dead replica); none may fail.
     """
     app = garden.config.name
+    _wait_until_routed_to_medicine(garden)
 
     async def one(aclient: openai.AsyncOpenAI) -> str:
         raw = await aclient.chat.completions.with_raw_response.create(

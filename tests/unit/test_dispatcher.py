@@ -111,3 +111,82 @@ def test_a_head_that_arrives_is_returned() -> None:
     assert states.outstanding("law") == 1  # until the reply is closed
     reply.close()
     assert states.outstanding("law") == 0
+
+
+class _Stalled:
+    """A handle whose every request waits for its own never-released head."""
+
+    def __init__(self) -> None:
+        self.generate = self
+        self.sent: list[_Replies] = []
+
+    def options(self, **_: Any) -> _Stalled:
+        return self
+
+    def remote(self, endpoint: str, body: dict[str, Any]) -> _Replies:
+        self.sent.append(_Replies(HEAD))
+        return self.sent[-1]
+
+
+def test_a_missed_deadline_moves_the_requests_already_waiting() -> None:
+    """The first miss starts the cooldown; one that waits beside it leaves at once."""
+    handle = _Stalled()
+    states = ModelStates({"law": 4, "generalist": 4}, cooldown_s=60)
+    states.observe({"law": 1, "generalist": 1})
+    dispatcher = Dispatcher({"law": handle}, states, retry_after_s=1, watch_period_s=0.01)
+
+    async def scenario() -> float:
+        loop = asyncio.get_running_loop()
+        first = asyncio.create_task(
+            dispatcher.send("law", "chat", {}, deadline_s=0.1, abandon_when_down=True)
+        )
+        await asyncio.sleep(0.05)
+        started = loop.time()
+        second = asyncio.create_task(
+            dispatcher.send("law", "chat", {}, deadline_s=5.0, abandon_when_down=True)
+        )
+        with pytest.raises(FirstTokenTimeoutError):
+            await first
+        with pytest.raises(ModelUnavailableError, match="went into cooldown") as caught:
+            await second
+        assert caught.value.code == "model_cooldown"
+        return loop.time() - started
+
+    waited = asyncio.run(scenario())
+    assert waited < 1.0  # not its own 5 s deadline
+    assert all(r.cancelled for r in handle.sent)
+    assert states.outstanding("law") == 0
+    assert states.cooling("law") and not states.snapshot()["law"].healthy
+
+
+def test_a_client_that_leaves_while_waiting_is_not_counted_any_more() -> None:
+    handle = _Stalled()
+    states = ModelStates({"law": 4, "generalist": 4})
+    states.observe({"law": 1, "generalist": 1})
+    dispatcher = Dispatcher({"law": handle}, states, retry_after_s=1, watch_period_s=0.01)
+
+    async def scenario() -> None:
+        sent = asyncio.create_task(dispatcher.send("law", "chat", {}, abandon_when_down=True))
+        await asyncio.sleep(0.05)
+        assert states.outstanding("law") == 1
+        sent.cancel()  # the client disconnected
+        with pytest.raises(asyncio.CancelledError):
+            await sent
+
+    asyncio.run(scenario())
+    assert states.outstanding("law") == 0
+    assert handle.sent[0].cancelled  # and the replica is told to stop
+
+
+def test_a_probe_that_answers_ends_the_cooldown() -> None:
+    replies = _Replies(HEAD)
+    replies.release.set()
+    clock = [0.0]
+    states = ModelStates({"law": 4, "generalist": 4}, cooldown_s=5, clock=lambda: clock[0])
+    states.observe({"law": 1, "generalist": 1})
+    dispatcher = Dispatcher({"law": _Handle(replies)}, states, retry_after_s=1)
+    states.missed("law")
+    clock[0] = 5.0
+    reply = asyncio.run(dispatcher.send("law", "chat", {}, abandon_when_down=True))
+    reply.close()
+    assert not states.cooling("law") and states.snapshot()["law"].healthy

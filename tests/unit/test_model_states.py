@@ -1,4 +1,4 @@
-"""The router's live model states: counters, Serve's replica counts, suspicion."""
+"""The router's live model states: counters, Serve's replica counts, cooldowns."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ pytestmark = pytest.mark.unit
 
 
 def _states(clock: Clock) -> ModelStates:
-    return ModelStates({"law": 2, "generalist": 4}, suspect_s=5.0, clock=clock)
+    return ModelStates({"law": 2, "generalist": 4}, cooldown_s=5.0, clock=clock)
 
 
 def test_unknown_until_observed_then_capacity_follows_replicas() -> None:
@@ -47,16 +47,61 @@ def test_outstanding_requests_fill_the_queue() -> None:
     assert states.outstanding("law") == 0
 
 
-def test_a_failure_makes_the_model_suspect_for_a_while() -> None:
+def test_a_failure_cools_the_model_down_then_one_probe_tests_it() -> None:
     clock = Clock()
     states = _states(clock)
     states.observe({"law": 1, "generalist": 1})
     states.failed("law")
-    assert not states.snapshot()["law"].healthy
+    law = states.snapshot()["law"]
+    assert not law.healthy and law.cooling
     clock.now += 4.9
     assert not states.snapshot()["law"].healthy
-    clock.now += 0.2
+    clock.now += 0.2  # the cooldown is over: one request may probe
     assert states.snapshot()["law"].healthy
+    assert states.begin("law") is True  # the probe
+    assert not states.snapshot()["law"].healthy  # the others keep away while it runs
+    assert states.begin("law") is False  # a second request at once is no probe
+    states.answered("law")
+    law = states.snapshot()["law"]
+    assert law.healthy and not law.cooling  # the probe's answer ended the cooldown
+
+
+def test_a_missed_deadline_starts_a_cooldown_and_a_failed_probe_another() -> None:
+    clock = Clock()
+    states = _states(clock)
+    states.observe({"law": 1, "generalist": 1})
+    states.missed("law")
+    assert states.open_now("law") and states.cooling("law")
+    clock.now += 5.0
+    assert not states.open_now("law") and not states.cooling("law")
+    assert states.begin("law")
+    states.missed("law")  # the probe missed too: another cooldown
+    assert states.open_now("law")
+    clock.now += 5.0
+    assert states.begin("law")
+    states.release("law")  # the probe was cancelled: no verdict, the next one probes
+    assert states.begin("law")
+    states.answered("law")
+    assert not states.cooling("law")
+
+
+def test_failures_are_counted_in_a_window() -> None:
+    from router._cooldown import Cooldowns
+
+    clock = Clock()
+    cooldowns = Cooldowns(failures=3, window_s=10.0, cooldown_s=5.0, clock=clock)
+    for _ in range(2):
+        cooldowns.failed("law")
+        clock.now += 6.0
+    cooldowns.failed("law")  # the first fell out of the window: 2 of 3
+    assert not cooldowns.cooling("law")
+    cooldowns.failed("law")
+    assert cooldowns.cooling("law")
+    clock.now += 5.0
+    cooldowns.answered("law")  # an answer after the cooldown closes it without a probe
+    assert not cooldowns.cooling("law")
+    with pytest.raises(ValueError, match="failures must be >= 1"):
+        Cooldowns(failures=0, clock=clock)
 
 
 def test_budget_capped_models_are_flagged() -> None:
@@ -122,7 +167,7 @@ def test_an_adapter_shares_its_base_models_state() -> None:
     assert (d.model, d.reason, d.fallback_from) == ("generalist", Reason.OVERLOADED, "law:tax")
 
 
-def test_a_failing_adapter_is_suspect_alone() -> None:
+def test_a_failing_adapter_cools_down_alone() -> None:
     clock = Clock()
     states = _states(clock)
     states.observe({"law": 1, "generalist": 1})

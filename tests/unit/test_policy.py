@@ -140,7 +140,8 @@ def test_never_spill_policy_keeps_the_specialist() -> None:
 
 
 @pytest.mark.parametrize(
-    "reason", [Reason.SPECIALIST_ERROR, Reason.FIRST_TOKEN_DEADLINE, Reason.OVERLOADED]
+    "reason",
+    [Reason.SPECIALIST_ERROR, Reason.FIRST_TOKEN_DEADLINE, Reason.OVERLOADED, Reason.UNHEALTHY],
 )
 def test_dispatch_time_fallbacks(reason: Reason) -> None:
     first = decide(Features("medicine", 0.9), READY, CONFIG)

@@ -56,6 +56,18 @@ def test_fallback_is_explained_the_same_everywhere() -> None:
     assert metrics.records == [(decision, 0.002)]
 
 
+def test_a_cooldown_is_named_on_the_span() -> None:
+    telemetry, exporter, _ = _telemetry()
+    decision = Decision("generalist", "law", 0.93, Reason.UNHEALTHY, "law")
+    for cooldown in (True, False):
+        span = telemetry.start("chat", "auto", True, "req-1")
+        telemetry.routed(span, None, decision, 0.001, cooldown=cooldown)
+        RouteTelemetry.finish(span, status=200, usage=None)
+    first, second = (dict(s.attributes or {}) for s in exporter.get_finished_spans())
+    assert first[semconv.ATTR_REASON] == "unhealthy" and first[semconv.ATTR_COOLDOWN] is True
+    assert semconv.ATTR_COOLDOWN not in second
+
+
 def test_no_fallback_header_without_a_fallback() -> None:
     decision = Decision("code", "code", 0.99, Reason.SPECIALIST)
     assert semconv.HEADER_FALLBACK_FROM not in explanation_headers(decision)

@@ -1,0 +1,110 @@
+"""Cooldowns: a model that missed a deadline or failed too often gets no routed traffic a while.
+
+As LiteLLM's cooldowns and Envoy's outlier ejection do it, per model, as a
+circuit breaker (pure; clock injected):
+
+* **closed**: the model takes traffic. ``failures`` failures within
+  ``window_s`` seconds, or one first-token deadline miss, open it.
+* **open**: for ``cooldown_s`` seconds the model counts as unhealthy, so the
+  policy sends its routed requests to the generalist; requests already
+  waiting on it are re-dispatched (:meth:`Cooldowns.open_now`).
+* **half-open**: after that, one request at a time (a *probe*) may reach the
+  model. Its first answer closes the breaker; a failure or a miss opens it
+  again for another ``cooldown_s``. The probe is whichever request reaches
+  the model first, so no synthetic traffic is sent.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+__all__ = ["Cooldowns"]
+
+
+@dataclass(slots=True)
+class _Breaker:
+    failures: deque[float] = field(default_factory=deque)
+    open_until: float = float("-inf")
+    tripped: bool = False  # opened at least once since it last closed
+    probing: bool = False  # a probe is in flight
+
+
+class Cooldowns:
+    """One breaker per model id (or adapter alias), created on first use."""
+
+    def __init__(
+        self,
+        *,
+        failures: int = 1,
+        window_s: float = 10.0,
+        cooldown_s: float = 5.0,
+        clock: Callable[[], float],
+    ) -> None:
+        if failures < 1:
+            raise ValueError(f"failures must be >= 1, got {failures}")
+        self._failures = failures
+        self._window_s = window_s
+        self._cooldown_s = cooldown_s
+        self._clock = clock
+        self._breakers: dict[str, _Breaker] = {}
+
+    def _of(self, model: str) -> _Breaker:
+        return self._breakers.setdefault(model, _Breaker())
+
+    def _open(self, breaker: _Breaker, now: float) -> None:
+        breaker.open_until = now + self._cooldown_s
+        breaker.tripped = True
+        breaker.probing = False
+        breaker.failures.clear()
+
+    def failed(self, model: str) -> None:
+        """``model`` failed a request; the ``failures``-th within the window opens it."""
+        breaker, now = self._of(model), self._clock()
+        if breaker.tripped:  # a failed probe (or a failure while open): open again
+            self._open(breaker, now)
+            return
+        breaker.failures.append(now)
+        while breaker.failures and breaker.failures[0] <= now - self._window_s:
+            breaker.failures.popleft()
+        if len(breaker.failures) >= self._failures:
+            self._open(breaker, now)
+
+    def missed(self, model: str) -> None:
+        """``model`` missed a deadline: open it now."""
+        self._open(self._of(model), self._clock())
+
+    def answered(self, model: str) -> None:
+        """``model`` answered a request: a half-open breaker closes."""
+        breaker = self._breakers.get(model)
+        if breaker is not None and breaker.tripped and self._clock() >= breaker.open_until:
+            self._breakers[model] = _Breaker()
+
+    def open_now(self, model: str) -> bool:
+        """True while ``model`` is open (in its cooldown proper, before any probe)."""
+        breaker = self._breakers.get(model)
+        return breaker is not None and self._clock() < breaker.open_until
+
+    def cooling(self, model: str) -> bool:
+        """True while routed requests must avoid ``model``: open, or its probe in flight."""
+        breaker = self._breakers.get(model)
+        if breaker is None:
+            return False
+        return self._clock() < breaker.open_until or breaker.probing
+
+    def begin(self, model: str) -> bool:
+        """A request is sent to ``model``; True if it is the half-open breaker's probe."""
+        breaker = self._breakers.get(model)
+        if breaker is None or not breaker.tripped or breaker.probing:
+            return False
+        if self._clock() < breaker.open_until:
+            return False
+        breaker.probing = True
+        return True
+
+    def release(self, model: str) -> None:
+        """The probe ended with no verdict (cancelled): the next request probes."""
+        breaker = self._breakers.get(model)
+        if breaker is not None:
+            breaker.probing = False
