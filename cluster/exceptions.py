@@ -28,6 +28,7 @@ __all__ = [
     "QueueFullError",
     "RayServiceNotFoundError",
     "RequestError",
+    "RequestTimeoutError",
     "RequestTooLargeError",
     "StartupError",
     "UnsupportedRequestError",
@@ -153,6 +154,15 @@ class RequestTooLargeError(InvalidRequestError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, code="request_too_large")
+
+
+class RequestTimeoutError(InvalidRequestError):
+    """The request body did not arrive within ``router.request_limits.body_timeout_s`` (408)."""
+
+    status_code = 408
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="request_timeout")
 
 
 class AuthenticationError(RequestError):

@@ -2,7 +2,9 @@
 
 The body is read as it arrives and refused (413) as soon as it passes
 ``max_body_bytes``, before it is parsed, tokenized or held whole; a
-``Content-Length`` over the limit is refused before any of it is read.
+``Content-Length`` over the limit is refused before any of it is read. A
+body still arriving after ``body_timeout_s`` is refused with 408, so a slow
+client cannot hold one of the router's request slots.
 Nesting deeper than ``max_json_depth`` and more than ``max_messages`` chat
 messages are 400s, never a 500 (Python's JSON parser raises
 ``RecursionError`` on a few thousand levels).
@@ -10,12 +12,13 @@ messages are 400s, never a 500 (Python's JSON parser raises
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from cluster.config import RequestLimitsSpec
-from cluster.exceptions import InvalidRequestError, RequestTooLargeError
+from cluster.exceptions import InvalidRequestError, RequestTimeoutError, RequestTooLargeError
 
 __all__ = ["json_depth", "read_body", "read_json_body"]
 
@@ -26,17 +29,33 @@ def _too_large(limit: int) -> RequestTooLargeError:
     )
 
 
-async def read_body(chunks: AsyncIterator[bytes], content_length: str | None, limit: int) -> bytes:
-    """The whole body from ``chunks``, or :class:`RequestTooLargeError` past ``limit`` bytes."""
+async def read_body(
+    chunks: AsyncIterator[bytes],
+    content_length: str | None,
+    limit: int,
+    timeout_s: float | None = None,
+) -> bytes:
+    """The whole body from ``chunks`` within ``limit`` bytes and ``timeout_s`` seconds.
+
+    Raises :class:`RequestTooLargeError` past the size, and
+    :class:`RequestTimeoutError` when the body is still arriving after the time.
+    """
     if content_length is not None and content_length.isdigit() and int(content_length) > limit:
         raise _too_large(limit)
     parts: list[bytes] = []
     size = 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        parts.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                parts.append(chunk)
+    except TimeoutError as err:
+        raise RequestTimeoutError(
+            f"request body still arriving after {timeout_s:g} s "
+            "(router.request_limits.body_timeout_s)"
+        ) from err
     return b"".join(parts)
 
 

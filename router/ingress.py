@@ -295,7 +295,12 @@ class Router:
     async def _json_body(self, request: Request) -> dict[str, Any]:
         """The body as a JSON object, within ``router.request_limits`` (413 or 400 if not)."""
         limit = self._limits.max_body_bytes
-        raw = await read_body(request.stream(), request.headers.get("content-length"), limit)
+        raw = await read_body(
+            request.stream(),
+            request.headers.get("content-length"),
+            limit,
+            self._limits.body_timeout_s,
+        )
         return read_json_body(raw, self._limits)
 
     def _authorize(self, request: Request) -> None:

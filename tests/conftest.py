@@ -27,6 +27,8 @@ from tests._otlp import SpanCollector
 #: First-token deadline of the test garden: far above a tiny model's first
 #: token, short enough that the stalled-specialist test is quick.
 TEST_DEADLINE_MS = 4000
+#: Seconds a request body may take to arrive at the test garden's router (slowloris).
+TEST_BODY_TIMEOUT_S = 5.0
 
 #: The test garden's only model with tool calling (``enable_auto_tool_choice``).
 TOOLS_MODEL = "code"
@@ -110,7 +112,11 @@ def _test_profile(path: Path) -> str:
 def _test_config(traces_endpoint: str, profile: str, s3_port: int) -> GardenConfig:
     """The embedded default garden on free ports, exporting spans to the test."""
     data = load_config(None).model_dump(mode="json", exclude_unset=False)
-    data["router"].update(port=_free_port(), first_token_deadline_ms=TEST_DEADLINE_MS)
+    data["router"].update(
+        port=_free_port(),
+        first_token_deadline_ms=TEST_DEADLINE_MS,
+        request_limits={"body_timeout_s": TEST_BODY_TIMEOUT_S},
+    )
     data["telemetry"] = {"traces_endpoint": traces_endpoint, "metrics_port": _free_port()}
     # Short enough that the autoscaling test sees 1 → 2 → 1 in minutes; the
     # upscale delay stays above the few seconds other tests load one model.

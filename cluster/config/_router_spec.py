@@ -113,6 +113,14 @@ class RequestLimitsSpec(Strict):
         "arrives, before it is parsed or tokenized (16 MiB leaves room for a few base64 "
         "images).",
     )
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Seconds a request body may take to arrive; a client that sends it "
+        "slower (slowloris) gets a 408 and its connection back, instead of holding one of "
+        "the router's max_ongoing_requests.",
+    )
     max_json_depth: int = Field(
         64,
         ge=4,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 
 import httpx
 import openai
 import pytest
 
-from tests.conftest import RunningGarden
+from tests.conftest import TEST_BODY_TIMEOUT_S, RunningGarden
 
 pytestmark = pytest.mark.e2e
 
@@ -165,6 +167,35 @@ def test_oversized_and_deeply_nested_bodies_are_refused_cleanly(
     # And the garden still answers.
     reply = client.chat.completions.create(model="law", messages=MESSAGES, max_tokens=2)
     assert reply.choices[0].message is not None
+
+
+def test_a_slow_client_gets_a_408_not_a_held_slot(garden: RunningGarden) -> None:
+    """Slowloris: a body sent a byte at a time is refused after body_timeout_s."""
+    url = httpx.URL(garden.endpoint)
+    started = time.monotonic()
+    with socket.create_connection((url.host, url.port), timeout=60) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: garden\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+        )
+        sock.settimeout(0.5)
+        reply = b""
+        while time.monotonic() - started < TEST_BODY_TIMEOUT_S + 20:
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                sock.sendall(b" ")  # one more byte, never the whole body
+                continue
+            if not data:
+                break
+            reply += data
+            if b"\r\n\r\n" in reply and b"}" in reply.split(b"\r\n\r\n", 1)[1]:
+                break
+    waited = time.monotonic() - started
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), reply[:300]
+    assert b'"code":"request_timeout"' in body.replace(b" ", b"")
+    assert TEST_BODY_TIMEOUT_S <= waited < TEST_BODY_TIMEOUT_S + 10
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from starlette.testclient import TestClient
 
 from cluster.config import GardenConfig, RequestLimitsSpec, load_config
-from cluster.exceptions import InvalidRequestError, RequestTooLargeError
+from cluster.exceptions import InvalidRequestError, RequestTimeoutError, RequestTooLargeError
 from router._body import json_depth, read_body, read_json_body
 from tests._ingress import FakeHandle, serve_router
 
@@ -49,6 +49,17 @@ def test_the_body_is_refused_as_it_passes_the_limit() -> None:
     with pytest.raises(RequestTooLargeError):  # a declared length over the limit: read nothing
         asyncio.run(read_body(_chunks(b""), "5000", 4096))
     assert asyncio.run(read_body(_chunks(b"y" * 4096), "4096", 4096)) == b"y" * 4096
+
+
+def test_a_slow_body_is_a_408() -> None:
+    async def slow() -> AsyncIterator[bytes]:
+        for _ in range(100):
+            yield b"x"
+            await asyncio.sleep(0.05)
+
+    with pytest.raises(RequestTimeoutError, match=r"still arriving after 0\.2 s") as caught:
+        asyncio.run(read_body(slow(), None, 4096, timeout_s=0.2))
+    assert caught.value.status_code == 408 and caught.value.code == "request_timeout"
 
 
 def test_depth_is_counted_without_recursion() -> None:
