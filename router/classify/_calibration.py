@@ -15,13 +15,13 @@ pays no estimator-validation overhead.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
 
-__all__ = ["LinearSoftmax", "Stacker", "as_labels", "fold_indices", "out_of_fold"]
+__all__ = ["Base", "LinearSoftmax", "Stacker", "as_labels", "fold_indices", "out_of_fold"]
 
 Matrix: TypeAlias = NDArray[np.float64] | sparse.csr_matrix
 Labels: TypeAlias = NDArray[np.int64]
@@ -98,8 +98,16 @@ def fold_indices(
     return list(splitter.split(np.zeros(len(y)), y))
 
 
+class Base(Protocol):
+    """A fitted base model: per-class log-probabilities of rows of features."""
+
+    def log_proba(self, x: Any, /) -> NDArray[np.float64]:
+        """Rows of per-class log-probabilities."""
+        ...
+
+
 def out_of_fold(
-    fit: Callable[[Matrix, Labels], LinearSoftmax],
+    fit: Callable[[Any, Labels], Base],
     x: Matrix,
     y: Labels,
     folds: Sequence[tuple[NDArray[np.intp], NDArray[np.intp]]],

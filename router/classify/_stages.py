@@ -9,8 +9,9 @@ out-of-fold predictions over the garden's exemplars (never evaluation data).
   words occur), and one over the mean of MiniLM's input token embeddings
   (what they mean). Well under a millisecond per query.
 * :class:`SemanticStage`: a logistic regression over contextual MiniLM
-  sentence embeddings, stacked with the lexical bases. Several ms per query;
-  the cascade calls it only when the lexical stage is unsure.
+  sentence embeddings and a vote of the nearest exemplars, stacked with the
+  lexical bases. Several ms per query; the cascade calls it only when the
+  lexical stage is unsure.
 """
 
 from __future__ import annotations
@@ -30,11 +31,17 @@ from router.classify._calibration import (
 )
 from router.classify._features import TokenTfIdf, WordTfIdf, static_embeddings, to_matrix
 from router.classify._minilm import TokenIds
+from router.classify._neighbours import NeighbourVote
 
 __all__ = ["LexicalStage", "SemanticStage"]
 
 #: Inverse L2 strength of the base models, chosen by 5-fold CV on the exemplars.
 _BASE_C = 10.0
+#: The nearest-exemplar vote: how many neighbours, and how sharply the
+#: nearer ones count; chosen by leave-one-source-out CV on the exemplars
+#: (docs/performance.md, "Routing").
+_NEIGHBOURS = 20
+_SHARPNESS = 20.0
 
 
 def _fit(c: float, n_classes: int) -> Callable[[Matrix, Labels], LinearSoftmax]:
@@ -94,7 +101,11 @@ class LexicalStage:
 
 
 class SemanticStage:
-    """Logistic regression on contextual embeddings, stacked with the lexical bases."""
+    """Two bases over contextual embeddings, stacked with the lexical bases.
+
+    A logistic regression over the embeddings, and a vote of each query's
+    nearest exemplars (:class:`~router.classify._neighbours.NeighbourVote`).
+    """
 
     def __init__(
         self,
@@ -105,16 +116,24 @@ class SemanticStage:
         *,
         folds: int,
         seed: int,
+        neighbours: int = _NEIGHBOURS,
+        sharpness: float = _SHARPNESS,
     ) -> None:
         split = fold_indices(y, folds, seed)
         x = embeddings.astype(np.float64)
         oof = out_of_fold(_fit(_BASE_C, n_classes), x, y, split, n_classes)
+
+        def vote(train_x: Matrix, train_y: Labels) -> NeighbourVote:
+            return NeighbourVote(train_x, train_y, n_classes, k=neighbours, sharpness=sharpness)
+
+        votes = out_of_fold(vote, x, y, split, n_classes)
         self._base = LinearSoftmax(x, y, n_classes, c=_BASE_C)
-        self._stacker = Stacker([*lexical_oof, oof], y, n_classes)
+        self._vote = vote(embeddings, y)
+        self._stacker = Stacker([*lexical_oof, oof, votes], y, n_classes)
 
     def probabilities(
         self, embeddings: NDArray[np.float32], lexical_bases: Sequence[NDArray[np.float64]]
     ) -> NDArray[np.float64]:
         """Calibrated per-class probabilities, columns in class-index order."""
         own = self._base.log_proba(embeddings.astype(np.float64))
-        return self._stacker.proba([*lexical_bases, own])
+        return self._stacker.proba([*lexical_bases, own, self._vote.log_proba(embeddings)])

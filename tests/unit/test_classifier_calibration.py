@@ -91,3 +91,24 @@ def test_unseparable_data_gets_low_confidence() -> None:
 def test_every_class_needs_two_examples() -> None:
     with pytest.raises(ValueError, match="at least 2 exemplars"):
         fold_indices(np.array([0, 0, 1, 1, 2]), 5, seed=0)
+
+
+def test_the_neighbour_vote_follows_the_nearest_exemplars() -> None:
+    from router.classify._neighbours import NeighbourVote
+
+    rng = np.random.default_rng(0)
+    centres = np.eye(3, 8, dtype=np.float32) * 5
+    x = np.concatenate([c + rng.normal(0, 0.3, (20, 8)) for c in centres]).astype(np.float32)
+    y = np.repeat(np.arange(3), 20)
+    vote = NeighbourVote(x, y, 3, k=5, sharpness=20.0)
+    queries = centres + rng.normal(0, 0.3, (3, 8)).astype(np.float32)
+    logp = vote.log_proba(queries)
+    assert list(logp.argmax(axis=1)) == [0, 1, 2]
+    assert np.allclose(np.exp(logp).sum(axis=1), 1.0)
+    assert np.isfinite(logp).all()  # smoothed: no class at log 0
+    # Scale does not matter (cosine), and k above the exemplar count is capped.
+    assert np.allclose(vote.log_proba(queries * 10), logp, atol=1e-5)
+    whole = NeighbourVote(x, y, 3, k=1000, sharpness=20.0).log_proba(queries)
+    assert list(whole.argmax(axis=1)) == [0, 1, 2]
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        NeighbourVote(x, y, 3, k=0, sharpness=1.0)
