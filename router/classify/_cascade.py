@@ -37,10 +37,11 @@ class CascadeClassifier:
     * ``layers``, ``max_tokens``, ``quantize``, ``threads``: the contextual
       encoder (see :class:`~router.classify._minilm.ContextualEncoder`); the
       defaults (all 6 layers, 128 tokens, int8, one thread) keep a semantic
-      decision within about 9 ms at the p99 on two cores, whatever the
-      prompt's length. Against 4 layers at 48 tokens they gained 1.5 points
-      of leave-one-source-out accuracy on the exemplars (0.883 -> 0.898 at
-      the same wrong-specialist rate; docs/performance.md).
+      decision (with the nearest-exemplar vote) within about 11 ms at the
+      p99 on two cores, whatever the prompt's length. Against 4 layers at
+      48 tokens they gained 1.5 points of leave-one-source-out accuracy on
+      the exemplars (0.883 -> 0.898 at the same wrong-specialist rate), and
+      the vote 2.4 more (docs/performance.md).
     * ``folds``, ``seed``: the cross-validation of the calibration.
 
     Pickles without the tokenizer, token table and encoder; unpickling
