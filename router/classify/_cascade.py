@@ -41,7 +41,7 @@ class CascadeClassifier:
       p99 on two cores, whatever the prompt's length. Against 4 layers at
       48 tokens they gained 1.5 points of leave-one-source-out accuracy on
       the exemplars (0.883 -> 0.898 at the same wrong-specialist rate), and
-      the vote 2.4 more (docs/performance.md).
+      the vote 2.3 more (docs/performance.md).
     * ``folds``, ``seed``: the cross-validation of the calibration.
 
     Pickles without the tokenizer, token table and encoder; unpickling
