@@ -54,14 +54,17 @@ class NeighbourVote:
 
     def log_proba(self, x: NDArray[np.float32] | NDArray[np.float64]) -> NDArray[np.float64]:
         """Rows of per-class log-probabilities for the query embeddings ``x``."""
-        sims = _unit(x) @ self._exemplars.T
+        # One matrix-vector product per query: a batch's rows then come out
+        # bit for bit as each query alone (a matrix product may sum in
+        # another order), so batched and single classification agree.
+        sims = np.stack([self._exemplars @ row for row in _unit(x)]).astype(np.float64)
         k = self._k
         top = (
             np.argpartition(-sims, k - 1, axis=1)[:, :k]
             if k < sims.shape[1]
             else np.broadcast_to(np.arange(sims.shape[1]), sims.shape)
         )
-        nearest = np.take_along_axis(sims, top, axis=1).astype(np.float64)
+        nearest = np.take_along_axis(sims, top, axis=1)
         # Shifted by each row's best: the same weights, without overflow.
         weights = np.exp(self._sharpness * (nearest - nearest.max(axis=1, keepdims=True)))
         votes = np.zeros((len(sims), self._n_classes), dtype=np.float64)
