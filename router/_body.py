@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +22,9 @@ from cluster.config import RequestLimitsSpec
 from cluster.exceptions import InvalidRequestError, RequestTimeoutError, RequestTooLargeError
 
 __all__ = ["json_depth", "read_body", "read_json_body"]
+
+#: A Content-Length worth reading (ASCII digits, no more than 19 of them).
+_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 def _too_large(limit: int) -> RequestTooLargeError:
@@ -40,7 +44,8 @@ async def read_body(
     Raises :class:`RequestTooLargeError` past the size, and
     :class:`RequestTimeoutError` when the body is still arriving after the time.
     """
-    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+    declared = content_length if content_length is not None else ""
+    if _DIGITS.fullmatch(declared) and int(declared) > limit:
         raise _too_large(limit)
     parts: list[bytes] = []
     size = 0

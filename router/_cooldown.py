@@ -8,10 +8,13 @@ circuit breaker (pure; clock injected):
 * **open**: for ``cooldown_s`` seconds the model counts as unhealthy, so the
   policy sends its routed requests to the generalist; requests already
   waiting on it are re-dispatched (:meth:`Cooldowns.open_now`).
-* **half-open**: after that, one request at a time (a *probe*) may reach the
-  model. Its first answer closes the breaker; a failure or a miss opens it
-  again for another ``cooldown_s``. The probe is whichever request reaches
-  the model first, so no synthetic traffic is sent.
+* **half-open**: after that, one routed request at a time (a *probe*, one
+  with a deadline) may reach the model while the others still go to the
+  generalist. The first answer after the cooldown closes the breaker; a
+  failure or a miss opens it again for another ``cooldown_s``. A probe that
+  takes longer than ``cooldown_s`` no longer holds the others back: the
+  next routed request probes too. Probes are real requests, so no synthetic
+  traffic is sent.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ class _Breaker:
     failures: deque[float] = field(default_factory=deque)
     open_until: float = float("-inf")
     tripped: bool = False  # opened at least once since it last closed
-    probing: bool = False  # a probe is in flight
+    probe: int | None = None  # the token of the probe in flight
+    probe_until: float = float("-inf")  # when that probe stops holding the others back
 
 
 class Cooldowns:
@@ -49,6 +53,7 @@ class Cooldowns:
         self._cooldown_s = cooldown_s
         self._clock = clock
         self._breakers: dict[str, _Breaker] = {}
+        self._tokens = 0
 
     def _of(self, model: str) -> _Breaker:
         return self._breakers.setdefault(model, _Breaker())
@@ -56,7 +61,7 @@ class Cooldowns:
     def _open(self, breaker: _Breaker, now: float) -> None:
         breaker.open_until = now + self._cooldown_s
         breaker.tripped = True
-        breaker.probing = False
+        breaker.probe = None
         breaker.failures.clear()
 
     def failed(self, model: str) -> None:
@@ -91,20 +96,23 @@ class Cooldowns:
         breaker = self._breakers.get(model)
         if breaker is None:
             return False
-        return self._clock() < breaker.open_until or breaker.probing
+        now = self._clock()
+        return now < breaker.open_until or (breaker.probe is not None and now < breaker.probe_until)
 
-    def begin(self, model: str) -> bool:
-        """A request is sent to ``model``; True if it is the half-open breaker's probe."""
+    def try_probe(self, model: str) -> int | None:
+        """A routed request is sent to ``model``: its probe token if it probes, else None."""
         breaker = self._breakers.get(model)
-        if breaker is None or not breaker.tripped or breaker.probing:
-            return False
-        if self._clock() < breaker.open_until:
-            return False
-        breaker.probing = True
-        return True
+        now = self._clock()
+        if breaker is None or not breaker.tripped or now < breaker.open_until:
+            return None
+        if breaker.probe is not None and now < breaker.probe_until:
+            return None
+        self._tokens += 1
+        breaker.probe, breaker.probe_until = self._tokens, now + self._cooldown_s
+        return self._tokens
 
-    def release(self, model: str) -> None:
-        """The probe ended with no verdict (cancelled): the next request probes."""
+    def release(self, model: str, token: int) -> None:
+        """Probe ``token`` ended with no verdict (cancelled): the next routed request probes."""
         breaker = self._breakers.get(model)
-        if breaker is not None:
-            breaker.probing = False
+        if breaker is not None and breaker.probe == token:
+            breaker.probe = None

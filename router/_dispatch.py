@@ -12,7 +12,7 @@ import asyncio
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from grpc.aio import AioRpcError
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayTaskError
@@ -36,6 +36,18 @@ __all__ = ["COOLDOWN_CODE", "REPLICA_FAILURES", "Dispatcher", "Reply"]
 
 #: The error code of a request that left a model whose cooldown started while it waited.
 COOLDOWN_CODE = "model_cooldown"
+
+
+class _DeadlinePassed(Exception):
+    """The router's own deadline passed (never a replica's TimeoutError)."""
+
+
+class _Target(NamedTuple):
+    """The deployment a request goes to, and the id its health is kept under."""
+
+    model: str
+    key: str  # the model, or '<model>:<adapter>'
+
 
 #: Failures of a replica or of the call to it, as Ray and Serve raise them.
 #: Over Serve's gRPC transport, codes other than UNAVAILABLE arrive as they are.
@@ -101,6 +113,7 @@ class Dispatcher:
         body: dict[str, Any],
         *,
         deadline_s: float | None = None,
+        stalls: bool = False,
         spilled_from: str | None = None,
         abandon_when_down: bool = False,
         adapter: str | None = None,
@@ -111,64 +124,69 @@ class Dispatcher:
         on ``model``'s replicas: it goes through Serve's model multiplexing
         (``multiplexed_model_id``), which loads the adapter on first use and
         prefers replicas that hold it, and the engine sees that id as the model.
+        Health (failures, cooldowns, probes) is then the adapter's own.
 
         ``spilled_from`` names the specialist this request was meant for and
         could not take; it counts as that model's demand while it runs.
 
-        With ``abandon_when_down``, a request still waiting for its head when
-        the model has no running replica left is cancelled and raises
-        :class:`ModelUnavailableError`. Serve itself would hold it for a
-        replacement replica, a whole cold start later; a caller with
-        somewhere else to go sets this.
+        With ``abandon_when_down`` (a routed request, which has somewhere
+        else to go), a request still waiting for its head when the model has
+        no running replica left is cancelled and raises
+        :class:`ModelUnavailableError`; Serve itself would hold it for a
+        replacement replica, a whole cold start later. Such a request also
+        leaves, with code ``model_cooldown``, when the model's cooldown starts
+        while it waits (another request missed its deadline), and it may be
+        the probe that ends a cooldown.
 
-        With ``deadline_s``, a head that takes longer cancels the request,
-        starts the model's cooldown and raises
-        :class:`~cluster.exceptions.FirstTokenTimeoutError`. Failures before
-        the head raise :class:`QueueFullError`, :class:`ModelUnavailableError`
-        or :class:`UpstreamError`, and count towards a cooldown. With
-        ``abandon_when_down``, a request still waiting when the model's
-        cooldown starts (another request missed its deadline) leaves at once,
-        with :class:`ModelUnavailableError` (code ``model_cooldown``).
-        A request cancelled while it waits (the client left) is cancelled at
-        the replica too, and stops counting.
+        With ``deadline_s``, a head that takes longer cancels the request and
+        raises :class:`~cluster.exceptions.FirstTokenTimeoutError`; the miss
+        starts the model's cooldown when ``stalls`` (no first token: the
+        replica is stuck), and counts as one failure otherwise (a slow
+        answer). Failures before the head raise :class:`QueueFullError`,
+        :class:`ModelUnavailableError` or :class:`UpstreamError`, and count
+        towards a cooldown. A request cancelled while it waits (the client
+        left) is cancelled at the replica too, and stops counting.
         """
-        probe = self._states.begin(model, spilled_from)
-        handle = self._handles[model]
-        served = model
-        if adapter is not None:
-            served = f"{model}:{adapter}"
-            handle = handle.options(multiplexed_model_id=served)
-        # The engine serves under its own name: a routed body still says "auto".
-        named = body if body.get("model") == served else {**body, "model": served}
-        replies = cast(
-            DeploymentResponseGenerator[Any],
-            handle.generate.remote(endpoint, named),
-        )
+        key = model if adapter is None else f"{model}:{adapter}"
+        self._states.begin(model, spilled_from)
+        probe = None
         try:
-            head = await self._head(model, replies, deadline_s, abandon_when_down)
+            if abandon_when_down and deadline_s is not None:
+                probe = self._states.try_probe(key)
+            handle = self._handles[model]
+            if adapter is not None:
+                handle = handle.options(multiplexed_model_id=key)
+            # The engine serves under its own name: a routed body still says "auto".
+            named = body if body.get("model") == key else {**body, "model": key}
+            replies = cast(
+                DeploymentResponseGenerator[Any],
+                handle.generate.remote(endpoint, named),
+            )
+            head = await self._head(
+                _Target(model, key), replies, deadline_s, stalls, abandon_when_down
+            )
         except BaseException:  # a RequestError, or the client gone (CancelledError)
             self._states.end(model, spilled_from)
             raise
         finally:
-            if probe:
-                self._states.release(model)  # no-op once a verdict was recorded
+            if probe is not None:
+                self._states.release(key, probe)  # no-op once a verdict was recorded
         return Reply(model, head, replies, self._states, spilled_from)
 
     async def _first(
         self,
-        model: str,
+        target: _Target,
         replies: DeploymentResponseGenerator[Any],
         deadline_s: float | None,
         abandon_when_down: bool,
     ) -> Any:
-        """The reply's first item; :class:`TimeoutError` past ``deadline_s``.
+        """The reply's first item; :class:`_DeadlinePassed` past ``deadline_s``.
 
         With ``abandon_when_down``, the wait is checked every watch period
-        against the model's running replicas (as last observed from Serve),
-        and raises :class:`ModelUnavailableError` once there are none.
+        against the model's running replicas (as last observed from Serve)
+        and its cooldown, and raises :class:`ModelUnavailableError` once it
+        has no replica or is in cooldown.
         """
-        if not abandon_when_down:
-            return await asyncio.wait_for(anext(replies), deadline_s)
         loop = asyncio.get_running_loop()
         give_up = math.inf if deadline_s is None else loop.time() + deadline_s
         first = asyncio.ensure_future(anext(replies))
@@ -176,19 +194,22 @@ class Dispatcher:
             while True:
                 left = give_up - loop.time()
                 if left <= 0:
-                    raise TimeoutError
-                done, _ = await asyncio.wait((first,), timeout=min(left, self._watch_period))
+                    raise _DeadlinePassed
+                wait = min(left, self._watch_period) if abandon_when_down else left
+                done, _ = await asyncio.wait((first,), timeout=None if wait == math.inf else wait)
                 if done:
-                    return first.result()
-                if self._states.replicas(model) == 0:
+                    return first.result()  # a replica's own error is raised here, as it is
+                if not abandon_when_down:
+                    continue
+                if self._states.replicas(target.model) == 0:
                     raise ModelUnavailableError(
-                        f"model {model!r} lost its running replicas before answering",
+                        f"model {target.model!r} lost its running replicas before answering",
                         code="model_unavailable",
                         retry_after=self._retry_after,
                     )
-                if self._states.open_now(model):
+                if self._states.open_now(target.key) or self._states.open_now(target.model):
                     raise ModelUnavailableError(
-                        f"model {model!r} went into cooldown before answering",
+                        f"model {target.key!r} went into cooldown before answering",
                         code=COOLDOWN_CODE,
                         retry_after=self._retry_after,
                     )
@@ -197,26 +218,31 @@ class Dispatcher:
 
     async def _head(
         self,
-        model: str,
+        target: _Target,
         replies: DeploymentResponseGenerator[Any],
         deadline_s: float | None,
+        stalls: bool,
         abandon_when_down: bool,
     ) -> ReplyHead:
+        model, key = target
         try:
-            head = await self._first(model, replies, deadline_s, abandon_when_down)
+            head = await self._first(target, replies, deadline_s, abandon_when_down)
         except ModelUnavailableError as err:
             replies.cancel()  # type: ignore[no-untyped-call]  # drop it from Serve's queue
             if err.code != COOLDOWN_CODE:  # the cooldown already counts the model out
-                self._states.failed(model)
+                self._states.failed(key)
             raise
         except asyncio.CancelledError:
             replies.cancel()  # type: ignore[no-untyped-call]  # the replica aborts the request
             raise
-        except TimeoutError as err:
+        except _DeadlinePassed as err:
             replies.cancel()  # type: ignore[no-untyped-call]  # the replica aborts the request
-            self._states.missed(model)
+            if stalls:
+                self._states.missed(key)
+            else:
+                self._states.failed(key)
             raise FirstTokenTimeoutError(
-                f"model {model!r} sent no first token within {(deadline_s or 0) * 1000:.0f} ms"
+                f"model {key!r} sent nothing within {(deadline_s or 0) * 1000:.0f} ms"
             ) from err
         except BackPressureError as err:
             retry = err.retry_after_s if err.retry_after_s is not None else self._retry_after
@@ -226,17 +252,17 @@ class Dispatcher:
                 retry_after=retry,
             ) from err
         except REPLICA_FAILURES as err:
-            self._states.failed(model)
+            self._states.failed(key)
             raise ModelUnavailableError(
                 f"model {model!r} has no healthy replica right now",
                 code="model_unavailable",
                 retry_after=self._retry_after,
             ) from err
-        except RayTaskError as err:
-            self._states.failed(model)
-            raise UpstreamError(f"model {model!r} failed: {err.cause!r}") from err
+        except RayTaskError as err:  # raised in the replica (a TimeoutError there, too)
+            self._states.failed(key)
+            raise UpstreamError(f"model {key!r} failed: {err.cause!r}") from err
         if not isinstance(head, ReplyHead):
-            raise UpstreamError(f"model {model!r} sent an unexpected reply {type(head).__name__}")
+            raise UpstreamError(f"model {key!r} sent an unexpected reply {type(head).__name__}")
         if head.status < 500:
-            self._states.answered(model)
+            self._states.answered(key)
         return head

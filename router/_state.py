@@ -59,17 +59,19 @@ class ModelStates:
         self._clock = clock
         self.observed_at: float | None = None
 
-    def begin(self, model: str, spilled_from: str | None = None) -> bool:
-        """A request was dispatched to ``model``, in place of ``spilled_from`` if set.
-
-        True when it is the probe of ``model``'s ending cooldown: its outcome
-        (:meth:`answered`, :meth:`failed`, :meth:`missed`, else
-        :meth:`release`) decides whether the cooldown ends.
-        """
+    def begin(self, model: str, spilled_from: str | None = None) -> None:
+        """A request was dispatched to ``model``, in place of ``spilled_from`` if set."""
         self._outstanding[model] += 1
         if spilled_from is not None:
             self._spilled[spilled_from] += 1
-        return self._cooldowns.begin(model)
+
+    def try_probe(self, model: str) -> int | None:
+        """A routed request goes to ``model``: a token if it probes ``model``'s ending cooldown.
+
+        Its outcome (:meth:`answered`, :meth:`failed`, :meth:`missed`, else
+        :meth:`release` with the token) decides whether the cooldown ends.
+        """
+        return self._cooldowns.try_probe(model)
 
     def end(self, model: str, spilled_from: str | None = None) -> None:
         """A request to ``model`` finished (answered, failed or cancelled)."""
@@ -97,9 +99,9 @@ class ModelStates:
         """``model`` answered a request (its head arrived); a probe's answer ends a cooldown."""
         self._cooldowns.answered(model)
 
-    def release(self, model: str) -> None:
-        """The probe sent to ``model`` ended without a verdict (cancelled)."""
-        self._cooldowns.release(model)
+    def release(self, model: str, token: int) -> None:
+        """Probe ``token`` sent to ``model`` ended without a verdict (cancelled)."""
+        self._cooldowns.release(model, token)
 
     def cooling(self, model: str) -> bool:
         """True while routed requests must avoid ``model``: in cooldown, or probing."""

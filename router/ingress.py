@@ -53,6 +53,7 @@ from router._body import read_body, read_json_body
 from router._dispatch import COOLDOWN_CODE, REPLICA_FAILURES, Dispatcher, Reply
 from router._http import error_response
 from router._needs import needs_of
+from router._openapi import openapi_document
 from router._sessions import Sessions, session_key
 from router._state import ModelStates
 from router._telemetry import (
@@ -121,6 +122,15 @@ async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     err = RequestError(str(exc.detail), code=str(exc.status_code))
     err.status_code = exc.status_code
     return error_response(err)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("model-garden")
+    except PackageNotFoundError:
+        return "0"
 
 
 def _request_id(request: Request) -> str:
@@ -247,6 +257,7 @@ class Router:
         self._reaped_at = time.monotonic()
         self._tasks: set[asyncio.Task[None]] = set()
         self._limits = spec.request_limits
+        self._openapi: dict[str, Any] | None = None
 
     # -- OpenAI routes ----------------------------------------------------
 
@@ -264,6 +275,13 @@ class Router:
             if card["id"] == model_id:
                 return JSONResponse(card)
         raise ModelNotFoundError(model_id, self._model_ids())
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(self) -> JSONResponse:
+        """The OpenAPI document of the OpenAI routes (public, as vLLM's is)."""
+        if self._openapi is None:
+            self._openapi = openapi_document(app, _version())
+        return JSONResponse(self._openapi)
 
     @app.post("/v1/chat/completions")
     async def chat(self, request: Request) -> Response:
@@ -422,10 +440,18 @@ class Router:
         if stays or decision.model == policy.generalist:
             lost = decision.fallback_from if decision.reason in _DEMAND_SPILLS else None
             return await send(decision.model, endpoint, body, spilled_from=lost), decision
-        deadline = self._deadline_s if body.get("stream") else self._reply_deadline_s
+        # No first token means a stuck replica (a cooldown at once); a slow whole
+        # answer only counts as one failure.
+        stream = bool(body.get("stream"))
+        deadline = self._deadline_s if stream else self._reply_deadline_s
         try:
             reply = await send(
-                decision.model, endpoint, body, deadline_s=deadline, abandon_when_down=True
+                decision.model,
+                endpoint,
+                body,
+                deadline_s=deadline,
+                stalls=stream,
+                abandon_when_down=True,
             )
         except QueueFullError:
             reason = Reason.OVERLOADED

@@ -85,8 +85,9 @@ class CooldownSpec(Strict):
         1,
         ge=1,
         le=1000,
-        description="Failed requests within window_s that put a model in cooldown; one "
-        "missed deadline (first_token_deadline_ms, reply_deadline_ms) always does.",
+        description="Failed requests within window_s that put a model in cooldown; a "
+        "routed stream without a first token by first_token_deadline_ms always does (a "
+        "non-streamed one past reply_deadline_ms counts as one failure).",
     )
     window_s: float = Field(
         10.0, gt=0, le=3600, description="Seconds over which failures are counted."
@@ -96,8 +97,8 @@ class CooldownSpec(Strict):
         gt=0,
         le=3600,
         description="Seconds a model in cooldown gets no routed requests (they go to the "
-        "generalist, and those already waiting on it move there at once). Then one request "
-        "at a time probes it; the first that it answers ends the cooldown, a failure or a "
+        "generalist, and those already waiting on it move there at once). Then one routed "
+        "request at a time probes it; the first answer ends the cooldown, a failure or a "
         "miss starts another.",
     )
 
@@ -169,8 +170,8 @@ class RouterSpec(Strict):
         ge=50,
         le=3_600_000,
         description="The same for a routed request that is not streamed: a specialist that "
-        "has not answered by then loses it to the generalist and cools down. Set it above "
-        "the longest answer a specialist should give.",
+        "has not answered by then loses it to the generalist, and it counts as one failure "
+        "towards a cooldown. Set it above the longest answer a specialist should give.",
     )
     cooldown: CooldownSpec = Field(
         default_factory=CooldownSpec,

@@ -38,8 +38,8 @@ CHART_ENV = "GARDEN_CHART"
 #: Top-level values that are garden.yaml's own keys (the rest are cluster values).
 GARDEN_KEYS = tuple(GardenConfig.model_fields)
 
-#: Helm's schema errors, one per line: ``- at '/json/pointer': message``.
-_SCHEMA_LINE = re.compile(r"^- at '(?P<at>[^']*)': (?P<message>.*)$")
+#: Helm's schema errors, one per line: ``- at '/json/pointer': message`` (causes indented).
+_SCHEMA_LINE = re.compile(r"^\s*- at '(?P<at>[^']*)': (?P<message>.*)$")
 #: A template's ``fail``: ``execution error at (<template>:<line>:<col>): <message>``.
 _FAIL = re.compile(r"execution error at \([^)]*\): (?P<message>.*)", re.DOTALL)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cluster.exceptions import FirstTokenTimeoutError, ModelUnavailableError
+from cluster.exceptions import FirstTokenTimeoutError, ModelUnavailableError, UpstreamError
 from deployments.protocol import ReplyHead
 from router._dispatch import Dispatcher
 from router._state import ModelStates
@@ -190,3 +190,85 @@ def test_a_probe_that_answers_ends_the_cooldown() -> None:
     reply = asyncio.run(dispatcher.send("law", "chat", {}, abandon_when_down=True))
     reply.close()
     assert not states.cooling("law") and states.snapshot()["law"].healthy
+
+
+class _Failing(_Replies):
+    """A reply stream whose first item raises ``error``."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(HEAD)
+        self.error = error
+
+    async def __anext__(self) -> Any:
+        raise self.error
+
+
+def _three_failures(replies: _Replies) -> tuple[Dispatcher, ModelStates]:
+    states = ModelStates({"law": 4, "generalist": 4}, failures=3)
+    states.observe({"law": 1, "generalist": 1})
+    handles: dict[str, Any] = {"law": _Handle(replies)}
+    return Dispatcher(handles, states, retry_after_s=1, watch_period_s=0.01), states
+
+
+def test_a_timeout_inside_the_replica_is_a_failure_not_a_missed_deadline() -> None:
+    from ray.exceptions import RayTaskError
+
+    inner = RayTaskError("generate", "traceback", TimeoutError("adapter fetch timed out"))
+    error = inner.as_instanceof_cause()
+    assert isinstance(error, TimeoutError)  # what Ray raises: both at once
+    dispatcher, states = _three_failures(_Failing(error))
+    with pytest.raises(UpstreamError, match="adapter fetch timed out"):
+        asyncio.run(dispatcher.send("law", "chat", {}, deadline_s=5, abandon_when_down=True))
+    assert not states.cooling("law")  # one failure of three, no cooldown
+
+
+def test_a_slow_whole_answer_counts_as_one_failure_a_missing_first_token_cools() -> None:
+    handle = _Stalled()  # never answers
+    states = ModelStates({"law": 4, "generalist": 4}, failures=3)
+    states.observe({"law": 1, "generalist": 1})
+    dispatcher = Dispatcher({"law": handle}, states, retry_after_s=1, watch_period_s=0.01)
+    with pytest.raises(FirstTokenTimeoutError, match="sent nothing within 50 ms"):
+        asyncio.run(dispatcher.send("law", "chat", {}, deadline_s=0.05, abandon_when_down=True))
+    assert not states.cooling("law")
+    with pytest.raises(FirstTokenTimeoutError):
+        asyncio.run(
+            dispatcher.send("law", "chat", {}, deadline_s=0.05, stalls=True, abandon_when_down=True)
+        )
+    assert states.cooling("law")
+
+
+def test_only_routed_requests_probe_and_an_adapter_cools_alone() -> None:
+    clock = [0.0]
+    states = ModelStates({"law": 4, "generalist": 4}, cooldown_s=5, clock=lambda: clock[0])
+    states.observe({"law": 1, "generalist": 1})
+    handle = _Stalled()
+    dispatcher = Dispatcher({"law": handle}, states, retry_after_s=1, watch_period_s=0.01)
+    states.missed("law:tax")
+    assert states.cooling("law:tax") and not states.cooling("law")
+    clock[0] = 5.0
+
+    async def scenario() -> None:
+        # A named request (no deadline, nowhere to fall back to) does not take the probe.
+        named = asyncio.create_task(dispatcher.send("law", "chat", {}, adapter="tax"))
+        await asyncio.sleep(0.05)
+        assert states.try_probe("law:tax") is not None  # still free for a routed one
+        named.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await named
+
+    asyncio.run(scenario())
+    assert handle.sent[0].cancelled
+
+
+def test_a_send_that_fails_to_start_leaks_nothing() -> None:
+    class _Broken(_Handle):
+        def remote(self, endpoint: str, body: dict[str, Any]) -> _Replies:
+            raise RuntimeError("handle gone")
+
+    states = ModelStates({"law": 4, "generalist": 4}, cooldown_s=5, clock=lambda: 10.0)
+    states.observe({"law": 1, "generalist": 1})
+    states.missed("law")
+    dispatcher = Dispatcher({"law": _Broken(_Replies(HEAD))}, states, retry_after_s=1)
+    with pytest.raises(RuntimeError):
+        asyncio.run(dispatcher.send("law", "chat", {}, deadline_s=1, abandon_when_down=True))
+    assert states.outstanding("law") == 0

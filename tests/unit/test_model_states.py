@@ -54,13 +54,15 @@ def test_a_failure_cools_the_model_down_then_one_probe_tests_it() -> None:
     states.failed("law")
     law = states.snapshot()["law"]
     assert not law.healthy and law.cooling
+    assert states.try_probe("law") is None  # no probe while the cooldown runs
     clock.now += 4.9
     assert not states.snapshot()["law"].healthy
     clock.now += 0.2  # the cooldown is over: one request may probe
     assert states.snapshot()["law"].healthy
-    assert states.begin("law") is True  # the probe
+    token = states.try_probe("law")
+    assert token is not None  # the probe
     assert not states.snapshot()["law"].healthy  # the others keep away while it runs
-    assert states.begin("law") is False  # a second request at once is no probe
+    assert states.try_probe("law") is None  # a second request at once is no probe
     states.answered("law")
     law = states.snapshot()["law"]
     assert law.healthy and not law.cooling  # the probe's answer ended the cooldown
@@ -74,15 +76,33 @@ def test_a_missed_deadline_starts_a_cooldown_and_a_failed_probe_another() -> Non
     assert states.open_now("law") and states.cooling("law")
     clock.now += 5.0
     assert not states.open_now("law") and not states.cooling("law")
-    assert states.begin("law")
+    assert states.try_probe("law") is not None
     states.missed("law")  # the probe missed too: another cooldown
     assert states.open_now("law")
     clock.now += 5.0
-    assert states.begin("law")
-    states.release("law")  # the probe was cancelled: no verdict, the next one probes
-    assert states.begin("law")
+    token = states.try_probe("law")
+    assert token is not None
+    states.release("law", token)  # the probe was cancelled: no verdict, the next one probes
+    assert states.try_probe("law") is not None
     states.answered("law")
     assert not states.cooling("law")
+
+
+def test_a_stale_probe_holds_the_others_back_for_a_cooldown_at_most() -> None:
+    """A probe that runs long (a long answer) does not keep the model out for its length."""
+    clock = Clock()
+    states = _states(clock)
+    states.observe({"law": 1, "generalist": 1})
+    states.missed("law")
+    clock.now += 5.0
+    first = states.try_probe("law")
+    assert first is not None and states.cooling("law")
+    clock.now += 5.0  # still no verdict: the probe is stale
+    assert not states.cooling("law")
+    second = states.try_probe("law")
+    assert second is not None and second != first
+    states.release("law", first)  # the old probe's end does not clear the new one
+    assert states.cooling("law")
 
 
 def test_failures_are_counted_in_a_window() -> None:
