@@ -26,13 +26,15 @@ the replica abruptly.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
 import sys
+from contextlib import AbstractContextManager
 from typing import Any
 
-from deployments._internals import VLLMEngine, fork_allowed
+from deployments._internals import HookedEngine, fork_allowed
 from deployments._limits import install_strict_max_tokens
 from deployments._probe import LoadProbe, attach_probe
 
@@ -59,26 +61,20 @@ if sys.platform == "linux":
     os.register_at_fork(after_in_child=_die_with_parent)
 
 
-class GardenEngine(VLLMEngine):
-    """``VLLMEngine`` that runs a single-worker CPU engine in one forked process."""
+class GardenEngine(HookedEngine):
+    """Ray Serve LLM's engine, running a single-worker CPU engine in one forked process."""
 
     _light: bool = False
+    probe: LoadProbe | None = None
 
-    def _prepare_engine_config(self, callback_ctx: Any) -> tuple[Any, Any, Any]:
-        engine_args, frontend_args, vllm_config = super()._prepare_engine_config(callback_ctx)
+    def configured(self, vllm_config: Any) -> None:
         parallel = vllm_config.parallel_config
         if vllm_config.device_config.device_type == "cpu" and parallel.world_size == 1:
             parallel.distributed_executor_backend = "uni"
             self._light = True
-        return engine_args, frontend_args, vllm_config
 
-    probe: LoadProbe | None = None
+    def starting(self) -> AbstractContextManager[Any]:
+        return fork_allowed() if self._light else contextlib.nullcontext()
 
-    def _start_async_llm_engine(self, *args: Any, **kwargs: Any) -> Any:
-        if not self._light:
-            client = super()._start_async_llm_engine(*args, **kwargs)
-        else:
-            with fork_allowed():
-                client = super()._start_async_llm_engine(*args, **kwargs)
+    def started(self, client: Any) -> None:
         self.probe = attach_probe(client)
-        return client

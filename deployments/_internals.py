@@ -18,7 +18,9 @@ What is reached, and why no public API serves:
   ``_start_async_llm_engine``, and ``LLMServer``'s
   ``_get_default_engine_class`` and ``_start_engine``: the only places to
   run a single-worker CPU engine in one forked process, to attach the load
-  probe, and to skip the usage-telemetry actor.
+  probe, and to skip the usage-telemetry actor. They are overridden here
+  only, by :class:`HookedEngine` and :class:`HookedServer`, which turn them
+  into public hooks that the garden's classes override.
 * ``VLLMEngine._engine_client``: the engine's ``AsyncLLM``, for the KV-cache
   size and the probe.
 * ``AsyncLLM.logger_manager.stat_loggers``: vLLM's stat loggers are given at
@@ -43,6 +45,7 @@ import inspect
 import os
 import re
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 from ray.llm._internal.common.callbacks.base import CallbackBase, CallbackConfig
@@ -51,6 +54,7 @@ from ray.llm._internal.serve.core.configs.openai_api_models import (
     CompletionRequest,
 )
 from ray.llm._internal.serve.engines.vllm.vllm_engine import VLLMEngine
+from ray.serve.llm import LLMServer
 from vllm.exceptions import VLLMValidationError
 from vllm.utils import system_utils
 from vllm.v1.metrics.loggers import AggregateStatLoggerBase
@@ -62,6 +66,8 @@ __all__ = [
     "CallbackConfig",
     "ChatCompletionRequest",
     "CompletionRequest",
+    "HookedEngine",
+    "HookedServer",
     "VLLMEngine",
     "VLLMValidationError",
     "add_stat_logger",
@@ -123,6 +129,63 @@ _ATTRIBUTES = (
     (*_NAMES["VLLMEngine"], "self._engine_client"),
     ("vllm.v1.engine.async_llm", "AsyncLLM", "self.logger_manager"),
 )
+
+
+class HookedEngine(VLLMEngine):
+    """Ray Serve LLM's ``VLLMEngine`` with public hooks in place of its private steps.
+
+    ``configured(vllm_config)`` runs once Ray Serve LLM has prepared the
+    engine's config (it may change it); the engine then starts inside
+    ``starting()``, and ``started(client)`` gets its ``AsyncLLM``.
+    """
+
+    def configured(self, vllm_config: Any) -> None:
+        """The engine's ``VllmConfig``, before the engine is built from it."""
+
+    def starting(self) -> AbstractContextManager[Any]:
+        """The context the engine is started in (none by default)."""
+        return contextlib.nullcontext()
+
+    def started(self, client: Any) -> None:
+        """The engine's ``AsyncLLM``, just started."""
+
+    def _prepare_engine_config(self, callback_ctx: Any) -> tuple[Any, Any, Any]:
+        engine_args, frontend_args, vllm_config = super()._prepare_engine_config(callback_ctx)
+        self.configured(vllm_config)
+        return engine_args, frontend_args, vllm_config
+
+    def _start_async_llm_engine(self, *args: Any, **kwargs: Any) -> Any:
+        with self.starting():
+            client = super()._start_async_llm_engine(*args, **kwargs)
+        self.started(client)
+        return client
+
+
+class HookedServer(LLMServer):
+    """Ray Serve LLM's ``LLMServer`` with public hooks in place of its private steps.
+
+    ``engine_class()`` names the engine class; the engine is then only
+    started: Ray Serve LLM's own start also pushes a usage-telemetry report,
+    which starts a cluster-wide TelemetryAgent actor (~0.4 GB, importing vLLM
+    again), and the garden runs with usage stats off. ``engine_ready()``
+    runs once it is.
+    """
+
+    def engine_class(self) -> Any:
+        """The engine class replicas run (Ray Serve LLM's by default)."""
+        return super()._get_default_engine_class()
+
+    def engine_ready(self) -> None:
+        """Called once the engine has started."""
+
+    def _get_default_engine_class(self) -> Any:
+        return self.engine_class()
+
+    async def _start_engine(self) -> None:
+        if self.engine is None:
+            raise ValueError("engine is not set")
+        await self.engine.start()
+        self.engine_ready()
 
 
 def engine_client(engine: Any) -> Any:

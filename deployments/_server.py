@@ -9,9 +9,13 @@ from typing import Any
 
 import psutil
 from pydantic import BaseModel, ValidationError
-from ray.serve.llm import LLMServer
 
-from deployments._internals import ChatCompletionRequest, CompletionRequest, engine_client
+from deployments._internals import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    HookedServer,
+    engine_client,
+)
 from deployments.protocol import ENDPOINTS, ReplyHead
 
 __all__ = ["GardenModel"]
@@ -54,26 +58,20 @@ def _kv_cache_tokens(engine: Any) -> int | None:
     return int(blocks * cache.block_size) if blocks else None
 
 
-class GardenModel(LLMServer):
-    """Ray Serve LLM's ``LLMServer`` with a vLLM-free wire format for the router.
+class GardenModel(HookedServer):
+    """Ray Serve LLM's ``LLMServer`` (through the seam's hooks) with a vLLM-free wire format.
 
     The engine class (``deployments._engine.GardenEngine``) is imported
     lazily: importing it patches vLLM's serving modules and registers a fork
     hook, which belong in replica processes only, not in the driver.
     """
 
-    def _get_default_engine_class(self) -> Any:
+    def engine_class(self) -> Any:
         from deployments._engine import GardenEngine
 
         return GardenEngine
 
-    async def _start_engine(self) -> None:
-        # Ray Serve LLM also pushes a usage-telemetry report here, which starts
-        # a cluster-wide TelemetryAgent actor (~0.4 GB, importing vLLM again).
-        # The garden runs with usage stats off, so it only starts the engine.
-        if self.engine is None:
-            raise ValueError("engine is not set")
-        await self.engine.start()
+    def engine_ready(self) -> None:
         # From the replica process's birth (imports included) to a ready engine.
         self._ready_after_s = time.time() - psutil.Process().create_time()
 

@@ -119,3 +119,24 @@ def test_a_moved_internal_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     found = _internals.problems()
     assert "ray.serve.llm.LLMServer._no_such_method is gone" in found
     assert "ray.serve.llm.LLMServer no longer sets self._gone" in found
+
+
+def test_only_the_seam_overrides_private_members() -> None:
+    """Subclasses of Ray Serve LLM's classes outside the seam override public hooks only."""
+    hooked = {"HookedEngine", "HookedServer", "VLLMEngine", "LLMServer", "CallbackBase"}
+    found = []
+    for package in PACKAGES:
+        for path in sorted((REPO / package).rglob("*.py")):
+            if path == SEAMS["vllm"]:
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.ClassDef):
+                    continue
+                bases = {b.id for b in node.bases if isinstance(b, ast.Name)}
+                if not bases & hooked:
+                    continue
+                for item in node.body:
+                    is_method = isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
+                    if is_method and item.name.startswith("_") and not item.name.endswith("__"):
+                        found.append(f"{path.relative_to(REPO)}: {node.name}.{item.name}")
+    assert found == [], f"private members overridden outside the seam: {found}"
