@@ -13,17 +13,18 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
-from cluster.config import GardenConfig
+from cluster.config import GardenConfig, load_config
 from deployments.protocol import ReplyHead
 from router import _health
 
-__all__ = ["FakeHandle", "FakeMetrics", "router_class", "serve_router"]
+__all__ = ["FakeHandle", "FakeMetrics", "lexical_garden", "router_class", "serve_router"]
 
 
 def _completion(body: dict[str, Any]) -> bytes:
@@ -130,3 +131,15 @@ def serve_router(
     )
     with TestClient(app) as client:
         yield client, handles
+
+
+def lexical_garden(data_dir: Path, **router: Any) -> GardenConfig:
+    """The embedded garden with a lexical-only classifier (fast to fit), cached in ``data_dir``.
+
+    ``router`` overrides keys of the ``router`` section.
+    """
+    data = load_config(None).model_dump(mode="json")
+    data["data_dir"] = str(data_dir)
+    data["router"]["classifier"]["options"] = {"semantic": False}
+    data["router"].update(router)
+    return GardenConfig.model_validate(data)

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from cluster.config import GardenConfig, load_config
-from tests._ingress import FakeHandle, serve_router
+from tests._ingress import FakeHandle, lexical_garden, serve_router
 
 pytestmark = pytest.mark.unit
 
@@ -35,10 +34,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def served(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[TestClient, dict[str, FakeHandle]]]:
-    data = load_config(None).model_dump(mode="json")
-    data["data_dir"] = str(data_dir)
-    data["router"]["classifier"]["options"] = {"semantic": False}
-    with serve_router(GardenConfig.model_validate(data), monkeypatch) as app:
+    with serve_router(lexical_garden(data_dir), monkeypatch) as app:
         yield app
 
 

@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 from cluster.config import GardenConfig, RequestLimitsSpec, load_config
 from cluster.exceptions import InvalidRequestError, RequestTimeoutError, RequestTooLargeError
 from router._body import json_depth, read_body, read_json_body
-from tests._ingress import FakeHandle, serve_router
+from tests._ingress import FakeHandle, lexical_garden, serve_router
 
 pytestmark = pytest.mark.unit
 
@@ -108,11 +108,9 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def served(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[TestClient, dict[str, FakeHandle]]]:
-    data = load_config(None).model_dump(mode="json")
-    data["data_dir"] = str(data_dir)
-    data["router"]["classifier"]["options"] = {"semantic": False}
-    data["router"]["request_limits"] = LIMITS.model_dump()
-    with serve_router(GardenConfig.model_validate(data), monkeypatch) as app:
+    with serve_router(
+        lexical_garden(data_dir, request_limits=LIMITS.model_dump()), monkeypatch
+    ) as app:
         yield app
 
 
