@@ -75,8 +75,8 @@ def _wait_until_routed_to_medicine(garden: RunningGarden, timeout_s: float = 60)
 
     A test that disturbs medicine must start from a router that chooses it:
     the router still counts an earlier test's streams until their
-    disconnects reach it (a few hundred ms), and marks a model that just
-    failed a request suspect for a few seconds.
+    disconnects reach it (a few hundred ms), and keeps a model that just
+    failed or missed a deadline in cooldown until a probe answers.
     """
     probe = openai.OpenAI(base_url=garden.endpoint, api_key="unused", max_retries=0, timeout=60)
     deadline = time.monotonic() + timeout_s
