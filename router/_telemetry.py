@@ -69,6 +69,9 @@ class RouteMetrics(Protocol):
     def record(self, decision: Decision, decision_seconds: float) -> None:
         """Count one final decision and how long deciding took."""
 
+    def resumed(self, model: str, failed: str) -> None:
+        """Count one stream that ``model`` continued after ``failed`` died mid-stream."""
+
 
 class RayRouteMetrics:
     """``garden_route_total{domain,model,reason}`` and ``garden_route_decision_seconds``.
@@ -90,6 +93,11 @@ class RayRouteMetrics:
             description="Seconds spent classifying and deciding one request.",
             boundaries=_DECISION_BUCKETS,
         )
+        self._resumed = Counter(
+            semconv.METRIC_RESUMED,
+            description="Routed streams continued on another model after theirs failed.",
+            tag_keys=(semconv.TAG_MODEL, semconv.TAG_FROM),
+        )
 
     def record(self, decision: Decision, decision_seconds: float) -> None:
         self._routes.inc(
@@ -101,6 +109,9 @@ class RayRouteMetrics:
             },
         )
         self._seconds.observe(decision_seconds)
+
+    def resumed(self, model: str, failed: str) -> None:
+        self._resumed.inc(1, tags={semconv.TAG_MODEL: model, semconv.TAG_FROM: failed})
 
 
 class RouteTelemetry:
@@ -160,6 +171,18 @@ class RouteTelemetry:
         span.set_attributes(attributes)
         if self._metrics is not None:
             self._metrics.record(decision, seconds)
+
+    def resumed(self, span: Span, model: str, failed: str) -> None:
+        """Record that ``model`` continued the stream after ``failed`` died mid-stream."""
+        span.set_attributes(
+            {
+                semconv.ATTR_RESUMED: True,
+                semconv.ATTR_RESUMED_FROM: failed,
+                semconv.ATTR_RESPONSE_MODEL: model,
+            }
+        )
+        if self._metrics is not None:
+            self._metrics.resumed(model, failed)
 
     @staticmethod
     def served(span: Span, model: str) -> None:

@@ -26,7 +26,8 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -54,6 +55,7 @@ from router._dispatch import COOLDOWN_CODE, REPLICA_FAILURES, Dispatcher, Reply
 from router._http import error_response
 from router._needs import needs_of
 from router._openapi import openapi_document
+from router._resume import Transcript, continuation
 from router._sessions import Sessions, session_key
 from router._state import ModelStates
 from router._telemetry import (
@@ -176,20 +178,61 @@ def _model_cards(garden: GardenConfig) -> list[dict[str, Any]]:
     return virtual + served
 
 
-async def _sse(reply: Reply, span: Span) -> AsyncIterator[bytes | str]:
-    """The stream's bytes as the model produced them; the reply closes with it."""
+@dataclass(slots=True)
+class _Resume:
+    """How a routed stream goes on if its model dies: what it sent, and where to go."""
+
+    transcript: Transcript
+    body: dict[str, Any]
+    send: Callable[[dict[str, Any]], Awaitable[Reply]]
+    telemetry: RouteTelemetry
+
+
+async def _sse(
+    reply: Reply, span: Span, resume: _Resume | None = None
+) -> AsyncIterator[bytes | str]:
+    """The stream's bytes as the model produced them; the reply closes with it.
+
+    With ``resume`` (a routed stream), a model that dies mid-stream hands the
+    rest of the stream to the generalist (:mod:`router._resume`).
+    """
     usage = usage_of(reply.head.body)
     error: str | None = None
+    transcript = None if resume is None else resume.transcript
     try:
         yield reply.head.body
+        if transcript is not None:
+            transcript.feed(reply.head.body)
         async for chunk in reply.chunks():
             usage = usage_of(chunk) or usage
+            if transcript is not None:
+                transcript.feed(chunk)
             yield chunk
     except _MID_STREAM_FAILURES as err:
-        # Bytes already reached the client: end the stream with an error event
-        # and no [DONE], so the client sees a failed stream, not a short one.
         error = f"stream interrupted: {type(err).__name__}"
-        yield f"data: {json.dumps(UpstreamError(error).to_body())}\n\n"
+        body = None if resume is None else continuation(resume.body, resume.transcript)
+        if resume is not None and body is not None:
+            failed = reply.model
+            reply.close()
+            try:
+                reply = await resume.send(body)
+            except RequestError as lost:
+                error = f"{error}; not resumed: {lost.message}"
+            else:
+                resume.telemetry.resumed(span, reply.model, failed)
+                logger.info("stream of %s resumed on %s", failed, reply.model)
+                error = None
+                try:
+                    yield resume.transcript.relabel(reply.head.body)
+                    async for chunk in reply.chunks():
+                        usage = usage_of(chunk) or usage
+                        yield resume.transcript.relabel(chunk)
+                except _MID_STREAM_FAILURES as again:
+                    error = f"stream interrupted twice: {type(again).__name__}"
+        if error is not None:
+            # Bytes already reached the client: end the stream with an error event
+            # and no [DONE], so the client sees a failed stream, not a short one.
+            yield f"data: {json.dumps(UpstreamError(error).to_body())}\n\n"
     finally:
         reply.close()
         RouteTelemetry.finish(span, status=reply.head.status, usage=usage, error=error)
@@ -357,10 +400,11 @@ class Router:
         try:
             if model in self._policies:
                 policy = self._policies[model]
-                reply, headers = await self._route(policy, endpoint, body, span, session)
+                reply, headers, decision = await self._route(policy, endpoint, body, span, session)
+                resume = self._resume(endpoint, body, policy, decision) if stream else None
             else:
                 send = self._dispatcher.send(target, endpoint, body, adapter=adapter)
-                reply, headers = await send, {}
+                reply, headers, resume = await send, {}, None
                 RouteTelemetry.served(span, model)
         except RequestError as err:
             RouteTelemetry.finish(span, status=err.status_code, usage=None, error=err.message)
@@ -372,7 +416,25 @@ class Router:
             return Response(
                 reply.head.body, status_code=status, media_type="application/json", headers=headers
             )
-        return StreamingResponse(_sse(reply, span), media_type="text/event-stream", headers=headers)
+        return StreamingResponse(
+            _sse(reply, span, resume), media_type="text/event-stream", headers=headers
+        )
+
+    def _resume(
+        self, endpoint: str, body: dict[str, Any], policy: PolicyConfig, decision: Decision
+    ) -> _Resume | None:
+        """How a routed stream served by a specialist goes on if it dies (None: it cannot)."""
+        generalist = policy.generalist
+        if not policy.spill or decision.model == generalist:
+            return None
+        if not policy.can_serve(generalist, needs_of(body)):
+            return None
+
+        async def send(continued: dict[str, Any]) -> Reply:
+            self._states.failed(decision.model)
+            return await self._send_to(generalist, endpoint, continued)
+
+        return _Resume(Transcript(endpoint), body, send, self._telemetry)
 
     async def _route(
         self,
@@ -381,7 +443,7 @@ class Router:
         body: dict[str, Any],
         span: Span,
         key: str | None,
-    ) -> tuple[Reply, dict[str, str]]:
+    ) -> tuple[Reply, dict[str, str], Decision]:
         started = time.perf_counter()
         needs = needs_of(body)
         session: Session | None = None
@@ -408,7 +470,7 @@ class Router:
                 # the answer does not wait for the store.
                 self._sessions.remember(key, after)
                 self._background(self._sessions.save(key, after))
-        return reply, explanation_headers(decision)
+        return reply, explanation_headers(decision), decision
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)

@@ -22,6 +22,8 @@ __all__ = [
     "ATTR_REQUEST_ID",
     "ATTR_REQUEST_MODEL",
     "ATTR_RESPONSE_MODEL",
+    "ATTR_RESUMED",
+    "ATTR_RESUMED_FROM",
     "ATTR_SESSION_REASON",
     "ATTR_STAGE",
     "ATTR_STREAM",
@@ -34,10 +36,12 @@ __all__ = [
     "HEADER_PREFIX",
     "HEADER_REASON",
     "METRIC_DECISION_SECONDS",
+    "METRIC_RESUMED",
     "METRIC_ROUTE",
     "OPERATIONS",
     "PROVIDER",
     "TAG_DOMAIN",
+    "TAG_FROM",
     "TAG_MODEL",
     "TAG_REASON",
     "TRACER_NAME",
@@ -68,6 +72,9 @@ ATTR_STAGE: Final = "garden.route.stage"
 ATTR_SESSION_REASON: Final = "garden.route.session_reason"
 #: On an ``unhealthy`` decision: true when the specialist was in a cooldown.
 ATTR_COOLDOWN: Final = "garden.route.cooldown"
+#: A stream whose model failed mid-stream and that the generalist continued.
+ATTR_RESUMED: Final = "garden.route.resumed"
+ATTR_RESUMED_FROM: Final = "garden.route.resumed_from"
 ATTR_STREAM: Final = "garden.request.stream"
 ATTR_REQUEST_ID: Final = "garden.request.id"
 ATTR_HTTP_STATUS: Final = "http.response.status_code"
@@ -80,6 +87,9 @@ OPERATIONS: Final = {"chat": "chat", "completions": "text_completion"}
 # -- metrics (Ray's exporter adds its ``ray_`` namespace, and ``_total`` to counters) --
 METRIC_ROUTE: Final = "garden_route"
 METRIC_DECISION_SECONDS: Final = "garden_route_decision_seconds"
+#: Routed streams continued on the generalist after their model failed mid-stream.
+METRIC_RESUMED: Final = "garden_route_resumed"
+TAG_FROM: Final = "from"
 TAG_DOMAIN: Final = "domain"
 TAG_MODEL: Final = "model"
 TAG_REASON: Final = "reason"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -67,25 +67,34 @@ class _Replies:
 class FakeHandle:
     """A model deployment's handle: records each body and the options it was sent with."""
 
-    def __init__(self, sent: list[tuple[dict[str, Any], dict[str, Any]]] | None = None) -> None:
+    def __init__(
+        self,
+        sent: list[tuple[dict[str, Any], dict[str, Any]]] | None = None,
+        replies: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> None:
         self.generate = self
         self.sent: list[tuple[dict[str, Any], dict[str, Any]]] = [] if sent is None else sent
         self._options: dict[str, Any] = {}
+        #: Makes each request's reply stream (default: one chat completion).
+        self.replies = replies or _Replies
 
     def options(self, **options: Any) -> FakeHandle:
-        copy = FakeHandle(self.sent)
+        copy = FakeHandle(self.sent, self.replies)
         copy._options = {**self._options, **options}
         return copy
 
-    def remote(self, endpoint: str, body: dict[str, Any]) -> _Replies:
+    def remote(self, endpoint: str, body: dict[str, Any]) -> Any:
         self.sent.append((body, self._options))
-        return _Replies(body)
+        return self.replies(body)
 
 
 class FakeMetrics:
     """Route metrics that go nowhere (Ray's need a cluster)."""
 
     def record(self, *_: Any) -> None:
+        pass
+
+    def resumed(self, *_: Any) -> None:
         pass
 
 
@@ -100,14 +109,19 @@ def router_class() -> Any:
 
 @contextlib.contextmanager
 def serve_router(
-    garden: GardenConfig, monkeypatch: pytest.MonkeyPatch
+    garden: GardenConfig,
+    monkeypatch: pytest.MonkeyPatch,
+    replies: Mapping[str, Callable[[dict[str, Any]], Any]] | None = None,
 ) -> Iterator[tuple[TestClient, dict[str, FakeHandle]]]:
-    """A client of the garden's router app, and the fake handle of each model."""
+    """A client of the garden's router app, and the fake handle of each model.
+
+    ``replies`` makes the reply streams of the models it names.
+    """
     from ray import serve
 
     from router.ingress import app
 
-    handles = {m.name: FakeHandle() for m in garden.models}
+    handles = {m.name: FakeHandle(replies=(replies or {}).get(m.name)) for m in garden.models}
     router = router_class()(handles, garden.model_dump(mode="json"), metrics=FakeMetrics())
 
     async def classify(text: str) -> Any:

@@ -485,6 +485,64 @@ def test_killed_specialist_under_load_loses_no_request(garden: RunningGarden) ->
     assert {"specialist_error", "unhealthy"} & set(reasons), reasons
 
 
+def test_streams_in_flight_go_on_on_the_generalist_when_their_specialist_dies(
+    garden: RunningGarden,
+) -> None:
+    """kill -9 every medicine replica while 24 routed streams are mid-answer.
+
+    Each stream goes on on the generalist: the client sees one stream, with
+    one id, ending in [DONE] with no error, the chunks after the switch
+    naming the generalist; no stream sends more tokens than asked for.
+    """
+    app = garden.config.name
+    _wait_until_routed_to_medicine(garden)
+    streams_n, max_tokens = 24, 400
+
+    async def one(aclient: openai.AsyncOpenAI, started: asyncio.Event, count: list[int]) -> Any:
+        stream = await aclient.chat.completions.create(
+            model="auto",
+            messages=_messages(MEDICAL),
+            max_tokens=max_tokens,
+            stream=True,
+            extra_body={"ignore_eos": True},
+        )
+        ids, models, tokens = set(), [], 0
+        async for chunk in stream:  # an error event raises here
+            ids.add(chunk.id)
+            models.append(chunk.model)
+            if chunk.choices and chunk.choices[0].delta.content:
+                tokens += 1
+                if tokens == 1:
+                    count[0] += 1
+                    if count[0] == streams_n:
+                        started.set()
+        return ids, models, tokens
+
+    async def scenario() -> list[Any]:
+        aclient = _async_client(garden)
+        started, count = asyncio.Event(), [0]
+        try:
+            tasks = [asyncio.create_task(one(aclient, started, count)) for _ in range(streams_n)]
+            await asyncio.wait_for(started.wait(), 120)  # every stream is mid-answer
+            for replica in replica_processes(app, "medicine"):
+                await asyncio.to_thread(replica.kill)
+            return list(await asyncio.gather(*tasks))
+        finally:
+            await aclient.close()
+
+    try:
+        results = asyncio.run(scenario())
+    finally:
+        wait_until_healthy(app, "medicine")
+    resumed = 0
+    for ids, models, tokens in results:
+        assert len(ids) == 1, ids  # one stream, one id
+        assert models[0] == "medicine"
+        assert tokens <= max_tokens
+        resumed += models[-1] == "generalist"
+    assert resumed >= streams_n // 2, [m[-1] for _, m, _ in results]  # most were still going
+
+
 def test_requests_waiting_on_a_killed_specialist_fall_back(garden: RunningGarden) -> None:
     """Requests dispatched to the specialist, still waiting for their head, when it dies.
 

@@ -21,6 +21,9 @@ class RecordingMetrics:
     def record(self, decision: Decision, decision_seconds: float) -> None:
         self.records.append((decision, decision_seconds))
 
+    def resumed(self, model: str, failed: str) -> None:
+        self.records.append((Decision(model, "", 0.0, Reason.SPECIALIST_ERROR, failed), 0.0))
+
 
 def _telemetry() -> tuple[RouteTelemetry, InMemorySpanExporter, RecordingMetrics]:
     exporter = InMemorySpanExporter()
