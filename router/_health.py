@@ -1,8 +1,16 @@
-"""Keeping the router's model states fresh from Ray Serve's controller."""
+"""Keeping the router's model states fresh: Serve's controller, and the other router replicas.
+
+Every refresh, each router replica publishes its outstanding requests per
+model in the garden's shared store (``{app}:outstanding:{writer}``, with a
+TTL so a dead router's report lapses) and reads the others' reports, so that
+with N routers a model's capacity check counts every router's requests, not
+only its own (which would admit N times a model's load before spilling).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -10,11 +18,19 @@ from typing import Any
 from ray.exceptions import RayError
 from ray.serve.exceptions import RayServeException
 
-from autoscaling.signals import publish_spilled, read_capped
+from autoscaling.signals import SPILL_TTL_S, publish_spilled, read_capped
 from cluster.ray_internals import serve_details
+from cluster.store import RayKVStore, SharedStore
 from router._state import ModelStates
 
-__all__ = ["counts_of", "refresh", "replica_counts", "running_replicas", "watch"]
+__all__ = [
+    "counts_of",
+    "exchange_outstanding",
+    "refresh",
+    "replica_counts",
+    "running_replicas",
+    "watch",
+]
 
 logger = logging.getLogger("ray.serve")
 
@@ -70,24 +86,51 @@ def _state(state: object) -> str:
     return str(getattr(state, "value", state))
 
 
+def exchange_outstanding(
+    app_name: str,
+    mine: Mapping[str, int],
+    writer: str,
+    store: SharedStore | None = None,
+    ttl_s: float = SPILL_TTL_S,
+) -> dict[str, int]:
+    """Publish router ``writer``'s outstanding requests per model; the other routers', summed."""
+    shared = RayKVStore() if store is None else store
+    prefix = f"{app_name}:outstanding:"
+    shared.put(prefix + writer, json.dumps(dict(mine)), ttl_s=ttl_s)
+    others: dict[str, int] = {}
+    for key, raw in shared.items(prefix).items():
+        if key == prefix + writer:
+            continue
+        try:
+            report = json.loads(raw)
+            for model, n in report.items():
+                others[str(model)] = others.get(str(model), 0) + int(n)
+        except (ValueError, TypeError, AttributeError) as err:  # a garbled report: skip it
+            logger.warning("outstanding report %s not read: %r", key, err)
+    return others
+
+
 def _exchange(
-    app_name: str, spilled: dict[str, int], writer: str
-) -> tuple[dict[str, int], dict[str, int], frozenset[str]]:
+    app_name: str, spilled: dict[str, int], outstanding: dict[str, int], writer: str
+) -> tuple[dict[str, int], dict[str, int], frozenset[str], dict[str, int]]:
     publish_spilled(app_name, spilled, writer)
+    others = exchange_outstanding(app_name, outstanding, writer)
     running, starting = replica_counts(app_name)
-    return running, starting, read_capped(app_name)
+    return running, starting, read_capped(app_name), others
 
 
 async def refresh(states: ModelStates, app_name: str, writer: str) -> None:
-    """Publish spills as router replica ``writer``; observe replicas and budget caps.
+    """Publish spills and outstanding requests as router replica ``writer``; observe the rest.
 
-    On an error keep the last view.
+    The rest: replicas, budget caps and the other routers' outstanding
+    requests. On an error keep the last view.
     """
     try:
-        running, starting, capped = await asyncio.to_thread(
-            _exchange, app_name, states.spilled(), writer
+        running, starting, capped, others = await asyncio.to_thread(
+            _exchange, app_name, states.spilled(), states.all_outstanding(), writer
         )
         states.observe(running, capped, starting)
+        states.observe_others(others)
     except (RayError, RayServeException) as err:
         logger.warning("model states not refreshed: %s", err)
 

@@ -56,6 +56,7 @@ class ModelStates:
         )
         self._budget_capped: set[str] = set()
         self._spilled = dict.fromkeys(per_replica, 0)
+        self._others: dict[str, int] = {}
         self._clock = clock
         self.observed_at: float | None = None
 
@@ -78,6 +79,17 @@ class ModelStates:
         self._outstanding[model] = max(0, self._outstanding[model] - 1)
         if spilled_from is not None:
             self._spilled[spilled_from] = max(0, self._spilled[spilled_from] - 1)
+
+    def all_outstanding(self) -> dict[str, int]:
+        """This router's outstanding requests per model (what it reports to the others)."""
+        return dict(self._outstanding)
+
+    def observe_others(self, outstanding: Mapping[str, int]) -> None:
+        """The other router replicas' outstanding requests per model, as they last reported.
+
+        A model's capacity check counts them beside this router's own.
+        """
+        self._others = {m: max(0, int(n)) for m, n in outstanding.items()}
 
     def spilled(self) -> dict[str, int]:
         """Requests outstanding elsewhere that each model could not take (its lost demand)."""
@@ -128,7 +140,7 @@ class ModelStates:
         return self._running[model]
 
     def outstanding(self, model: str) -> int:
-        """Requests the router has at ``model`` right now."""
+        """Requests this router has at ``model`` right now (the others' not included)."""
         return self._outstanding[model]
 
     def _target_limit(self, model: str) -> int | None:
@@ -154,7 +166,7 @@ class ModelStates:
             model: ModelState(
                 healthy=self._running[model] > 0 and not cooling[model],
                 cooling=cooling[model],
-                outstanding=self._outstanding[model],
+                outstanding=self._outstanding[model] + self._others.get(model, 0),
                 queue_limit=max(1, self._running[model] * per_replica),
                 budget_capped=model in self._budget_capped,
                 target_limit=self._target_limit(model),

@@ -47,7 +47,7 @@ def test_a_garbled_entry_neither_hides_nor_stops_the_others(garden: RunningGarde
 
 
 def test_two_router_replicas_spills_add_up(garden: RunningGarden) -> None:
-    """Two routers' refreshes (the code each router replica runs) both count."""
+    """Two routers' refreshes (the code each router replica runs): spills and requests add up."""
     app = f"spill-probe-{uuid.uuid4().hex}"  # no such application: only the reports matter
     routers = [ModelStates({"law": 4, "generalist": 8}) for _ in range(2)]
     for states, spills in zip(routers, (3, 2), strict=True):
@@ -59,6 +59,11 @@ def test_two_router_replicas_spills_add_up(garden: RunningGarden) -> None:
 
     asyncio.run(both())
     assert read_spilled(app) == {"law": 5.0, "generalist": 0.0}
+    asyncio.run(both())  # each has now read the other's report
+    # Each router counts the other's requests at the generalist against its capacity.
+    assert [r.snapshot()["generalist"].outstanding for r in routers] == [5, 5]
     routers[0].end("generalist", spilled_from="law")
     asyncio.run(refresh(routers[0], app, "router-0"))
     assert read_spilled(app)["law"] == 4.0
+    asyncio.run(refresh(routers[1], app, "router-1"))
+    assert routers[1].snapshot()["generalist"].outstanding == 4

@@ -196,3 +196,33 @@ def test_a_failing_adapter_cools_down_alone() -> None:
     assert not snapshot["law:tax"].healthy and snapshot["law"].healthy
     clock.now += 5.0
     assert states.snapshot({"law:tax": "law"})["law:tax"].healthy
+
+
+def test_the_other_routers_requests_count_against_capacity() -> None:
+    states = _states(Clock())
+    states.observe({"law": 1, "generalist": 1})  # law holds 2 at once
+    states.begin("law")
+    assert states.snapshot()["law"].has_capacity
+    states.observe_others({"law": 1, "unknown": 5})
+    law = states.snapshot()["law"]
+    assert law.outstanding == 2 and not law.has_capacity  # full with the other router's
+    assert states.outstanding("law") == 1 and states.all_outstanding()["law"] == 1
+
+
+def test_routers_exchange_their_outstanding_requests_through_the_store() -> None:
+    from cluster.store import MemoryStore
+    from router._health import exchange_outstanding
+
+    clock = Clock(1_000.0)
+    store = MemoryStore(clock)
+    assert exchange_outstanding("g", {"law": 2}, "router-a", store, ttl_s=5) == {}
+    assert exchange_outstanding("g", {"law": 1, "code": 3}, "router-b", store, ttl_s=5) == {
+        "law": 2
+    }
+    store.put("g:outstanding:garbled", "not json", ttl_s=5)
+    assert exchange_outstanding("g", {"law": 0}, "router-a", store, ttl_s=5) == {
+        "law": 1,
+        "code": 3,
+    }
+    clock.now += 5.0  # router-b stopped reporting: its counts lapse
+    assert exchange_outstanding("g", {}, "router-a", store, ttl_s=5) == {}
