@@ -225,3 +225,9 @@ def cold_model_up(garden: RunningGarden) -> None:
     from tests._replicas import ensure_running
 
     ensure_running(garden.endpoint, garden.config.name, COLD_MODEL)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data_dir per test module for in-process routers (their fitted classifier is cached)."""
+    return tmp_path_factory.mktemp("garden-data")

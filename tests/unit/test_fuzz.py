@@ -25,11 +25,6 @@ pytestmark = pytest.mark.unit
 EXAMPLES = 40
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("garden-data")
-
-
 @pytest.fixture
 def served(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch

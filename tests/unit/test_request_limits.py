@@ -99,11 +99,6 @@ def test_limits_are_validated_with_the_key_path() -> None:
 # -- through the router's app -----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("garden-data")
-
-
 @pytest.fixture
 def served(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch

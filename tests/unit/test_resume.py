@@ -123,11 +123,6 @@ class _GoesOn(_Dying):
         return self.items.pop(0)
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("garden-data")
-
-
 @pytest.fixture
 def served(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
