@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import ClassVar
 
-from cluster.store import RayKVStore, SharedStore
+from cluster.store import RayKVStore, SharedStore, put_report, sum_reports
 
 __all__ = [
     "SPILL_TTL_S",
@@ -74,16 +74,12 @@ def publish_spilled(
     Each router replica reports under its own key, for ``ttl_s`` seconds;
     :func:`read_spilled` sums the reports that stand.
     """
-    _store(store).put(_spill_prefix(app) + writer, json.dumps(dict(spilled)), ttl_s=ttl_s)
+    put_report(_store(store), _spill_prefix(app), writer, spilled, ttl_s)
 
 
 def read_spilled(app: str, store: SharedStore | None = None) -> dict[str, float]:
     """The spilled requests per specialist of ``app``, summed over the router replicas' reports."""
-    total: dict[str, float] = {}
-    for raw in _store(store).items(_spill_prefix(app)).values():
-        for model, n in json.loads(raw).items():
-            total[str(model)] = total.get(str(model), 0.0) + float(n)
-    return total
+    return sum_reports(_store(store), _spill_prefix(app))
 
 
 class SpillReader:

@@ -22,12 +22,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol, runtime_checkable
 
 from cluster.ray_internals import kv_delete, kv_get, kv_keys, kv_put
 
-__all__ = ["REAP_AFTER_S", "MemoryStore", "RayKVStore", "SharedStore"]
+__all__ = ["REAP_AFTER_S", "MemoryStore", "RayKVStore", "SharedStore", "put_report", "sum_reports"]
 
 logger = logging.getLogger(__name__)
 
@@ -159,3 +159,34 @@ class RayKVStore:
 
     def delete(self, key: str) -> None:
         kv_delete(key, self.namespace)
+
+
+def put_report(
+    store: SharedStore, prefix: str, writer: str, counts: Mapping[str, float], ttl_s: float
+) -> None:
+    """Record ``writer``'s counts per name under ``prefix``, standing for ``ttl_s`` seconds.
+
+    One key per writer (a router replica, say), so writers never overwrite
+    each other, and a dead writer's report lapses on its own.
+    """
+    store.put(prefix + writer, json.dumps(dict(counts)), ttl_s=ttl_s)
+
+
+def sum_reports(store: SharedStore, prefix: str, *, skip: str | None = None) -> dict[str, float]:
+    """The counts per name of every report under ``prefix`` that stands, summed.
+
+    ``skip`` leaves out one writer's own report; a report that is not a map
+    of numbers is skipped.
+    """
+    total: dict[str, float] = {}
+    for key, raw in store.items(prefix).items():
+        if skip is not None and key == prefix + skip:
+            continue
+        try:
+            counts = {str(name): float(n) for name, n in json.loads(raw).items()}
+        except (ValueError, TypeError, AttributeError) as err:
+            logger.warning("report %r not read: %r", key, err)
+            continue
+        for name, n in counts.items():
+            total[name] = total.get(name, 0.0) + n
+    return total

@@ -10,7 +10,6 @@ only its own (which would admit N times a model's load before spilling).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -20,7 +19,7 @@ from ray.serve.exceptions import RayServeException
 
 from autoscaling.signals import SPILL_TTL_S, publish_spilled, read_capped
 from cluster.ray_internals import serve_details
-from cluster.store import RayKVStore, SharedStore
+from cluster.store import RayKVStore, SharedStore, put_report, sum_reports
 from router._state import ModelStates
 
 __all__ = [
@@ -96,18 +95,8 @@ def exchange_outstanding(
     """Publish router ``writer``'s outstanding requests per model; the other routers', summed."""
     shared = RayKVStore() if store is None else store
     prefix = f"{app_name}:outstanding:"
-    shared.put(prefix + writer, json.dumps(dict(mine)), ttl_s=ttl_s)
-    others: dict[str, int] = {}
-    for key, raw in shared.items(prefix).items():
-        if key == prefix + writer:
-            continue
-        try:
-            report = json.loads(raw)
-            for model, n in report.items():
-                others[str(model)] = others.get(str(model), 0) + int(n)
-        except (ValueError, TypeError, AttributeError) as err:  # a garbled report: skip it
-            logger.warning("outstanding report %s not read: %r", key, err)
-    return others
+    put_report(shared, prefix, writer, mine, ttl_s)
+    return {m: int(n) for m, n in sum_reports(shared, prefix, skip=writer).items()}
 
 
 def _exchange(

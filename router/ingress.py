@@ -188,51 +188,64 @@ class _Resume:
     telemetry: RouteTelemetry
 
 
+async def _pieces(reply: Reply) -> AsyncIterator[bytes | str]:
+    """A stream reply's head body, then its chunks."""
+    yield reply.head.body
+    async for chunk in reply.chunks():
+        yield chunk
+
+
+async def _hand_over(reply: Reply, resume: _Resume, span: Span) -> Reply | None:
+    """The generalist's reply going on from what ``reply`` sent; None when it cannot."""
+    body = continuation(resume.body, resume.transcript)
+    if body is None:
+        return None
+    failed = reply.model
+    reply.close()
+    try:
+        handed = await resume.send(body)
+    except RequestError as err:
+        logger.warning("stream of %s not resumed: %s", failed, err.message)
+        return None
+    resume.telemetry.resumed(span, handed.model, failed)
+    logger.info("stream of %s resumed on %s", failed, handed.model)
+    return handed
+
+
 async def _sse(
     reply: Reply, span: Span, resume: _Resume | None = None
 ) -> AsyncIterator[bytes | str]:
     """The stream's bytes as the model produced them; the reply closes with it.
 
     With ``resume`` (a routed stream), a model that dies mid-stream hands the
-    rest of the stream to the generalist (:mod:`router._resume`).
+    rest of the stream to the generalist once (:mod:`router._resume`);
+    otherwise the stream ends with an error event.
     """
-    usage = usage_of(reply.head.body)
+    usage: tuple[int, int] | None = None
     error: str | None = None
-    transcript = None if resume is None else resume.transcript
+    relabel: Callable[[bytes | str], str] | None = None  # set once handed over
     try:
-        yield reply.head.body
-        if transcript is not None:
-            transcript.feed(reply.head.body)
-        async for chunk in reply.chunks():
-            usage = usage_of(chunk) or usage
-            if transcript is not None:
-                transcript.feed(chunk)
-            yield chunk
-    except _MID_STREAM_FAILURES as err:
-        error = f"stream interrupted: {type(err).__name__}"
-        body = None if resume is None else continuation(resume.body, resume.transcript)
-        if resume is not None and body is not None:
-            failed = reply.model
-            reply.close()
+        while True:
             try:
-                reply = await resume.send(body)
-            except RequestError as lost:
-                error = f"{error}; not resumed: {lost.message}"
-            else:
-                resume.telemetry.resumed(span, reply.model, failed)
-                logger.info("stream of %s resumed on %s", failed, reply.model)
-                error = None
-                try:
-                    yield resume.transcript.relabel(reply.head.body)
-                    async for chunk in reply.chunks():
-                        usage = usage_of(chunk) or usage
-                        yield resume.transcript.relabel(chunk)
-                except _MID_STREAM_FAILURES as again:
-                    error = f"stream interrupted twice: {type(again).__name__}"
-        if error is not None:
-            # Bytes already reached the client: end the stream with an error event
-            # and no [DONE], so the client sees a failed stream, not a short one.
-            yield f"data: {json.dumps(UpstreamError(error).to_body())}\n\n"
+                async for piece in _pieces(reply):
+                    usage = usage_of(piece) or usage
+                    if relabel is not None:
+                        piece = relabel(piece)
+                    elif resume is not None:
+                        resume.transcript.feed(piece)
+                    yield piece
+                break
+            except _MID_STREAM_FAILURES as err:
+                error = f"stream interrupted: {type(err).__name__}"
+                first_failure = relabel is None
+                handed = await _hand_over(reply, resume, span) if resume and first_failure else None
+                if handed is None or resume is None:
+                    # Bytes already reached the client: end the stream with an error
+                    # event and no [DONE], so the client sees a failed stream, not a
+                    # short one.
+                    yield f"data: {json.dumps(UpstreamError(error).to_body())}\n\n"
+                    break
+                reply, relabel, error = handed, resume.transcript.relabel, None
     finally:
         reply.close()
         RouteTelemetry.finish(span, status=reply.head.status, usage=usage, error=error)
