@@ -7,6 +7,7 @@ import time
 import psutil
 import pytest
 
+from cluster.app import ROUTER_DEPLOYMENT
 from cluster.lifecycle import status
 from cluster.processes import garden_processes
 
@@ -19,6 +20,17 @@ def replica_processes(app: str, model: str) -> list[psutil.Process]:
         for p in procs.values()
         if p.ppid() not in procs and f"ServeReplica:{app}:{model}" in " ".join(p.cmdline())
     ]
+
+
+def router_processes(app: str) -> list[psutil.Process]:
+    """Every Serve replica process of ``app``'s router (it carries no garden marker)."""
+    tag = f"ServeReplica:{app}:{ROUTER_DEPLOYMENT}"
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or ())
+        if any(word.endswith(tag) for word in cmdline.split()):
+            found.append(proc)
+    return found
 
 
 def replica_process(app: str, model: str) -> psutil.Process:

@@ -205,7 +205,15 @@ class RouterSpec(Strict):
     )
     host: str = Field("127.0.0.1", description="Address the HTTP ingress binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port of the OpenAI-compatible API.")
-    num_replicas: int = Field(1, ge=1, le=64, description="Router replicas.")
+    num_replicas: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Router replicas. Two by default, so that one dying (or being replaced "
+        "by an update) leaves the other serving while Serve starts its successor; each one "
+        "holds the classifier (about 0.5 GiB resident, docs/reliability.md). HAProxy sends "
+        "nothing to a dead one (a refused connection is retried on another).",
+    )
     cpus: float = Field(0.5, gt=0, le=64, description="Logical CPUs per router replica.")
     retry_after_s: int = Field(
         1, ge=1, le=3600, description="Retry-After seconds sent with 429 and 503 answers."
