@@ -29,10 +29,12 @@ __all__ = [
     "Profile",
     "ProfileError",
     "ProfileSet",
+    "TokenPrice",
     "capacity_at_slo",
     "load_profiles",
     "prefill_utilization",
     "shipped_profiles",
+    "token_prices",
 ]
 
 DEFAULT_PROFILE = "default.yaml"
@@ -197,3 +199,35 @@ def capacity_at_slo(
         batch = max(1.0, rate * decode_s)
     held = rate * (wait + service + decode_s)
     return float(min(profile.max_batch, max(1.0, held)))
+
+
+class TokenPrice(BaseModel):
+    """What one token costs on one model: its share of a replica's ``cost_per_hour``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: float = Field(description="Cost of one prompt token (its prefill time).")
+    completion: float = Field(
+        description="Cost of one completion token, decoded in the largest batch that meets "
+        "the model's TPOT objective, each sequence taking its share of the replica."
+    )
+
+    def of(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """The cost of a request with this usage."""
+        return prompt_tokens * self.prompt + completion_tokens * self.completion
+
+
+def token_prices(
+    profiles: ProfileSet, models: list[tuple[str, float, float]]
+) -> dict[str, TokenPrice]:
+    """The :class:`TokenPrice` of each ``(name, cost_per_hour, tpot_s)`` model."""
+    prices = {}
+    for name, cost_per_hour, tpot_s in models:
+        profile = profiles.for_model(name)
+        batch = profile.decode_batch(tpot_s)
+        rate = cost_per_hour / 3600
+        prices[name] = TokenPrice(
+            prompt=rate / profile.prefill_tokens_per_s,
+            completion=rate / (batch * profile.decode_rate(batch)),
+        )
+    return prices

@@ -22,21 +22,33 @@ ROUTER_DEPLOYMENT = "router"
 
 
 def router_env(garden: GardenConfig, environ: Mapping[str, str]) -> dict[str, str]:
-    """What the router replica needs from this process's environment: its API keys.
+    """What the router replica needs from this process's environment: its secrets.
 
-    For ``garden up``: the variable ``router.auth.api_keys_env`` names, taken
-    from ``environ`` (the driver's), so that the router sees it even on a Ray
-    that was started earlier or elsewhere. Raises
-    :class:`~cluster.exceptions.ConfigError` when it is configured but unset
-    or empty, before anything starts. Empty without ``router.auth``.
+    For ``garden up``: the variables ``router.auth`` names (``api_keys_env``,
+    each key's ``secret_env``, the Redis URL of a ``redis`` quota store),
+    taken from ``environ`` (the driver's), so that the router sees them even
+    on a Ray that was started earlier or elsewhere. Raises
+    :class:`~cluster.exceptions.ConfigError` when one is configured but
+    unset or empty, before anything starts. Empty without ``router.auth``.
     """
     from router.auth import api_key_check
 
-    name = garden.router.auth.api_keys_env
-    if name is None:
+    auth = garden.router.auth
+    if not auth.enabled:
         return {}
-    api_key_check(garden.router.auth, environ)  # unset or empty: ConfigError
-    return {name: environ[name]}
+    api_key_check(auth, environ)  # unset or empty: ConfigError
+    names = [auth.api_keys_env, *(k.secret_env for k in auth.keys)]
+    if auth.store.kind == "redis":
+        if not environ.get(auth.store.redis_url_env):
+            raise ConfigError(
+                "environment",
+                [
+                    f"router.auth.store.redis_url_env: the environment variable "
+                    f"{auth.store.redis_url_env!r} is not set; put the Redis URL in it"
+                ],
+            )
+        names.append(auth.store.redis_url_env)
+    return {name: environ[name] for name in names if name is not None and name in environ}
 
 
 def build_app(garden: GardenConfig, *, env: Mapping[str, str] | None = None) -> Application:

@@ -26,11 +26,14 @@ __all__ = [
     "ModelUnavailableError",
     "PortInUseError",
     "QueueFullError",
+    "QuotaStoreError",
+    "RateLimitError",
     "RayServiceNotFoundError",
     "RequestError",
     "RequestTimeoutError",
     "RequestTooLargeError",
     "StartupError",
+    "StoreUnavailableError",
     "UnsupportedRequestError",
     "UpstreamError",
 ]
@@ -110,12 +113,15 @@ class RequestError(GardenError):
         param: str | None = None,
         code: str | None = None,
         retry_after: float | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         self.code = code
         self.retry_after = retry_after
+        #: Extra response headers (a rate limit's ``x-ratelimit-*``).
+        self.headers = dict(headers or {})
 
     def to_body(self) -> dict[str, dict[str, str | None]]:
         """The OpenAI error body: ``{"error": {message, type, param, code}}``."""
@@ -192,6 +198,38 @@ class QueueFullError(RequestError):
 
     status_code = 429
     error_type = "rate_limit_error"
+
+
+class RateLimitError(RequestError):
+    """An API key is over one of its limits (429, OpenAI's ``rate_limit_exceeded``).
+
+    ``limit`` is which: ``requests``, ``tokens`` or ``concurrency`` (OpenAI
+    puts ``requests`` or ``tokens`` in the error's ``type``).
+    """
+
+    status_code = 429
+
+    def __init__(
+        self, message: str, *, limit: str, retry_after: float, headers: dict[str, str]
+    ) -> None:
+        super().__init__(
+            message, code="rate_limit_exceeded", retry_after=retry_after, headers=headers
+        )
+        self.error_type = limit
+
+
+class StoreUnavailableError(RequestError):
+    """The quota store cannot be reached and ``router.auth.store.on_error`` is closed (503)."""
+
+    status_code = 503
+    error_type = "service_unavailable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="quota_store_unavailable", retry_after=1)
+
+
+class QuotaStoreError(GardenError):
+    """The store of the per-key quota counters failed or timed out."""
 
 
 class ModelUnavailableError(RequestError):

@@ -229,8 +229,11 @@ def down(*, timeout_s: float = 30) -> list[int]:
     if state is not None and not state.owns_cluster:
         from ray import serve
 
+        from cluster.counters import end_counter_actor
+
         connect(state.address)
         serve.delete(state.app)
+        end_counter_actor(state.app)  # the quota counters go with the garden
     elif state is not None:
         import ray
 

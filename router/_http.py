@@ -17,7 +17,7 @@ __all__ = ["error_response"]
 
 def error_response(err: RequestError) -> JSONResponse:
     """``err`` as an OpenAI error body, with ``Retry-After`` when it has one."""
-    headers = {}
+    headers = dict(err.headers)
     if err.retry_after is not None:
         headers["retry-after"] = str(max(1, math.ceil(err.retry_after)))
     return JSONResponse(err.to_body(), status_code=err.status_code, headers=headers)

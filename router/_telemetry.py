@@ -72,6 +72,12 @@ class RouteMetrics(Protocol):
     def resumed(self, model: str, failed: str) -> None:
         """Count one stream that ``model`` continued after ``failed`` died mid-stream."""
 
+    def key_usage(self, key: str, model: str, usage: tuple[int, int] | None, spend: float) -> None:
+        """Count one answered request of API key ``key`` on ``model``: its tokens and spend."""
+
+    def rate_limited(self, key: str, limit: str) -> None:
+        """Count one request of ``key`` refused over ``limit`` (requests, tokens, concurrency)."""
+
 
 class RayRouteMetrics:
     """``garden_route_total{domain,model,reason}`` and ``garden_route_decision_seconds``.
@@ -98,6 +104,26 @@ class RayRouteMetrics:
             description="Routed streams continued on another model after theirs failed.",
             tag_keys=(semconv.TAG_MODEL, semconv.TAG_FROM),
         )
+        self._key_requests = Counter(
+            semconv.METRIC_KEY_REQUESTS,
+            description="Answered requests per API key and serving model.",
+            tag_keys=(semconv.TAG_KEY, semconv.TAG_MODEL),
+        )
+        self._key_tokens = Counter(
+            semconv.METRIC_KEY_TOKENS,
+            description="Tokens per API key: input (prompt) and output (completion).",
+            tag_keys=(semconv.TAG_KEY, semconv.TAG_TOKEN_TYPE),
+        )
+        self._key_spend = Counter(
+            semconv.METRIC_KEY_SPEND,
+            description="Spend per API key at the serving models' cost_per_hour.",
+            tag_keys=(semconv.TAG_KEY,),
+        )
+        self._key_limited = Counter(
+            semconv.METRIC_KEY_LIMITED,
+            description="Requests refused with 429 over an API key's limit.",
+            tag_keys=(semconv.TAG_KEY, semconv.TAG_LIMIT),
+        )
 
     def record(self, decision: Decision, decision_seconds: float) -> None:
         self._routes.inc(
@@ -112,6 +138,18 @@ class RayRouteMetrics:
 
     def resumed(self, model: str, failed: str) -> None:
         self._resumed.inc(1, tags={semconv.TAG_MODEL: model, semconv.TAG_FROM: failed})
+
+    def key_usage(self, key: str, model: str, usage: tuple[int, int] | None, spend: float) -> None:
+        self._key_requests.inc(1, tags={semconv.TAG_KEY: key, semconv.TAG_MODEL: model})
+        prompt, completion = usage or (0, 0)
+        for kind, n in (("input", prompt), ("output", completion)):
+            if n:
+                self._key_tokens.inc(n, tags={semconv.TAG_KEY: key, semconv.TAG_TOKEN_TYPE: kind})
+        if spend > 0:
+            self._key_spend.inc(spend, tags={semconv.TAG_KEY: key})
+
+    def rate_limited(self, key: str, limit: str) -> None:
+        self._key_limited.inc(1, tags={semconv.TAG_KEY: key, semconv.TAG_LIMIT: limit})
 
 
 class RouteTelemetry:

@@ -1,23 +1,31 @@
 """API keys of the ingress (``router.auth``), checked as vLLM's ``--api-key`` checks them.
 
-:func:`api_key_check` reads the keys once, when the router starts, from the
-environment variable that ``router.auth.api_keys_env`` names; a configured
-variable that is unset or empty is a :class:`~cluster.exceptions.ConfigError`,
-so a garden meant to be closed never runs open. :meth:`ApiKeyCheck.check`
-then checks one request's ``Authorization`` header against every key in
-constant time, and raises :class:`~cluster.exceptions.AuthenticationError`
-(401, OpenAI's ``invalid_api_key`` shape) when it matches none.
+:func:`api_key_check` reads the secrets of every key ``router.auth`` names:
+the comma-separated keys of ``api_keys_env`` (together, the key named
+:data:`~cluster.config.UNNAMED_KEY`), each named key's ``secret_env``, and
+the files of ``keys_dir`` (one per key, named after it: a mounted Kubernetes
+Secret). A configured source that holds no secret is a
+:class:`~cluster.exceptions.ConfigError`, so a garden meant to be closed
+never runs open. :meth:`ApiKeyCheck.check` then checks one request's
+``Authorization`` header against every secret in constant time and returns
+the key's name, or raises :class:`~cluster.exceptions.AuthenticationError`
+(401, OpenAI's ``invalid_api_key`` shape).
+
+:func:`keys_dir_signature` tells when ``keys_dir`` changed, so a running
+router re-reads it (keys rotate without a restart).
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Mapping
+from pathlib import Path
 
-from cluster.config import AuthSpec
+from cluster.config import UNNAMED_KEY, AuthSpec
 from cluster.exceptions import AuthenticationError, ConfigError
 
-__all__ = ["ApiKeyCheck", "api_key_check", "parse_api_keys"]
+__all__ = ["ApiKeyCheck", "api_key_check", "keys_dir_signature", "parse_api_keys"]
 
 _MISSING = (
     "You didn't provide an API key. You need to provide your API key in an Authorization "
@@ -32,14 +40,20 @@ def parse_api_keys(text: str) -> tuple[str, ...]:
 
 
 class ApiKeyCheck:
-    """Checks ``Authorization: Bearer <key>`` against a fixed set of keys.
+    """Checks ``Authorization: Bearer <key>`` against fixed secrets, each with a key name.
 
-    With no keys (``None``) every request passes: the garden has no auth.
+    ``keys`` maps a secret to its key's name (an iterable of secrets: all
+    named :data:`UNNAMED_KEY`). With ``None`` every request passes: the
+    garden has no auth.
     """
 
-    def __init__(self, keys: Iterable[str] | None) -> None:
-        self._keys = None if keys is None else tuple(k.encode() for k in keys)
-        if self._keys == ():
+    def __init__(self, keys: Mapping[str, str] | tuple[str, ...] | list[str] | None) -> None:
+        if keys is None:
+            self._keys: tuple[tuple[bytes, str], ...] | None = None
+            return
+        named = keys if isinstance(keys, Mapping) else dict.fromkeys(keys, UNNAMED_KEY)
+        self._keys = tuple((secret.encode(), name) for secret, name in named.items())
+        if not self._keys:
             raise ValueError("an ApiKeyCheck needs at least one key (None: no auth)")
 
     @property
@@ -47,40 +61,110 @@ class ApiKeyCheck:
         """True when requests need a key."""
         return self._keys is not None
 
-    def check(self, authorization: str | None) -> None:
-        """Return when the header carries a known key (or there is no auth); else raise 401."""
+    @property
+    def names(self) -> frozenset[str]:
+        """The names of the keys it knows."""
+        return frozenset(name for _, name in self._keys or ())
+
+    def check(self, authorization: str | None) -> str | None:
+        """The name of the key the header carries (None: no auth); else raise 401."""
         if self._keys is None:
-            return
+            return None
         scheme, _, presented = (authorization or "").strip().partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
             raise AuthenticationError(_MISSING)
         given = presented.strip().encode()
         # Every key is compared (no early exit), each in constant time.
-        matched = False
-        for key in self._keys:
-            matched |= hmac.compare_digest(given, key)
-        if not matched:
+        found: str | None = None
+        for secret, name in self._keys:
+            if hmac.compare_digest(given, secret):
+                found = name
+        if found is None:
             raise AuthenticationError(_WRONG)
+        return found
+
+
+def keys_dir_signature(path: str | None) -> tuple[tuple[str, int, int], ...]:
+    """What changes when a key file of ``path`` is added, removed or rewritten.
+
+    A Kubernetes Secret volume swaps its files through symlinks; their
+    targets' times and sizes are what is compared. Unreadable: empty.
+    """
+    if path is None:
+        return ()
+    try:
+        entries = sorted(os.scandir(path), key=lambda e: e.name)
+        return tuple(
+            (e.name, e.stat().st_mtime_ns, e.stat().st_size)
+            for e in entries
+            if not e.name.startswith(".") and e.is_file()
+        )
+    except OSError:
+        return ()
+
+
+def _dir_secrets(path: str) -> dict[str, str]:
+    """Secret -> key name for each file of ``path`` (dot files, Kubernetes' own, skipped)."""
+    try:
+        files = sorted(p for p in Path(path).iterdir() if not p.name.startswith("."))
+    except OSError as err:
+        raise ConfigError(
+            "environment",
+            [f"router.auth.keys_dir: cannot list {path!r}: {err.strerror or err}"],
+        ) from err
+    secrets: dict[str, str] = {}
+    for file in files:
+        if not file.is_file():
+            continue
+        secret = file.read_text(encoding="utf-8").strip()
+        if secret:
+            secrets[secret] = file.name
+    return secrets
 
 
 def api_key_check(spec: AuthSpec, environ: Mapping[str, str]) -> ApiKeyCheck:
-    """The check ``spec`` asks for, with keys read from ``environ``.
+    """The check ``spec`` asks for, with secrets read from ``environ`` and ``keys_dir``.
 
-    Raises :class:`ConfigError` naming ``router.auth.api_keys_env`` and the
-    variable when the variable is configured but unset or holds no key.
+    Raises :class:`ConfigError` naming the config path and the variable or
+    directory when a configured source holds no secret.
     """
-    name = spec.api_keys_env
-    if name is None:
+    if not spec.enabled:
         return ApiKeyCheck(None)
-    keys = parse_api_keys(environ.get(name, ""))
-    if not keys:
-        state = "is empty" if name in environ else "is not set"
-        raise ConfigError(
-            "environment",
-            [
+    problems: list[str] = []
+    secrets: dict[str, str] = {}
+    name = spec.api_keys_env
+    if name is not None:
+        keys = parse_api_keys(environ.get(name, ""))
+        if not keys:
+            state = "is empty" if name in environ else "is not set"
+            problems.append(
                 f"router.auth.api_keys_env: the environment variable {name!r} {state}; put "
                 "comma-separated API keys in it (on Kubernetes: a key of the Secret named by "
                 "apiKeys.existingSecret), or remove router.auth to serve without keys"
-            ],
+            )
+        secrets.update(dict.fromkeys(keys, UNNAMED_KEY))
+    if spec.keys_dir is not None:
+        secrets.update(_dir_secrets(spec.keys_dir))
+    for i, key in enumerate(spec.keys):
+        if key.secret_env is None:
+            if key.name not in secrets.values():
+                problems.append(
+                    f"router.auth.keys[{i}] ({key.name!r}): no file {key.name!r} in "
+                    f"router.auth.keys_dir {spec.keys_dir!r} holds its secret"
+                )
+            continue
+        secret = environ.get(key.secret_env, "").strip()
+        if not secret:
+            problems.append(
+                f"router.auth.keys[{i}].secret_env: the environment variable "
+                f"{key.secret_env!r} of key {key.name!r} is not set or empty"
+            )
+            continue
+        secrets[secret] = key.name
+    if problems:
+        raise ConfigError("environment", problems)
+    if not secrets:
+        raise ConfigError(
+            "environment", [f"router.auth.keys_dir: {spec.keys_dir!r} holds no key file"]
         )
-    return ApiKeyCheck(keys)
+    return ApiKeyCheck(secrets)

@@ -39,12 +39,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from cluster.config import ADAPTER_ID, GardenConfig
+from cluster.counters import Counters
 from cluster.exceptions import (
+    ConfigError,
     FirstTokenTimeoutError,
     InvalidRequestError,
     ModelNotFoundError,
     ModelUnavailableError,
     QueueFullError,
+    RateLimitError,
     RequestError,
     UpstreamError,
 )
@@ -55,6 +58,7 @@ from router._dispatch import COOLDOWN_CODE, REPLICA_FAILURES, Dispatcher, Reply
 from router._http import error_response
 from router._needs import needs_of
 from router._openapi import openapi_document
+from router._quota import Admission, Quotas, quotas_for, spend_of
 from router._resume import Transcript, continuation
 from router._sessions import Sessions, session_key
 from router._state import ModelStates
@@ -66,7 +70,7 @@ from router._telemetry import (
     usage_of,
 )
 from router._tracing import tracer_provider
-from router.auth import api_key_check
+from router.auth import api_key_check, keys_dir_signature
 from router.classify import build_classifier, request_text
 from router.policy import (
     Decision,
@@ -213,13 +217,20 @@ async def _hand_over(reply: Reply, resume: _Resume, span: Span) -> Reply | None:
 
 
 async def _sse(
-    reply: Reply, span: Span, resume: _Resume | None = None
+    reply: Reply,
+    span: Span,
+    resume: _Resume | None = None,
+    *,
+    drop_usage: bool = False,
+    ended: Callable[[tuple[int, int] | None, str], None] | None = None,
 ) -> AsyncIterator[bytes | str]:
     """The stream's bytes as the model produced them; the reply closes with it.
 
     With ``resume`` (a routed stream), a model that dies mid-stream hands the
     rest of the stream to the generalist once (:mod:`router._resume`);
-    otherwise the stream ends with an error event.
+    otherwise the stream ends with an error event. ``drop_usage`` leaves out
+    the usage-only chunk that the router asked for and the client did not;
+    ``ended(usage, model)`` runs when the stream is over, however it ends.
     """
     usage: tuple[int, int] | None = None
     error: str | None = None
@@ -228,7 +239,11 @@ async def _sse(
         while True:
             try:
                 async for piece in _pieces(reply):
-                    usage = usage_of(piece) or usage
+                    counted = usage_of(piece)
+                    if counted is not None:
+                        usage = counted
+                        if drop_usage and _usage_only(piece):
+                            continue
                     if relabel is not None:
                         piece = relabel(piece)
                     elif resume is not None:
@@ -249,6 +264,31 @@ async def _sse(
     finally:
         reply.close()
         RouteTelemetry.finish(span, status=reply.head.status, usage=usage, error=error)
+        if ended is not None:
+            ended(usage, reply.model)
+
+
+def _usage_only(piece: bytes | str) -> bool:
+    """True for the final chunk ``stream_options.include_usage`` adds (no choices)."""
+    text = piece.decode() if isinstance(piece, bytes) else piece
+    try:
+        chunk = json.loads(text.strip().removeprefix("data:").strip())
+    except json.JSONDecodeError:
+        return False
+    return isinstance(chunk, dict) and chunk.get("choices") == []
+
+
+def _with_usage(body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """``body`` asking for a stream's usage, and whether the client had asked itself.
+
+    A ``stream_options`` that is not an object is left for vLLM to refuse.
+    """
+    options = body.get("stream_options")
+    if options is None:
+        options = {}
+    if not isinstance(options, dict) or options.get("include_usage") is True:
+        return body, True
+    return {**body, "stream_options": {**options, "include_usage": True}}, False
 
 
 @serve.deployment
@@ -269,6 +309,7 @@ class Router:
         tracer: TracerProvider | None = None,
         metrics: RouteMetrics | None = None,
         store: SharedStore | None = None,
+        counters: Counters | None = None,
     ) -> None:
         garden = GardenConfig.model_validate(config)
         spec = garden.router
@@ -290,14 +331,21 @@ class Router:
         )
         self._policies = virtual_policies(garden)
         self._classifier = build_classifier(garden)
+        self._metrics = metrics if metrics is not None else RayRouteMetrics()
         self._telemetry = RouteTelemetry(
-            tracer or tracer_provider(garden.telemetry.traces_endpoint),
-            metrics if metrics is not None else RayRouteMetrics(),
+            tracer or tracer_provider(garden.telemetry.traces_endpoint), self._metrics
         )
         self._watcher: asyncio.Task[None] | None = None
         self._cards = _model_cards(garden)
         # Read here, in the replica: a configured but empty variable fails the start.
+        self._auth_spec = spec.auth
         self._auth = api_key_check(spec.auth, os.environ)
+        self._keys_seen = keys_dir_signature(spec.auth.keys_dir)
+        self._quotas: Quotas | None = (
+            quotas_for(garden, self._writer, os.environ, counters) if spec.auth.enabled else None
+        )
+        self._spend = spend_of(garden) if spec.auth.enabled else None
+        self._beating: asyncio.Task[None] | None = None
         self._lora_models = frozenset(m.name for m in garden.models if m.lora)
         # Domain-owning adapters, '<model>:<adapter>' -> the model whose replicas serve them.
         self._adapters = {
@@ -320,17 +368,17 @@ class Router:
     @app.get("/v1/models")
     async def list_models(self, request: Request) -> JSONResponse:
         """OpenAI ``GET /v1/models``: the virtual models, then every served model."""
-        self._authorize(request)
-        return JSONResponse({"object": "list", "data": self._cards})
+        key = self._authorize(request)
+        return JSONResponse({"object": "list", "data": self._cards_for(key)})
 
     @app.get("/v1/models/{model_id}")
     async def get_model(self, model_id: str, request: Request) -> JSONResponse:
         """OpenAI ``GET /v1/models/{id}``."""
-        self._authorize(request)
-        for card in self._cards:
+        key = self._authorize(request)
+        for card in self._cards_for(key):
             if card["id"] == model_id:
                 return JSONResponse(card)
-        raise ModelNotFoundError(model_id, self._model_ids())
+        raise ModelNotFoundError(model_id, self._model_ids(key))
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(self) -> JSONResponse:
@@ -342,24 +390,25 @@ class Router:
     @app.post("/v1/chat/completions")
     async def chat(self, request: Request) -> Response:
         """OpenAI chat completions, streaming or not."""
-        self._authorize(request)
+        key = self._authorize(request)
         body = await self._json_body(request)
         return await self._serve(
-            "chat", body, _request_id(request), session_key(request.headers, body)
+            "chat", body, _request_id(request), session_key(request.headers, body), key
         )
 
     @app.post("/v1/completions")
     async def completions(self, request: Request) -> Response:
         """OpenAI (legacy) completions, streaming or not."""
-        self._authorize(request)
+        key = self._authorize(request)
         body = await self._json_body(request)
         return await self._serve(
-            "completions", body, _request_id(request), session_key(request.headers, body)
+            "completions", body, _request_id(request), session_key(request.headers, body), key
         )
 
     async def check_health(self) -> None:
         """Serve's periodic health check; also (re)starts the state watcher and reaps sessions."""
         await self._ensure_watcher()
+        self._reload_keys()
         if self._sessions is not None and time.monotonic() - self._reaped_at > _REAP_EVERY_S:
             self._reaped_at = time.monotonic()
             self._background(self._sessions.reap())
@@ -377,9 +426,66 @@ class Router:
         )
         return read_json_body(raw, self._limits)
 
-    def _authorize(self, request: Request) -> None:
-        """Every /v1 route starts here: 401 without a known key when router.auth is set."""
-        self._auth.check(request.headers.get("authorization"))
+    def _authorize(self, request: Request) -> str | None:
+        """Every /v1 route starts here: the key's name; 401 without a known key.
+
+        None when the garden has no ``router.auth``.
+        """
+        return self._auth.check(request.headers.get("authorization"))
+
+    def _reload_keys(self) -> None:
+        """Re-read ``router.auth.keys_dir`` if its files changed; keep the old keys if it fails."""
+        seen = keys_dir_signature(self._auth_spec.keys_dir)
+        if seen == self._keys_seen:
+            return
+        try:
+            self._auth = api_key_check(self._auth_spec, os.environ)
+        except ConfigError as err:
+            logger.warning("API keys not reloaded, the previous ones stay: %s", err)
+            return
+        self._keys_seen = seen
+        logger.info("API keys reloaded from %s", self._auth_spec.keys_dir)
+
+    def _cards_for(self, key: str | None) -> list[dict[str, Any]]:
+        """The model cards key ``key`` may use (every one without auth)."""
+        if key is None or self._quotas is None:
+            return self._cards
+        limits = self._quotas.limits_of(key)
+        return [c for c in self._cards if limits.allows(str(c["id"]))]
+
+    async def _admit(self, key: str | None, model: str) -> Admission | None:
+        """Check ``key``'s allow-list and limits for one request to ``model`` (404, 429)."""
+        if key is None or self._quotas is None:
+            return None
+        if not self._quotas.limits_of(key).allows(model):
+            raise ModelNotFoundError(model, self._model_ids(key))
+        if self._quotas.concurrency_limited and (self._beating is None or self._beating.done()):
+            self._beating = asyncio.create_task(self._beat())
+        try:
+            return await self._quotas.admit(key)
+        except RateLimitError as err:
+            self._metrics.rate_limited(key, err.error_type)
+            raise
+
+    async def _beat(self) -> None:
+        """Tell the other routers this one is alive, so its in-flight requests count."""
+        assert self._quotas is not None
+        while True:
+            await self._quotas.heartbeat()
+            await asyncio.sleep(1.0)
+
+    def _ended(self, admission: Admission | None) -> Callable[[tuple[int, int] | None, str], None]:
+        """What runs when a request of ``admission`` ends: count its usage, free its slot."""
+
+        def ended(usage: tuple[int, int] | None, model: str) -> None:
+            if admission is None or self._quotas is None or self._spend is None:
+                return
+            served = self._deployment(model)
+            spend = self._spend(served, usage)
+            self._metrics.key_usage(admission.key, served, usage, spend)
+            self._background(self._quotas.finish(admission, usage, spend))
+
+        return ended
 
     def _target(self, model: str) -> tuple[str, str | None]:
         """The deployment, and LoRA adapter, serving ``model``; 404 when there is none.
@@ -393,8 +499,8 @@ class Router:
             return base, adapter
         raise ModelNotFoundError(model, self._model_ids())
 
-    def _model_ids(self) -> list[str]:
-        return [str(card["id"]) for card in self._cards]
+    def _model_ids(self, key: str | None = None) -> list[str]:
+        return [str(card["id"]) for card in self._cards_for(key)]
 
     async def _ensure_watcher(self) -> None:
         if self._watcher is None or self._watcher.done():
@@ -404,12 +510,24 @@ class Router:
             )
 
     async def _serve(
-        self, endpoint: str, body: dict[str, Any], request_id: str, session: str | None
+        self,
+        endpoint: str,
+        body: dict[str, Any],
+        request_id: str,
+        session: str | None,
+        key: str | None = None,
     ) -> Response:
         model, stream = _model_and_stream(body)
         target, adapter = self._target(model)
+        admission = await self._admit(key, model)
+        ended = self._ended(admission)
+        asked_usage = True
+        if stream and admission is not None:
+            # Tokens per key need a stream's usage: ask for it, and drop it if unasked.
+            body, asked_usage = _with_usage(body)
         await self._ensure_watcher()
         span = self._telemetry.start(endpoint, model, stream, request_id)
+        quota_headers = admission.headers if admission is not None else {}
         try:
             if model in self._policies:
                 policy = self._policies[model]
@@ -421,16 +539,26 @@ class Router:
                 RouteTelemetry.served(span, model)
         except RequestError as err:
             RouteTelemetry.finish(span, status=err.status_code, usage=None, error=err.message)
+            ended(None, model)
+            err.headers = {**quota_headers, **err.headers}
             raise
+        except BaseException:
+            ended(None, model)
+            raise
+        headers = {**headers, **quota_headers}
         if not reply.head.stream:
             reply.close()
             status = reply.head.status
-            RouteTelemetry.finish(span, status=status, usage=usage_of(reply.head.body))
+            usage = usage_of(reply.head.body)
+            RouteTelemetry.finish(span, status=status, usage=usage)
+            ended(usage, reply.model)
             return Response(
                 reply.head.body, status_code=status, media_type="application/json", headers=headers
             )
         return StreamingResponse(
-            _sse(reply, span, resume), media_type="text/event-stream", headers=headers
+            _sse(reply, span, resume, drop_usage=not asked_usage, ended=ended),
+            media_type="text/event-stream",
+            headers=headers,
         )
 
     def _resume(

@@ -36,14 +36,21 @@ __all__ = [
     "HEADER_PREFIX",
     "HEADER_REASON",
     "METRIC_DECISION_SECONDS",
+    "METRIC_KEY_LIMITED",
+    "METRIC_KEY_REQUESTS",
+    "METRIC_KEY_SPEND",
+    "METRIC_KEY_TOKENS",
     "METRIC_RESUMED",
     "METRIC_ROUTE",
     "OPERATIONS",
     "PROVIDER",
     "TAG_DOMAIN",
     "TAG_FROM",
+    "TAG_KEY",
+    "TAG_LIMIT",
     "TAG_MODEL",
     "TAG_REASON",
+    "TAG_TOKEN_TYPE",
     "TRACER_NAME",
 ]
 
@@ -93,3 +100,14 @@ TAG_FROM: Final = "from"
 TAG_DOMAIN: Final = "domain"
 TAG_MODEL: Final = "model"
 TAG_REASON: Final = "reason"
+
+#: Per API key (router.auth): requests answered, tokens (input and output, as
+#: OpenTelemetry's gen_ai.token.type), spend at the models' cost_per_hour,
+#: and requests refused over a limit (requests, tokens or concurrency).
+METRIC_KEY_REQUESTS: Final = "garden_key_requests"
+METRIC_KEY_TOKENS: Final = "garden_key_tokens"
+METRIC_KEY_SPEND: Final = "garden_key_spend"
+METRIC_KEY_LIMITED: Final = "garden_key_rate_limited"
+TAG_KEY: Final = "key"
+TAG_LIMIT: Final = "limit"
+TAG_TOKEN_TYPE: Final = "token_type"

@@ -21,6 +21,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from cluster.config import GardenConfig, load_config
+from cluster.counters import MemoryCounters
 from deployments.protocol import ReplyHead
 from router import _health
 
@@ -89,13 +90,23 @@ class FakeHandle:
 
 
 class FakeMetrics:
-    """Route metrics that go nowhere (Ray's need a cluster)."""
+    """Route metrics kept in lists (Ray's need a cluster); only key metrics are kept."""
+
+    def __init__(self) -> None:
+        self.usage: list[tuple[str, str, tuple[int, int] | None, float]] = []
+        self.limited: list[tuple[str, str]] = []
 
     def record(self, *_: Any) -> None:
         pass
 
     def resumed(self, *_: Any) -> None:
         pass
+
+    def key_usage(self, key: str, model: str, usage: tuple[int, int] | None, spend: float) -> None:
+        self.usage.append((key, model, usage, spend))
+
+    def rate_limited(self, key: str, limit: str) -> None:
+        self.limited.append((key, limit))
 
 
 def router_class() -> Any:
@@ -112,17 +123,28 @@ def serve_router(
     garden: GardenConfig,
     monkeypatch: pytest.MonkeyPatch,
     replies: Mapping[str, Callable[[dict[str, Any]], Any]] | None = None,
+    *,
+    counters: Any = None,
+    metrics: FakeMetrics | None = None,
 ) -> Iterator[tuple[TestClient, dict[str, FakeHandle]]]:
     """A client of the garden's router app, and the fake handle of each model.
 
-    ``replies`` makes the reply streams of the models it names.
+    ``replies`` makes the reply streams of the models it names; ``counters``
+    (a :class:`~cluster.counters.Counters`) holds the quotas of a garden
+    with ``router.auth``; ``metrics`` records what the router counts.
     """
     from ray import serve
 
     from router.ingress import app
 
     handles = {m.name: FakeHandle(replies=(replies or {}).get(m.name)) for m in garden.models}
-    router = router_class()(handles, garden.model_dump(mode="json"), metrics=FakeMetrics())
+    router = router_class()(
+        handles,
+        garden.model_dump(mode="json"),
+        metrics=metrics or FakeMetrics(),
+        # Quota counters in memory, never the Ray actor (which would start a Ray here).
+        counters=counters if counters is not None else MemoryCounters(),
+    )
 
     async def classify(text: str) -> Any:
         return router._classifier.classify(text)

@@ -186,20 +186,16 @@ def _request_cost(garden: Any, output_tokens: int) -> Any:
     its share of the replica; times ``cost_per_hour / 3600``. Prompt tokens
     are estimated as characters / 4.
     """
-    from autoscaling.profile import load_profiles
+    from autoscaling.profile import load_profiles, token_prices
 
-    profiles = load_profiles(garden.autoscaling.profile)
-    per_token: dict[str, tuple[float, float, float]] = {}
-    for spec in garden.models:
-        profile = profiles.for_model(spec.name)
-        batch = profile.decode_batch(spec.slo.tpot_ms / 1000)
-        decode_s = output_tokens / (batch * profile.decode_rate(batch))
-        per_token[spec.name] = (spec.cost_per_hour / 3600, profile.prefill_tokens_per_s, decode_s)
+    prices = token_prices(
+        load_profiles(garden.autoscaling.profile),
+        [(m.name, m.cost_per_hour, m.slo.tpot_ms / 1000) for m in garden.models],
+    )
 
     def cost(model: str, text: str) -> float:
-        rate, prefill, decode_s = per_token[model]
         prompt = max(1, len(text) // _CHARS_PER_TOKEN)
-        return rate * (prompt / prefill + decode_s)
+        return prices[model].of(prompt, output_tokens)
 
     return cost
 

@@ -9,6 +9,13 @@ The schema lives in ``cluster.config._schema`` and loading in ``cluster.config._
 this module is their public surface.
 """
 
+from cluster.config._auth_spec import (
+    UNNAMED_KEY,
+    ApiKeySpec,
+    AuthSpec,
+    KeyLimitsSpec,
+    QuotaStoreSpec,
+)
 from cluster.config._loading import (
     DEFAULT_CONFIG_NAME,
     default_config_text,
@@ -18,7 +25,6 @@ from cluster.config._loading import (
 )
 from cluster.config._lora_spec import ADAPTER_ID, AdapterSpec, LoraSpec
 from cluster.config._router_spec import (
-    AuthSpec,
     ClassifierSpec,
     CooldownSpec,
     RequestLimitsSpec,
@@ -43,17 +49,21 @@ __all__ = [
     "ADAPTER_ID",
     "DEFAULT_CONFIG_NAME",
     "DEFAULT_KV_TARGET",
+    "UNNAMED_KEY",
     "AdapterSpec",
+    "ApiKeySpec",
     "AuthSpec",
     "AutoscalingSpec",
     "BudgetSpec",
     "ClassifierSpec",
     "CooldownSpec",
     "GardenConfig",
+    "KeyLimitsSpec",
     "LimitsSpec",
     "LoraSpec",
     "ModelAutoscalingSpec",
     "ModelSpec",
+    "QuotaStoreSpec",
     "RequestLimitsSpec",
     "ResourceSpec",
     "RouterSpec",

@@ -6,10 +6,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
+from cluster.config._auth_spec import AuthSpec
 from cluster.config._types import Domain, Name, Strict
 
 __all__ = [
-    "AuthSpec",
     "ClassifierSpec",
     "CooldownSpec",
     "RequestLimitsSpec",
@@ -19,23 +19,6 @@ __all__ = [
 ]
 
 _IMPORT_PATH = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
-_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-
-
-class AuthSpec(Strict):
-    """API keys the router requires, as vLLM's ``--api-key`` and LiteLLM's master key do.
-
-    The keys themselves never appear in the config (which travels into Ray
-    Serve's and Kubernetes' objects): only the name of the environment
-    variable of the router's process that holds them.
-    """
-
-    api_keys_env: Annotated[str, StringConstraints(pattern=_ENV_NAME)] | None = Field(
-        None,
-        description="Name of an environment variable holding comma-separated API keys. Set: "
-        "every /v1/* request needs 'Authorization: Bearer <one of the keys>' (else 401), and "
-        "the router refuses to start when the variable is unset or empty. Unset: no keys.",
-    )
 
 
 class ClassifierSpec(Strict):

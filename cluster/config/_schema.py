@@ -396,7 +396,22 @@ class GardenConfig(Strict):
         if unknown:
             raise ValueError(f"router thresholds name domains no specialist owns: {unknown}")
         self._check_budget()
+        self._check_key_models(virtual | set(names))
         return self
+
+    def _check_key_models(self, ids: set[str]) -> None:
+        """Every model id of a key's allow-list is one the garden serves."""
+        lora = {m.name for m in self.models if m.lora}
+        auth = self.router.auth
+        lists = [("router.auth.default_limits.models", auth.default_limits.models)]
+        lists += [(f"router.auth.keys[{i}].models", k.models) for i, k in enumerate(auth.keys)]
+        for path, models in lists:
+            unknown = [m for m in models or () if m not in ids and m.partition(":")[0] not in lora]
+            if unknown:
+                raise ValueError(
+                    f"{path}: {unknown} are not models of this garden (models, virtual "
+                    f"models, or '<model>:<adapter>' of a model with lora): {sorted(ids)}"
+                )
 
     def policy_of(self, spec: ModelSpec) -> Literal["garden", "ray-default"]:
         """The autoscaling policy that sizes ``spec``: its own, else the garden-wide one."""

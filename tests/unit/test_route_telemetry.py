@@ -24,6 +24,12 @@ class RecordingMetrics:
     def resumed(self, model: str, failed: str) -> None:
         self.records.append((Decision(model, "", 0.0, Reason.SPECIALIST_ERROR, failed), 0.0))
 
+    def key_usage(self, *_: object) -> None:
+        pass
+
+    def rate_limited(self, *_: object) -> None:
+        pass
+
 
 def _telemetry() -> tuple[RouteTelemetry, InMemorySpanExporter, RecordingMetrics]:
     exporter = InMemorySpanExporter()

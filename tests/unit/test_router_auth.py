@@ -229,3 +229,34 @@ def test_a_router_without_its_keys_does_not_start(
     handles = {m.name: FakeHandle() for m in garden.models}
     with pytest.raises(ConfigError, match=KEYS_ENV):
         router_class()(handles, garden.model_dump(mode="json"), metrics=FakeMetrics())
+
+
+def test_the_check_names_the_key() -> None:
+    check = ApiKeyCheck({"sk-a": "alice", "sk-b": "bob"})
+    assert check.check("Bearer sk-b") == "bob"
+    assert ApiKeyCheck(KEYS).check(f"Bearer {KEYS[0]}") == "default"
+    assert ApiKeyCheck(None).check(None) is None
+
+
+def test_every_named_key_needs_its_secret(tmp_path: Path) -> None:
+    spec = AuthSpec(
+        keys_dir=str(tmp_path),
+        keys=[{"name": "alice", "secret_env": "A_KEY"}, {"name": "bob"}],  # type: ignore[list-item]
+    )
+    with pytest.raises(ConfigError) as failed:
+        api_key_check(spec, {})
+    text = str(failed.value)
+    assert "router.auth.keys[0].secret_env" in text and "'A_KEY'" in text
+    assert "router.auth.keys[1] ('bob')" in text
+    (tmp_path / "bob").write_text("sk-bob\n")
+    (tmp_path / "carol").write_text("sk-carol")  # a key the config does not name
+    check = api_key_check(spec, {"A_KEY": "sk-alice"})
+    assert check.names == {"alice", "bob", "carol"}
+    assert check.check("Bearer sk-bob") == "bob"
+
+
+def test_named_keys_need_a_secret_source() -> None:
+    with pytest.raises(ValidationError, match="keys_dir is not set"):
+        AuthSpec(keys=[{"name": "alice"}])  # type: ignore[list-item]
+    with pytest.raises(ValidationError, match="reserved"):
+        AuthSpec(keys=[{"name": "default", "secret_env": "X"}])  # type: ignore[list-item]
