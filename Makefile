@@ -7,7 +7,7 @@ EXTRAS ?= cpu,test
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install run down test test-unit lint bench clean
+.PHONY: install services run down test test-unit lint bench clean
 
 install: $(STAMP)
 
@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec || true
 	touch $@
 
+# Debian services that tests run for real (Redis), installed when missing.
+services:
+	bash tests/services/install.sh
+
 run: install
 	$(BIN)/garden models build
 	$(BIN)/garden up
@@ -27,7 +31,7 @@ run: install
 down:
 	$(BIN)/garden down
 
-test: install
+test: install services
 	$(BIN)/garden models build
 	$(BIN)/pytest
 

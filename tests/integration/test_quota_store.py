@@ -1,0 +1,145 @@
+"""The quota counters on their real stores: the garden's Ray actor, and a real Redis.
+
+Each store runs the same checks: two router replicas (two :class:`Quotas`
+with distinct writers) share one requests-per-minute quota and one
+concurrency limit, and a batch is atomic under concurrent admissions. Redis
+is Debian's ``redis-server`` (``make services`` installs it), started here
+on a free port and stopped after; a Redis that dies fails open or closed as
+configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from cluster.counters import ActorCounters, Counters, RedisCounters, end_counter_actor
+from cluster.exceptions import RateLimitError, StoreUnavailableError
+from router._quota import KeyLimits, Quotas, usage_of_keys
+from tests.conftest import RunningGarden
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """A redis-server of its own on a free port, without persistence; stopped after."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed: run `make services` (Debian's redis-server)")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail(f"redis-server did not start on port {port}")
+                time.sleep(0.1)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+async def _shared_quota(counters: Counters, app: str) -> None:
+    limits = {"team": KeyLimits(requests_per_minute=8, max_concurrent=3)}
+    a, b = (Quotas(app, limits, KeyLimits(), counters, w) for w in ("router-a", "router-b"))
+    await a.heartbeat()
+    await b.heartbeat()
+
+    async def try_admit(quotas: Quotas) -> object:
+        try:
+            return await quotas.admit("team")
+        except RateLimitError as err:
+            return err.error_type
+
+    # Twelve admissions at once, half through each router: concurrency caps them at 3.
+    results = await asyncio.gather(*(try_admit((a, b)[i % 2]) for i in range(12)))
+    admitted = [r for r in results if not isinstance(r, str)]
+    assert len(admitted) <= 3, results
+    assert len(admitted) >= 1, results
+    assert set(r for r in results if isinstance(r, str)) <= {"concurrency", "requests"}
+    for admission in admitted:
+        await a.finish(admission, (10, 5), 0.25)  # type: ignore[arg-type]
+    # The refused ones took themselves back: 8 - len(admitted) requests remain this minute.
+    left = 0
+    while True:
+        try:
+            done = await (a, b)[left % 2].admit("team")
+        except RateLimitError as err:
+            assert err.error_type == "requests"
+            break
+        left += 1
+        await a.finish(done, None, 0.0)
+    assert len(admitted) + left == 8
+    usage = await usage_of_keys(counters, app)
+    assert usage["team"]["requests"] == 8
+    assert usage["team"]["prompt_tokens"] == 10 * len(admitted)
+
+
+def test_the_garden_actor_shares_one_quota_between_two_routers(garden: RunningGarden) -> None:
+    app = f"quota-probe-{uuid.uuid4().hex[:8]}"
+    counters = ActorCounters(app, timeout_s=10)
+    try:
+        asyncio.run(_shared_quota(counters, app))
+        # The counts live in the actor, not in a router: another handle sees them.
+        usage = asyncio.run(usage_of_keys(ActorCounters(app, timeout_s=10), app))
+        assert usage["team"]["requests"] == 8
+    finally:
+        assert end_counter_actor(app)
+    assert not end_counter_actor(app)
+
+
+def test_redis_shares_one_quota_between_two_routers(redis_url: str) -> None:
+    app = f"quota-probe-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> None:
+        counters = RedisCounters(redis_url, f"model_garden:{app}:")
+        try:
+            await _shared_quota(counters, app)
+        finally:
+            await counters.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_redis_that_is_gone_fails_open_or_closed() -> None:
+    url = f"redis://127.0.0.1:{_free_port()}/0"  # nothing listens there
+    limits = {"team": KeyLimits(requests_per_minute=1)}
+
+    async def scenario() -> None:
+        for on_error in ("open", "closed"):
+            counters = RedisCounters(url, "model_garden:gone:", timeout_s=0.2)
+            quotas = Quotas("gone", limits, KeyLimits(), counters, "r", on_error=on_error)
+            try:
+                if on_error == "open":
+                    await quotas.admit("team")
+                    await quotas.admit("team")  # unmetered: over the limit, still served
+                else:
+                    with pytest.raises(StoreUnavailableError):
+                        await quotas.admit("team")
+            finally:
+                await counters.close()
+
+    asyncio.run(scenario())
