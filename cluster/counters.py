@@ -166,9 +166,13 @@ class ActorCounters:
     the cluster, or explicitly on a joined cluster.
     """
 
-    def __init__(self, app: str, timeout_s: float = 0.5) -> None:
+    def __init__(self, app: str, timeout_s: float = 0.5, start_timeout_s: float = 60.0) -> None:
         self._name = counter_actor_name(app)
         self._timeout_s = timeout_s
+        # Until a first call succeeds the actor may still be starting (a process
+        # of its own, seconds on a small machine): that call may take this long.
+        self._start_timeout_s = start_timeout_s
+        self._started = False
         self._actor: Any = None
 
     def _handle(self) -> Any:
@@ -184,12 +188,19 @@ class ActorCounters:
     async def run(self, ops: Sequence[Op]) -> list[Result]:
         from ray.exceptions import RayError
 
+        timeout = self._timeout_s if self._started else self._start_timeout_s
         try:
             ref = self._handle().run.remote(list(ops))
-            return list(await asyncio.wait_for(ref, self._timeout_s))
-        except (RayError, TimeoutError, ValueError) as err:
-            self._actor = None  # look it up again next time (it may have restarted)
+            results = list(await asyncio.wait_for(ref, timeout))
+        except TimeoutError as err:
+            raise QuotaStoreError(
+                f"the counter actor {self._name!r}: no answer in {timeout} s"
+            ) from err
+        except (RayError, ValueError) as err:
+            self._actor, self._started = None, False  # look it up again (it may be restarting)
             raise QuotaStoreError(f"the counter actor {self._name!r}: {err!r}") from err
+        self._started = True
+        return results
 
     async def close(self) -> None:
         self._actor = None

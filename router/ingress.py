@@ -58,7 +58,6 @@ from router._dispatch import COOLDOWN_CODE, REPLICA_FAILURES, Dispatcher, Reply
 from router._http import error_response
 from router._needs import needs_of
 from router._openapi import openapi_document
-from router._quota import Admission, Quotas, quotas_for, spend_of
 from router._resume import Transcript, continuation
 from router._sessions import Sessions, session_key
 from router._state import ModelStates
@@ -83,6 +82,7 @@ from router.policy import (
     fall_back,
     session_after,
 )
+from router.quota import Admission, Quotas, quotas_for, spend_of
 from router.virtual import virtual_policies
 
 __all__ = ["Router", "app"]
@@ -242,8 +242,10 @@ async def _sse(
                     counted = usage_of(piece)
                     if counted is not None:
                         usage = counted
-                        if drop_usage and _usage_only(piece):
-                            continue
+                        if drop_usage:
+                            piece = _without_usage_chunk(piece)
+                            if not piece:
+                                continue
                     if relabel is not None:
                         piece = relabel(piece)
                     elif resume is not None:
@@ -268,14 +270,25 @@ async def _sse(
             ended(usage, reply.model)
 
 
-def _usage_only(piece: bytes | str) -> bool:
-    """True for the final chunk ``stream_options.include_usage`` adds (no choices)."""
+def _without_usage_chunk(piece: bytes | str) -> str:
+    """``piece`` without the usage-only chunk ``stream_options.include_usage`` adds.
+
+    A piece may hold several SSE events (Ray Serve LLM batches a stream's
+    chunks); only the event whose chunk has no choices goes.
+    """
     text = piece.decode() if isinstance(piece, bytes) else piece
-    try:
-        chunk = json.loads(text.strip().removeprefix("data:").strip())
-    except json.JSONDecodeError:
-        return False
-    return isinstance(chunk, dict) and chunk.get("choices") == []
+    kept = []
+    for event in text.split("\n\n"):
+        data = event.strip().removeprefix("data:").strip()
+        if data.startswith("{"):
+            try:
+                chunk = json.loads(data)
+            except json.JSONDecodeError:
+                chunk = None
+            if isinstance(chunk, dict) and chunk.get("choices") == [] and "usage" in chunk:
+                continue
+        kept.append(event)
+    return "\n\n".join(kept) if any(e.strip() for e in kept) else ""
 
 
 def _with_usage(body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -346,6 +359,7 @@ class Router:
         )
         self._spend = spend_of(garden) if spec.auth.enabled else None
         self._beating: asyncio.Task[None] | None = None
+        self._store_warmed = False
         self._lora_models = frozenset(m.name for m in garden.models if m.lora)
         # Domain-owning adapters, '<model>:<adapter>' -> the model whose replicas serve them.
         self._adapters = {
@@ -503,6 +517,10 @@ class Router:
         return [str(card["id"]) for card in self._cards_for(key)]
 
     async def _ensure_watcher(self) -> None:
+        if self._quotas is not None and not self._store_warmed:
+            # The first store call may start the counter actor: not on a request's path.
+            self._store_warmed = True
+            self._background(self._quotas.heartbeat())
         if self._watcher is None or self._watcher.done():
             await _health.refresh(self._states, self._app_name, self._writer)
             self._watcher = asyncio.create_task(

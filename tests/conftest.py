@@ -30,6 +30,20 @@ TEST_DEADLINE_MS = 4000
 #: Seconds a request body may take to arrive at the test garden's router (slowloris).
 TEST_BODY_TIMEOUT_S = 5.0
 
+#: The key every test sends: one of the test garden's ``router.auth.api_keys_env``
+#: keys, unlimited (the quota tests use the named keys of :data:`TEST_KEYS`).
+TEST_API_KEY = "unused"
+AUTH = {"authorization": f"Bearer {TEST_API_KEY}"}
+#: The variable holding the test garden's unnamed keys.
+TEST_KEYS_ENV = "GARDEN_SESSION_API_KEYS"
+#: The test garden's named keys: name -> (secret, limits). ``metered``'s
+#: secret is a file of ``router.auth.keys_dir``; the others' are variables.
+TEST_KEYS: dict[str, tuple[str, dict[str, object]]] = {
+    "metered": ("sk-metered", {"requests_per_minute": 6, "models": ["auto", "generalist"]}),
+    "tokens": ("sk-tokens", {"tokens_per_minute": 60}),
+    "few": ("sk-few", {"max_concurrent": 2}),
+}
+
 #: The test garden's only model with tool calling (``enable_auto_tool_choice``).
 TOOLS_MODEL = "code"
 
@@ -109,13 +123,37 @@ def _test_profile(path: Path) -> str:
     return str(path)
 
 
-def _test_config(traces_endpoint: str, profile: str, s3_port: int) -> GardenConfig:
-    """The embedded default garden on free ports, exporting spans to the test."""
+def _key_env(name: str) -> str:
+    return f"GARDEN_SESSION_KEY_{name.upper()}"
+
+
+def _auth(keys_dir: Path) -> dict[str, object]:
+    """``router.auth`` of the test garden: :data:`TEST_API_KEY` and the :data:`TEST_KEYS`.
+
+    Writes the secret files into ``keys_dir`` and the variables into this
+    process's environment (``garden up`` hands them to the routers).
+    """
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    os.environ[TEST_KEYS_ENV] = TEST_API_KEY
+    keys = []
+    for name, (secret, limits) in TEST_KEYS.items():
+        if name == "metered":
+            (keys_dir / name).write_text(secret + "\n")
+            keys.append({"name": name, **limits})
+        else:
+            os.environ[_key_env(name)] = secret
+            keys.append({"name": name, "secret_env": _key_env(name), **limits})
+    return {"api_keys_env": TEST_KEYS_ENV, "keys_dir": str(keys_dir), "keys": keys}
+
+
+def _test_config(traces_endpoint: str, profile: str, s3_port: int, keys_dir: Path) -> GardenConfig:
+    """The embedded default garden on free ports, exporting spans to the test, with API keys."""
     data = load_config(None).model_dump(mode="json", exclude_unset=False)
     data["router"].update(
         port=_free_port(),
         first_token_deadline_ms=TEST_DEADLINE_MS,
         request_limits={"body_timeout_s": TEST_BODY_TIMEOUT_S},
+        auth=_auth(keys_dir),
     )
     data["telemetry"] = {"traces_endpoint": traces_endpoint, "metrics_port": _free_port()}
     # Short enough that the autoscaling test sees 1 → 2 → 1 in minutes; the
@@ -181,7 +219,9 @@ def garden(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGarden]:
     os.environ["GARDEN_RUN_DIR"] = str(run_dir)
     spans = SpanCollector()
     s3_port = _free_port()
-    cfg = _test_config(spans.endpoint, _test_profile(run_dir / "profile.json"), s3_port)
+    cfg = _test_config(
+        spans.endpoint, _test_profile(run_dir / "profile.json"), s3_port, run_dir / "keys"
+    )
     build_missing(cfg)
     from deployments.tiny import model_path
 

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from cluster.cli._main import cli
-from cluster.cli._options import config_option, load
+from cluster.cli._options import api_key_of, config_option, load
 from cluster.exceptions import ClusterError
 
 
@@ -74,7 +74,7 @@ def overhead(
     try:
         result = run_overhead_bench(
             garden, state.endpoint, model=model, rounds=rounds, concurrency=concurrency,
-            tokens=tokens, log_dir=run_dir(),
+            tokens=tokens, log_dir=run_dir(), api_key=api_key_of(garden),
         )  # fmt: skip
     finally:
         if started:

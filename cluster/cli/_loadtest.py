@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import click
 
 from cluster.cli._main import cli
-from cluster.cli._options import config_option, load
-from cluster.config import GardenConfig
+from cluster.cli._options import api_key_of, config_option, load
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
@@ -31,13 +29,6 @@ def _weights(ctx: click.Context, param: click.Parameter, value: str) -> str:
     except ValueError as err:
         raise click.BadParameter(str(err)) from err
     return value
-
-
-def _api_key(garden: GardenConfig) -> str:
-    """The first key of ``router.auth.api_keys_env`` (the router requires one), else ''."""
-    name = garden.router.auth.api_keys_env
-    keys = os.environ.get(name, "") if name else ""
-    return next((k.strip() for k in keys.split(",") if k.strip()), "")
 
 
 @cli.command("loadtest")
@@ -96,7 +87,7 @@ def loadtest_cmd(
         max_tokens=max_tokens,
         burst_s=burst_s,
         idle_s=idle_s,
-        api_key=_api_key(garden),
+        api_key=api_key_of(garden),
     )
     slos = {m.name: SLO(m.slo.ttft_ms, m.slo.tpot_ms) for m in garden.models}
     show = None if as_json else _progress

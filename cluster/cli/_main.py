@@ -44,6 +44,7 @@ def main() -> None:
         _bench,
         _config,
         _k8s,
+        _keys,
         _loadtest,
         _models,
         _profile,

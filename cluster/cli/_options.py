@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -29,3 +30,14 @@ def config_option(fn: F) -> F:
 def load(config_path: str | None) -> GardenConfig:
     """Load the config, raising ConfigError (exit 2) with key paths."""
     return load_config(config_path)
+
+
+def api_key_of(garden: GardenConfig) -> str:
+    """The key garden tools send: the first of ``router.auth.api_keys_env``, else $OPENAI_API_KEY.
+
+    Empty when neither is set (a garden without ``router.auth``).
+    """
+    name = garden.router.auth.api_keys_env
+    keys = os.environ.get(name, "") if name else ""
+    first = next((k.strip() for k in keys.split(",") if k.strip()), "")
+    return first or os.environ.get("OPENAI_API_KEY", "")

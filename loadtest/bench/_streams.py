@@ -26,6 +26,8 @@ class Target:
     name: str
     base_url: str
     model: str
+    #: Sent as ``Authorization: Bearer`` when set (a garden with ``router.auth``).
+    api_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +60,9 @@ async def _one(client: httpx.AsyncClient, target: Target, prompt: str, tokens: i
     started = time.perf_counter()
     first: float | None = None
     done = False
-    async with client.stream("POST", f"{target.base_url}/chat/completions", json=body) as reply:
+    headers = {"authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+    url = f"{target.base_url}/chat/completions"
+    async with client.stream("POST", url, json=body, headers=headers) as reply:
         served_by = reply.headers.get("x-garden-model")
         async for line in reply.aiter_lines():
             if not line.startswith("data: "):

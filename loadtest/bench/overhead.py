@@ -278,10 +278,12 @@ def run_overhead_bench(
     tokens: int = 32,
     prompts: Sequence[str] = CODE_PROMPTS,
     log_dir: Path,
+    api_key: str = "",
 ) -> dict[str, Any]:
     """Start the two baselines beside the running garden at ``endpoint``, measure, stop them.
 
-    The connected Ray cluster must be the garden's. Returns the issue's JSON
+    The connected Ray cluster must be the garden's; ``api_key`` is sent to
+    the garden when it has ``router.auth``. Returns the issue's JSON
     object (``setups`` and ``ratios``) plus the settings.
     """
     spec = garden.model(model)
@@ -295,8 +297,8 @@ def run_overhead_bench(
         targets = [
             Target("vllm", vllm_url, model),
             Target("ray_llm", ray_llm, model),
-            Target("garden_explicit", endpoint, model),
-            Target("garden_auto", endpoint, "auto"),
+            Target("garden_explicit", endpoint, model, api_key),
+            Target("garden_auto", endpoint, "auto", api_key),
         ]
         seen = asyncio.run(_rounds(targets, prompts, rounds, concurrency, tokens))
     except httpx.HTTPError as err:

@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import TEST_BODY_TIMEOUT_S, RunningGarden
+from tests.conftest import AUTH, TEST_API_KEY, TEST_BODY_TIMEOUT_S, RunningGarden
 
 pytestmark = pytest.mark.e2e
 
@@ -86,7 +86,8 @@ def test_completions_non_streaming_and_streaming(client: openai.OpenAI) -> None:
 
 def test_raw_stream_ends_with_done(garden: RunningGarden) -> None:
     body = {"model": "finance", "messages": MESSAGES, "max_tokens": 4, "stream": True}
-    with httpx.stream("POST", f"{garden.endpoint}/chat/completions", json=body, timeout=60) as r:
+    url = f"{garden.endpoint}/chat/completions"
+    with httpx.stream("POST", url, json=body, headers=AUTH, timeout=60) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         events = [line for line in r.iter_lines() if line.startswith("data: ")]
@@ -95,7 +96,7 @@ def test_raw_stream_ends_with_done(garden: RunningGarden) -> None:
 
 
 def test_request_id_is_echoed(garden: RunningGarden) -> None:
-    r = httpx.get(f"{garden.endpoint}/models", headers={"x-request-id": "req-garden-42"})
+    r = httpx.get(f"{garden.endpoint}/models", headers={"x-request-id": "req-garden-42", **AUTH})
     assert r.headers["x-request-id"] == "req-garden-42"
 
 
@@ -143,7 +144,7 @@ def test_malformed_json_is_400(garden: RunningGarden) -> None:
     r = httpx.post(
         f"{garden.endpoint}/chat/completions",
         content=b'{"model": "law", "messages": [',
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", **AUTH},
     )
     assert r.status_code == 400
     assert r.json()["error"]["type"] == "invalid_request_error"
@@ -156,12 +157,12 @@ def test_oversized_and_deeply_nested_bodies_are_refused_cleanly(
     url = f"{garden.endpoint}/chat/completions"
     limit = garden.config.router.request_limits.max_body_bytes
     huge = b'{"model": "law", "messages": [{"role": "user", "content": "' + b"x" * (30 << 20)
-    r = httpx.post(url, content=huge + b'"}]}', timeout=120)
+    r = httpx.post(url, content=huge + b'"}]}', headers=AUTH, timeout=120)
     assert limit < 30 << 20
     assert r.status_code == 413, r.text
     assert r.json()["error"]["code"] == "request_too_large"
     deep = b'{"model": "law", "messages": ' + b"[" * 5000 + b"]" * 5000 + b"}"
-    r = httpx.post(url, content=deep, timeout=60)
+    r = httpx.post(url, content=deep, headers=AUTH, timeout=60)
     assert r.status_code == 400, r.text
     assert "nests deeper than" in r.json()["error"]["message"]
     # And the garden still answers.
@@ -176,6 +177,7 @@ def test_a_slow_client_gets_a_408_not_a_held_slot(garden: RunningGarden) -> None
     with socket.create_connection((url.host, url.port), timeout=60) as sock:
         sock.sendall(
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: garden\r\n"
+            b"Authorization: Bearer " + TEST_API_KEY.encode() + b"\r\n"
             b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
         )
         sock.settimeout(0.5)
@@ -211,7 +213,7 @@ def test_a_slow_client_gets_a_408_not_a_held_slot(garden: RunningGarden) -> None
 def test_invalid_body_is_400_naming_the_param(
     garden: RunningGarden, body: dict[str, object], param: str
 ) -> None:
-    r = httpx.post(f"{garden.endpoint}/chat/completions", json=body, timeout=60)
+    r = httpx.post(f"{garden.endpoint}/chat/completions", json=body, headers=AUTH, timeout=60)
     assert r.status_code == 400, r.text
     err = r.json()["error"]
     assert set(err) == {"message", "type", "param", "code"}
@@ -242,7 +244,7 @@ def test_full_queue_answers_429_with_retry_after(garden: RunningGarden) -> None:
 
     async def flood() -> list[httpx.Response]:
         limits = httpx.Limits(max_connections=capacity * 2)
-        async with httpx.AsyncClient(timeout=300, limits=limits) as http:
+        async with httpx.AsyncClient(timeout=300, limits=limits, headers=AUTH) as http:
             return await asyncio.gather(
                 *(
                     http.post(f"{garden.endpoint}/chat/completions", json=body)

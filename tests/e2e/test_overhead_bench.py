@@ -9,7 +9,7 @@ import pytest
 
 from cluster.processes import garden_processes
 from loadtest.bench.overhead import SETUPS, run_overhead_bench
-from tests.conftest import RunningGarden
+from tests.conftest import TEST_API_KEY, RunningGarden
 
 # garden_auto routes every domain: the cold model must not start mid-bench.
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("cold_model_up")]
@@ -32,7 +32,13 @@ def test_the_four_setups_answer_and_the_baselines_are_gone_after(
     app = garden.config.name
     before = {p.pid for p in garden_processes(app)}
     result = run_overhead_bench(
-        garden.config, garden.endpoint, rounds=1, concurrency=2, tokens=4, log_dir=tmp_path
+        garden.config,
+        garden.endpoint,
+        rounds=1,
+        concurrency=2,
+        tokens=4,
+        log_dir=tmp_path,
+        api_key=TEST_API_KEY,
     )
     assert list(result["setups"]) == list(SETUPS)
     for name, setup in result["setups"].items():

@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from cluster.lifecycle import status
-from tests.conftest import RunningGarden
+from tests.conftest import TEST_API_KEY, RunningGarden
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +53,7 @@ def test_load_scales_a_specialist_up_and_back_down(garden: RunningGarden) -> Non
             await stream.close()
 
     async def load() -> None:
-        client = openai.AsyncOpenAI(base_url=garden.endpoint, api_key="-", max_retries=0)
+        client = openai.AsyncOpenAI(base_url=garden.endpoint, api_key=TEST_API_KEY, max_retries=0)
         tasks = [asyncio.create_task(one_stream(client)) for _ in range(streams)]
         try:
             await asyncio.to_thread(_wait_for, app, model, 2, 300)

@@ -22,7 +22,7 @@ import pytest
 
 from cluster.counters import ActorCounters, Counters, RedisCounters, end_counter_actor
 from cluster.exceptions import RateLimitError, StoreUnavailableError
-from router._quota import KeyLimits, Quotas, usage_of_keys
+from router.quota import KeyLimits, Quotas, usage_of_keys
 from tests.conftest import RunningGarden
 
 pytestmark = pytest.mark.integration

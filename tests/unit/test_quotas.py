@@ -13,7 +13,7 @@ import pytest
 
 from cluster.counters import Add, MemoryCounters, Op, Put, Read, Result
 from cluster.exceptions import QuotaStoreError, RateLimitError, StoreUnavailableError
-from router._quota import (
+from router.quota import (
     ROUTER_LIVE_S,
     Admission,
     KeyLimits,

@@ -19,7 +19,7 @@ from cluster.config import GardenConfig
 from cluster.counters import MemoryCounters
 from cluster.exceptions import ConfigError
 from deployments.protocol import ReplyHead
-from router._quota import usage_of_keys
+from router.quota import usage_of_keys
 from tests._ingress import FakeHandle, FakeMetrics, lexical_garden, router_class, serve_router
 
 pytestmark = pytest.mark.unit
@@ -124,13 +124,15 @@ def _stream_with_usage(body: dict[str, Any]) -> Any:
         'data: {"id":"c1","object":"chat.completion.chunk","created":0,"model":"m",'
         '"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
     ]
+    done = "data: [DONE]\n\n"
     if (body.get("stream_options") or {}).get("include_usage"):
-        chunks.append(
+        # One piece with two events, as Ray Serve LLM batches a stream's chunks.
+        done = (
             'data: {"id":"c1","object":"chat.completion.chunk","created":0,"model":"m",'
             '"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}'
-            "\n\n"
+            "\n\n" + done
         )
-    chunks.append("data: [DONE]\n\n")
+    chunks.append(done)
 
     class Stream:
         def __init__(self) -> None:
@@ -168,6 +170,7 @@ def test_streams_are_metered_from_usage_the_router_asks_for(
         answer = http.post(
             "/v1/chat/completions", headers={"authorization": "Bearer sk-open"}, json=body
         )
+    assert answer.text.endswith("data: [DONE]\n\n")
     events = [line for line in answer.text.split("\n\n") if line.startswith("data: {")]
     chunks = [json.loads(e.removeprefix("data: ")) for e in events]
     has_usage = any("usage" in c for c in chunks)

@@ -59,6 +59,8 @@ WINDOW_S = 60.0
 _WINDOW_TTL_S = 2 * WINDOW_S + 5
 #: A router replica whose heartbeat is older than this no longer counts as in flight.
 ROUTER_LIVE_S = 5.0
+#: How long the routers' heartbeats outlive the last one.
+_ROUTERS_TTL_S = 3600.0
 #: How long a key's in-flight fields outlive their last change.
 _INFLIGHT_TTL_S = 86_400.0
 #: Usage totals are kept this long after a key's last request.
@@ -203,10 +205,14 @@ class Quotas:
             Read(self._key(key, "tokens", window - 1)),
         ]
         if limits.max_concurrent is not None:
+            # The heartbeat goes with the increment, so that a router's first
+            # request counts at the others before its heartbeat loop has run.
+            routers = self._key("routers")
             ops += [
                 Add(inflight, self._writer, 1, _INFLIGHT_TTL_S),
+                Put(routers, self._writer, now, _ROUTERS_TTL_S),
                 Read(inflight),
-                Read(self._key("routers")),
+                Read(routers),
             ]
         results = await self._run(ops)
         if results is None:
@@ -251,8 +257,8 @@ class Quotas:
                 over.refuse("tokens", f"Limit {tpm} tokens / min, Used {math.ceil(used)}", wait)
         cap = limits.max_concurrent
         if cap is not None:
-            fields = _fields(results[5])
-            beats = _fields(results[6])
+            fields = _fields(results[6])
+            beats = _fields(results[7])
             live = {w for w, at in beats.items() if now - at < ROUTER_LIVE_S} | {self._writer}
             running = sum(n for w, n in fields.items() if w in live)
             if running > cap:
@@ -283,7 +289,7 @@ class Quotas:
 
     async def heartbeat(self) -> None:
         """Mark this router replica alive, so that its in-flight requests count."""
-        beat = Put(self._key("routers"), self._writer, self._clock(), 3600.0)
+        beat = Put(self._key("routers"), self._writer, self._clock(), _ROUTERS_TTL_S)
         await self._run([beat], metering=False)
 
     async def _run(
