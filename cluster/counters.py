@@ -95,13 +95,25 @@ class Counters(Protocol):
 class MemoryCounters:
     """:class:`Counters` in this process's memory; ``clock`` (wall seconds) is injected."""
 
+    #: How often expired hashes are swept (each minute's windows are never read again).
+    SWEEP_EVERY_S = 60.0
+
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._hashes: dict[str, tuple[dict[str, float], float]] = {}
         self._clock = clock
+        self._swept_at = clock()
+
+    def __len__(self) -> int:
+        """Hashes held, expired ones not yet swept included."""
+        return len(self._hashes)
 
     def apply(self, ops: Sequence[Op]) -> list[Result]:
         """:meth:`run`, synchronously (one call is atomic: nothing else runs meanwhile)."""
         now = self._clock()
+        if now - self._swept_at >= self.SWEEP_EVERY_S:
+            self._swept_at = now
+            for key in [k for k, (_, expires) in self._hashes.items() if now >= expires]:
+                del self._hashes[key]
         out: list[Result] = []
         for op in ops:
             fields = self._live(op.key, now)
@@ -176,28 +188,32 @@ class ActorCounters:
         self._actor: Any = None
 
     def _handle(self) -> Any:
+        """The actor, created if no one has yet (a blocking call to Ray's GCS)."""
         import ray
 
-        if self._actor is None:
-            remote = ray.remote(num_cpus=0, max_restarts=-1)(_CounterActor)
-            self._actor = remote.options(
-                name=self._name, namespace="serve", lifetime="detached", get_if_exists=True
-            ).remote()
-        return self._actor
+        remote = ray.remote(num_cpus=0, max_restarts=-1)(_CounterActor)
+        return remote.options(
+            name=self._name, namespace="serve", lifetime="detached", get_if_exists=True
+        ).remote()
 
     async def run(self, ops: Sequence[Op]) -> list[Result]:
         from ray.exceptions import RayError
 
         timeout = self._timeout_s if self._started else self._start_timeout_s
         try:
-            ref = self._handle().run.remote(list(ops))
+            if self._actor is None:
+                # Off the event loop: looking the actor up (or creating it) waits on the GCS.
+                self._actor = await asyncio.wait_for(asyncio.to_thread(self._handle), timeout)
+            ref = self._actor.run.remote(list(ops))
             results = list(await asyncio.wait_for(ref, timeout))
         except TimeoutError as err:
             raise QuotaStoreError(
                 f"the counter actor {self._name!r}: no answer in {timeout} s"
             ) from err
         except (RayError, ValueError) as err:
-            self._actor, self._started = None, False  # look it up again (it may be restarting)
+            # Look it up again next time (Ray restarts it, with empty counts: the
+            # routers' next heartbeats put their in-flight requests back).
+            self._actor = None
             raise QuotaStoreError(f"the counter actor {self._name!r}: {err!r}") from err
         self._started = True
         return results

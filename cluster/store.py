@@ -27,7 +27,15 @@ from typing import Protocol, runtime_checkable
 
 from cluster.ray_internals import kv_delete, kv_get, kv_keys, kv_put
 
-__all__ = ["REAP_AFTER_S", "MemoryStore", "RayKVStore", "SharedStore", "put_report", "sum_reports"]
+__all__ = [
+    "REAP_AFTER_S",
+    "MemoryStore",
+    "RayKVStore",
+    "SharedStore",
+    "max_reports",
+    "put_report",
+    "sum_reports",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -179,14 +187,28 @@ def sum_reports(store: SharedStore, prefix: str, *, skip: str | None = None) -> 
     of numbers is skipped.
     """
     total: dict[str, float] = {}
+    for counts in _reports(store, prefix, skip):
+        for name, n in counts.items():
+            total[name] = total.get(name, 0.0) + n
+    return total
+
+
+def max_reports(store: SharedStore, prefix: str, *, skip: str | None = None) -> dict[str, float]:
+    """The largest value per name over every report under ``prefix`` that stands."""
+    top: dict[str, float] = {}
+    for values in _reports(store, prefix, skip):
+        for name, n in values.items():
+            top[name] = max(top.get(name, n), n)
+    return top
+
+
+def _reports(store: SharedStore, prefix: str, skip: str | None) -> list[dict[str, float]]:
+    out = []
     for key, raw in store.items(prefix).items():
         if skip is not None and key == prefix + skip:
             continue
         try:
-            counts = {str(name): float(n) for name, n in json.loads(raw).items()}
+            out.append({str(name): float(n) for name, n in json.loads(raw).items()})
         except (ValueError, TypeError, AttributeError) as err:
             logger.warning("report %r not read: %r", key, err)
-            continue
-        for name, n in counts.items():
-            total[name] = total.get(name, 0.0) + n
-    return total
+    return out

@@ -116,3 +116,24 @@ class Cooldowns:
         breaker = self._breakers.get(model)
         if breaker is not None and breaker.probe == token:
             breaker.probe = None
+
+    def open_ends(self) -> dict[str, float]:
+        """Each model open now, with the time (this clock) its cooldown proper ends."""
+        now = self._clock()
+        return {m: b.open_until for m, b in self._breakers.items() if now < b.open_until}
+
+    def adopt(self, model: str, until: float) -> bool:
+        """Another router opened ``model`` until ``until`` (this clock): open it here too.
+
+        Nothing changes when it is already open about as long (within 50 ms),
+        so that routers passing one cooldown back and forth never lengthen it.
+        True when it opened or lengthened here.
+        """
+        breaker, now = self._of(model), self._clock()
+        if until <= now or until <= breaker.open_until + 0.05:
+            return False
+        breaker.open_until = until
+        breaker.tripped = True
+        breaker.probe = None
+        breaker.failures.clear()
+        return True

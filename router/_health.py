@@ -5,6 +5,9 @@ model in the garden's shared store (``{app}:outstanding:{writer}``, with a
 TTL so a dead router's report lapses) and reads the others' reports, so that
 with N routers a model's capacity check counts every router's requests, not
 only its own (which would admit N times a model's load before spilling).
+The same way each publishes the cooldowns it has open, with their wall-clock
+ends (``{app}:cooldowns:{writer}``), and opens the others' too: a specialist
+that stalls costs the garden one first-token deadline, not one per router.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ray.exceptions import RayError
@@ -19,11 +23,12 @@ from ray.serve.exceptions import RayServeException
 
 from autoscaling.signals import SPILL_TTL_S, publish_spilled, read_capped
 from cluster.ray_internals import serve_details
-from cluster.store import RayKVStore, SharedStore, put_report, sum_reports
+from cluster.store import RayKVStore, SharedStore, max_reports, put_report, sum_reports
 from router._state import ModelStates
 
 __all__ = [
     "counts_of",
+    "exchange_cooldowns",
     "exchange_outstanding",
     "refresh",
     "replica_counts",
@@ -99,29 +104,63 @@ def exchange_outstanding(
     return {m: int(n) for m, n in sum_reports(shared, prefix, skip=writer).items()}
 
 
-def _exchange(
-    app_name: str, spilled: dict[str, int], outstanding: dict[str, int], writer: str
-) -> tuple[dict[str, int], dict[str, int], frozenset[str], dict[str, int]]:
-    publish_spilled(app_name, spilled, writer)
-    others = exchange_outstanding(app_name, outstanding, writer)
+def exchange_cooldowns(
+    app_name: str,
+    mine: Mapping[str, float],
+    writer: str,
+    store: SharedStore | None = None,
+    ttl_s: float = SPILL_TTL_S,
+) -> dict[str, float]:
+    """Publish router ``writer``'s open cooldowns (model: wall end); the latest of the others'."""
+    shared = RayKVStore() if store is None else store
+    prefix = f"{app_name}:cooldowns:"
+    put_report(shared, prefix, writer, mine, ttl_s)
+    return max_reports(shared, prefix, skip=writer)
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    running: dict[str, int]
+    starting: dict[str, int]
+    capped: frozenset[str]
+    others: dict[str, int]
+    cooldowns: dict[str, float]
+
+
+def _exchange(app_name: str, states: _Told, writer: str) -> _Seen:
+    publish_spilled(app_name, states.spilled, writer)
+    others = exchange_outstanding(app_name, states.outstanding, writer)
+    cooldowns = exchange_cooldowns(app_name, states.cooldowns, writer)
     running, starting = replica_counts(app_name)
-    return running, starting, read_capped(app_name), others
+    return _Seen(running, starting, read_capped(app_name), others, cooldowns)
+
+
+@dataclass(frozen=True, slots=True)
+class _Told:
+    """What a router tells the others, read on the event loop before the exchange."""
+
+    spilled: dict[str, int]
+    outstanding: dict[str, int]
+    cooldowns: dict[str, float]
 
 
 async def refresh(states: ModelStates, app_name: str, writer: str) -> None:
-    """Publish spills and outstanding requests as router replica ``writer``; observe the rest.
+    """Publish spills, outstanding requests and cooldowns as router ``writer``; observe the rest.
 
-    The rest: replicas, budget caps and the other routers' outstanding
-    requests. On an error keep the last view.
+    The rest: replicas, budget caps, the other routers' outstanding requests
+    and their cooldowns (adopted here, so a stalled specialist costs the
+    garden one deadline, not one per router). On an error keep the last view.
     """
+    told = _Told(states.spilled(), states.all_outstanding(), states.cooldown_ends())
     try:
-        running, starting, capped, others = await asyncio.to_thread(
-            _exchange, app_name, states.spilled(), states.all_outstanding(), writer
-        )
-        states.observe(running, capped, starting)
-        states.observe_others(others)
+        seen = await asyncio.to_thread(_exchange, app_name, told, writer)
     except (RayError, RayServeException) as err:
         logger.warning("model states not refreshed: %s", err)
+        return
+    states.observe(seen.running, seen.capped, seen.starting)
+    states.observe_others(seen.others)
+    for model in states.adopt_cooldowns(seen.cooldowns):
+        logger.info("%s cools down: another router saw it fail or stall", model)
 
 
 async def watch(states: ModelStates, app_name: str, writer: str, period_s: float) -> None:

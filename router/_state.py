@@ -45,6 +45,7 @@ class ModelStates:
         window_s: float = 10.0,
         cooldown_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._per_replica = dict(per_replica)
         self._targets = dict(targets or {})
@@ -58,6 +59,7 @@ class ModelStates:
         self._spilled = dict.fromkeys(per_replica, 0)
         self._others: dict[str, int] = {}
         self._clock = clock
+        self._wall = wall
         self.observed_at: float | None = None
 
     def begin(self, model: str, spilled_from: str | None = None) -> None:
@@ -122,6 +124,24 @@ class ModelStates:
     def open_now(self, model: str) -> bool:
         """True while ``model``'s cooldown proper runs: requests waiting on it should leave."""
         return self._cooldowns.open_now(model)
+
+    def cooldown_ends(self) -> dict[str, float]:
+        """Models in cooldown here, with the wall time (epoch s) each cooldown ends.
+
+        What this router tells the others: wall time, since routers on
+        different nodes share no monotonic clock.
+        """
+        offset = self._wall() - self._clock()
+        return {m: until + offset for m, until in self._cooldowns.open_ends().items()}
+
+    def adopt_cooldowns(self, ends: Mapping[str, float]) -> list[str]:
+        """Cooldowns other routers opened (model: wall end): open them here too.
+
+        So that a specialist that stalled costs one request the deadline
+        garden-wide, not one per router replica. The models newly opened.
+        """
+        offset = self._clock() - self._wall()
+        return [m for m, end in ends.items() if self._cooldowns.adopt(m, end + offset)]
 
     def observe(
         self,

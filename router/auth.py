@@ -18,7 +18,9 @@ router re-reads it (keys rotate without a restart).
 from __future__ import annotations
 
 import hmac
+import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -26,6 +28,8 @@ from cluster.config import UNNAMED_KEY, AuthSpec
 from cluster.exceptions import AuthenticationError, ConfigError
 
 __all__ = ["ApiKeyCheck", "api_key_check", "keys_dir_signature", "parse_api_keys"]
+
+logger = logging.getLogger("ray.serve")
 
 _MISSING = (
     "You didn't provide an API key. You need to provide your API key in an Authorization "
@@ -52,9 +56,8 @@ class ApiKeyCheck:
             self._keys: tuple[tuple[bytes, str], ...] | None = None
             return
         named = keys if isinstance(keys, Mapping) else dict.fromkeys(keys, UNNAMED_KEY)
+        # Empty: auth is on and no key passes (every key file was removed).
         self._keys = tuple((secret.encode(), name) for secret, name in named.items())
-        if not self._keys:
-            raise ValueError("an ApiKeyCheck needs at least one key (None: no auth)")
 
     @property
     def enabled(self) -> bool:
@@ -84,27 +87,34 @@ class ApiKeyCheck:
         return found
 
 
-def keys_dir_signature(path: str | None) -> tuple[tuple[str, int, int], ...]:
+def keys_dir_signature(path: str | None) -> tuple[tuple[str, int, int, int], ...]:
     """What changes when a key file of ``path`` is added, removed or rewritten.
 
     A Kubernetes Secret volume swaps its files through symlinks; their
-    targets' times and sizes are what is compared. Unreadable: empty.
+    targets' inode, change time and size are what is compared (a copy that
+    keeps the modification time still changes the inode or change time).
+    Unreadable: empty.
     """
     if path is None:
         return ()
     try:
         entries = sorted(os.scandir(path), key=lambda e: e.name)
-        return tuple(
-            (e.name, e.stat().st_mtime_ns, e.stat().st_size)
-            for e in entries
-            if not e.name.startswith(".") and e.is_file()
-        )
+        stats = [(e.name, e.stat()) for e in entries if not e.name.startswith(".") and e.is_file()]
     except OSError:
         return ()
+    return tuple((name, st.st_ino, st.st_ctime_ns, st.st_size) for name, st in stats)
 
 
-def _dir_secrets(path: str) -> dict[str, str]:
-    """Secret -> key name for each file of ``path`` (dot files, Kubernetes' own, skipped)."""
+#: A key file's name must be a key name (an editor's ``alice~`` is not).
+_KEY_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def _dir_secrets(path: str, skipped: list[str]) -> dict[str, str]:
+    """Secret -> key name for each key file of ``path``; what is left out goes to ``skipped``.
+
+    Dot files (Kubernetes' own) are not keys; a file whose name is no key
+    name, or is :data:`UNNAMED_KEY`, or that cannot be read, is skipped.
+    """
     try:
         files = sorted(p for p in Path(path).iterdir() if not p.name.startswith("."))
     except OSError as err:
@@ -114,19 +124,33 @@ def _dir_secrets(path: str) -> dict[str, str]:
         ) from err
     secrets: dict[str, str] = {}
     for file in files:
-        if not file.is_file():
+        if not _KEY_FILE.match(file.name) or file.name == UNNAMED_KEY:
+            skipped.append(f"{file.name!r} (not a key name, or the reserved {UNNAMED_KEY!r})")
             continue
-        secret = file.read_text(encoding="utf-8").strip()
-        if secret:
+        try:
+            if not file.is_file():
+                continue
+            secret = file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as err:
+            skipped.append(f"{file.name!r} (unreadable: {type(err).__name__})")
+            continue
+        if secret in secrets:
+            skipped.append(f"{file.name!r} (the same secret as {secrets[secret]!r})")
+        elif secret:
             secrets[secret] = file.name
     return secrets
 
 
-def api_key_check(spec: AuthSpec, environ: Mapping[str, str]) -> ApiKeyCheck:
+def api_key_check(
+    spec: AuthSpec, environ: Mapping[str, str], *, reloading: bool = False
+) -> ApiKeyCheck:
     """The check ``spec`` asks for, with secrets read from ``environ`` and ``keys_dir``.
 
-    Raises :class:`ConfigError` naming the config path and the variable or
-    directory when a configured source holds no secret.
+    At the start, raises :class:`ConfigError` naming the config path and
+    the variable or directory when a configured source holds no secret.
+    ``reloading`` (a running router re-reading ``keys_dir``): a named key
+    whose file is gone is dropped, revoked, rather than failing the reload,
+    and with no key left none passes. Skipped key files are logged.
     """
     if not spec.enabled:
         return ApiKeyCheck(None)
@@ -143,11 +167,20 @@ def api_key_check(spec: AuthSpec, environ: Mapping[str, str]) -> ApiKeyCheck:
                 "apiKeys.existingSecret), or remove router.auth to serve without keys"
             )
         secrets.update(dict.fromkeys(keys, UNNAMED_KEY))
+    skipped: list[str] = []
     if spec.keys_dir is not None:
-        secrets.update(_dir_secrets(spec.keys_dir))
+        for secret, owner in _dir_secrets(spec.keys_dir, skipped).items():
+            if secret in secrets:
+                skipped.append(f"{owner!r} (the same secret as {secrets[secret]!r})")
+            else:
+                secrets[secret] = owner
+    if skipped:
+        logger.warning("router.auth.keys_dir: files skipped: %s", ", ".join(skipped))
     for i, key in enumerate(spec.keys):
         if key.secret_env is None:
-            if key.name not in secrets.values():
+            if key.name not in secrets.values() and reloading:
+                logger.warning("API key %r revoked: its file in keys_dir is gone", key.name)
+            elif key.name not in secrets.values():
                 problems.append(
                     f"router.auth.keys[{i}] ({key.name!r}): no file {key.name!r} in "
                     f"router.auth.keys_dir {spec.keys_dir!r} holds its secret"
@@ -163,7 +196,7 @@ def api_key_check(spec: AuthSpec, environ: Mapping[str, str]) -> ApiKeyCheck:
         secrets[secret] = key.name
     if problems:
         raise ConfigError("environment", problems)
-    if not secrets:
+    if not secrets and not reloading:
         raise ConfigError(
             "environment", [f"router.auth.keys_dir: {spec.keys_dir!r} holds no key file"]
         )

@@ -235,6 +235,7 @@ async def _sse(
     usage: tuple[int, int] | None = None
     error: str | None = None
     relabel: Callable[[bytes | str], str] | None = None  # set once handed over
+    sent = 0  # pieces: at least a token each, the count when no usage arrives
     try:
         while True:
             try:
@@ -250,6 +251,7 @@ async def _sse(
                         piece = relabel(piece)
                     elif resume is not None:
                         resume.transcript.feed(piece)
+                    sent += 1
                     yield piece
                 break
             except _MID_STREAM_FAILURES as err:
@@ -267,7 +269,8 @@ async def _sse(
         reply.close()
         RouteTelemetry.finish(span, status=reply.head.status, usage=usage, error=error)
         if ended is not None:
-            ended(usage, reply.model)
+            # A stream cut before its usage chunk still spends what it sent.
+            ended(usage if usage is not None else (0, max(0, sent - 1)), reply.model)
 
 
 def _without_usage_chunk(piece: bytes | str) -> str:
@@ -291,6 +294,10 @@ def _without_usage_chunk(piece: bytes | str) -> str:
     return "\n\n".join(kept) if any(e.strip() for e in kept) else ""
 
 
+#: What vLLM's schema (pydantic, lax) reads as ``true``.
+_TRUE = frozenset({True, "true", "True", "TRUE", "1", "yes", "on", "t", "y"})
+
+
 def _with_usage(body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """``body`` asking for a stream's usage, and whether the client had asked itself.
 
@@ -299,9 +306,33 @@ def _with_usage(body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     options = body.get("stream_options")
     if options is None:
         options = {}
-    if not isinstance(options, dict) or options.get("include_usage") is True:
+    if not isinstance(options, dict):
+        return body, True
+    asked = options.get("include_usage")
+    if isinstance(asked, bool | int | str) and asked in _TRUE:
         return body, True
     return {**body, "stream_options": {**options, "include_usage": True}}, False
+
+
+class _Stream(StreamingResponse):
+    """A streamed response that runs ``closed`` once it is done with, however that goes.
+
+    The relay's own ``finally`` ends a stream that started; a client gone
+    before the first chunk was pulled never starts it, and ``closed`` then
+    still closes the reply and frees the request's slot.
+    """
+
+    def __init__(
+        self, content: AsyncIterator[bytes | str], *, closed: Callable[[], object], **kw: Any
+    ):
+        super().__init__(content, **kw)
+        self._closed = closed
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._closed()
 
 
 @serve.deployment
@@ -352,8 +383,8 @@ class Router:
         self._cards = _model_cards(garden)
         # Read here, in the replica: a configured but empty variable fails the start.
         self._auth_spec = spec.auth
+        self._keys_seen = keys_dir_signature(spec.auth.keys_dir)  # first: a change after is seen
         self._auth = api_key_check(spec.auth, os.environ)
-        self._keys_seen = keys_dir_signature(spec.auth.keys_dir)
         self._quotas: Quotas | None = (
             quotas_for(garden, self._writer, os.environ, counters) if spec.auth.enabled else None
         )
@@ -453,7 +484,7 @@ class Router:
         if seen == self._keys_seen:
             return
         try:
-            self._auth = api_key_check(self._auth_spec, os.environ)
+            self._auth = api_key_check(self._auth_spec, os.environ, reloading=True)
         except ConfigError as err:
             logger.warning("API keys not reloaded, the previous ones stay: %s", err)
             return
@@ -467,12 +498,16 @@ class Router:
         limits = self._quotas.limits_of(key)
         return [c for c in self._cards if limits.allows(str(c["id"]))]
 
-    async def _admit(self, key: str | None, model: str) -> Admission | None:
-        """Check ``key``'s allow-list and limits for one request to ``model`` (404, 429)."""
+    def _check_allowed(self, key: str | None, model: str) -> None:
+        """404, listing what the key may use, when ``model`` is not on its allow-list."""
+        quotas = self._quotas
+        if key is not None and quotas is not None and not quotas.limits_of(key).allows(model):
+            raise ModelNotFoundError(model, self._model_ids(key))
+
+    async def _admit(self, key: str | None) -> Admission | None:
+        """Count one request of ``key`` against its limits (429 when over one)."""
         if key is None or self._quotas is None:
             return None
-        if not self._quotas.limits_of(key).allows(model):
-            raise ModelNotFoundError(model, self._model_ids(key))
         if self._quotas.concurrency_limited and (self._beating is None or self._beating.done()):
             self._beating = asyncio.create_task(self._beat())
         try:
@@ -489,11 +524,18 @@ class Router:
             await asyncio.sleep(1.0)
 
     def _ended(self, admission: Admission | None) -> Callable[[tuple[int, int] | None, str], None]:
-        """What runs when a request of ``admission`` ends: count its usage, free its slot."""
+        """What runs when a request of ``admission`` ends: count its usage, free its slot.
+
+        Only its first call counts (a stream ends in its relay, or, if the
+        relay never started, when the response is done with).
+        """
+        done = False
 
         def ended(usage: tuple[int, int] | None, model: str) -> None:
-            if admission is None or self._quotas is None or self._spend is None:
+            nonlocal done
+            if done or admission is None or self._quotas is None or self._spend is None:
                 return
+            done = True
             served = self._deployment(model)
             spend = self._spend(served, usage)
             self._metrics.key_usage(admission.key, served, usage, spend)
@@ -501,7 +543,7 @@ class Router:
 
         return ended
 
-    def _target(self, model: str) -> tuple[str, str | None]:
+    def _target(self, model: str, key: str | None = None) -> tuple[str, str | None]:
         """The deployment, and LoRA adapter, serving ``model``; 404 when there is none.
 
         ``<model>:<adapter>`` names an adapter of a model with ``lora``.
@@ -511,7 +553,7 @@ class Router:
         base, _, adapter = model.partition(":")
         if base in self._lora_models and ADAPTER_ID.match(adapter):
             return base, adapter
-        raise ModelNotFoundError(model, self._model_ids())
+        raise ModelNotFoundError(model, self._model_ids(key))
 
     def _model_ids(self, key: str | None = None) -> list[str]:
         return [str(card["id"]) for card in self._cards_for(key)]
@@ -536,17 +578,21 @@ class Router:
         key: str | None = None,
     ) -> Response:
         model, stream = _model_and_stream(body)
-        target, adapter = self._target(model)
-        admission = await self._admit(key, model)
-        ended = self._ended(admission)
-        asked_usage = True
-        if stream and admission is not None:
-            # Tokens per key need a stream's usage: ask for it, and drop it if unasked.
-            body, asked_usage = _with_usage(body)
+        self._check_allowed(key, model)
+        target, adapter = self._target(model, key)
         await self._ensure_watcher()
         span = self._telemetry.start(endpoint, model, stream, request_id)
-        quota_headers = admission.headers if admission is not None else {}
+        ended = self._ended(None)
+        quota_headers: dict[str, str] = {}
+        asked_usage = True
         try:
+            # From here on every way out ends the request's accounting (once).
+            admission = await self._admit(key)
+            if admission is not None:
+                ended, quota_headers = self._ended(admission), admission.headers
+                if stream:
+                    # Tokens per key need a stream's usage: ask for it, drop it if unasked.
+                    body, asked_usage = _with_usage(body)
             if model in self._policies:
                 policy = self._policies[model]
                 reply, headers, decision = await self._route(policy, endpoint, body, span, session)
@@ -573,8 +619,14 @@ class Router:
             return Response(
                 reply.head.body, status_code=status, media_type="application/json", headers=headers
             )
-        return StreamingResponse(
+
+        def closed() -> None:
+            reply.close()
+            ended(None, reply.model)
+
+        return _Stream(
             _sse(reply, span, resume, drop_usage=not asked_usage, ended=ended),
+            closed=closed,
             media_type="text/event-stream",
             headers=headers,
         )

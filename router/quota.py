@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from autoscaling.profile import TokenPrice
 from cluster.config import GardenConfig, KeyLimitsSpec
-from cluster.counters import Add, Counters, Put, Read, Result, counters_for
+from cluster.counters import Add, Counters, Op, Put, Read, Result, counters_for
 from cluster.exceptions import QuotaStoreError, RateLimitError, StoreUnavailableError
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "Quotas",
     "quotas_for",
     "reset_text",
+    "seconds_until_at_most",
     "seconds_until_below",
     "sliding_count",
     "spend_of",
@@ -116,12 +117,32 @@ def seconds_until_below(previous: float, current: float, limit: float, elapsed_s
     """
     if sliding_count(previous, current, elapsed_s) < limit:
         return 0.0
+    return _slide_out(previous, current, limit, elapsed_s, within=current < limit)
+
+
+def seconds_until_at_most(
+    previous: float, current: float, allowed: float, elapsed_s: float
+) -> float:
+    """Seconds until the sliding count is at most ``allowed`` (0 when it is now)."""
+    if sliding_count(previous, current, elapsed_s) <= allowed:
+        return 0.0
+    return _slide_out(previous, current, allowed, elapsed_s, within=current <= allowed)
+
+
+def _slide_out(
+    previous: float, current: float, level: float, elapsed_s: float, *, within: bool
+) -> float:
+    """When the sliding count, now past ``level``, gets back to it.
+
+    ``within``: the current window alone is not past it, so the previous
+    window (which then holds something) sliding out is enough.
+    """
     left = WINDOW_S - elapsed_s
-    if current < limit:
-        # previous * (1 - (elapsed + t) / W) + current < limit
-        return max(0.0, left - WINDOW_S * (limit - current) / previous)
-    # Next window: current * (1 - t' / W) < limit.
-    return left + WINDOW_S * (1.0 - limit / current)
+    if within:
+        # previous * (1 - (elapsed + t) / W) + current = level, with previous > 0.
+        return max(0.0, left - WINDOW_S * (level - current) / previous)
+    # Next window: current * (1 - t' / W) = level.
+    return left + WINDOW_S * (1.0 - level / current)
 
 
 def reset_text(seconds: float) -> str:
@@ -140,7 +161,7 @@ class Admission:
 
     key: str
     headers: dict[str, str] = field(default_factory=dict)
-    inflight: bool = False  # it added itself to this router's in-flight field
+    inflight: bool = False  # it counts in this router's in-flight requests of the key
 
 
 class Quotas:
@@ -150,6 +171,12 @@ class Quotas:
     ``on_error`` is ``router.auth.store.on_error``: with ``open`` a request
     the store cannot meter is served (and logged), with ``closed`` it gets a
     503. ``clock`` is wall time (several processes share the windows).
+
+    This router's in-flight requests per key are counted here, and the store
+    holds a copy that each admission, each end and each :meth:`heartbeat`
+    overwrites (a put, not an increment): a store call that timed out after
+    it was applied, a lost end or a store that lost its state is corrected
+    at the next write instead of drifting for good.
     """
 
     def __init__(
@@ -170,6 +197,8 @@ class Quotas:
         self._writer = writer
         self._closed = on_error == "closed"
         self._clock = clock
+        #: This router's requests in flight per concurrency-limited key.
+        self._inflight: dict[str, int] = {}
 
     def limits_of(self, key: str) -> KeyLimits:
         """The limits of key ``key``."""
@@ -184,6 +213,10 @@ class Quotas:
     def _key(self, *parts: object) -> str:
         return ":".join((self._app, "quota", *map(str, parts)))
 
+    def _own(self, key: str, running: int) -> Put:
+        """This router's in-flight count of ``key``, as the store should hold it."""
+        return Put(self._key(key, "inflight"), self._writer, running, _INFLIGHT_TTL_S)
+
     async def admit(self, key: str) -> Admission:
         """Count one request of ``key``, or raise :class:`RateLimitError` (429) if over a limit.
 
@@ -197,35 +230,36 @@ class Quotas:
         window = int(now // WINDOW_S)
         elapsed = now - window * WINDOW_S
         requests = self._key(key, "requests", window)
-        inflight = self._key(key, "inflight")
-        ops: list[Add | Put | Read] = [
+        ops: list[Op] = [
             Add(requests, "n", 1, _WINDOW_TTL_S),
             Read(self._key(key, "requests", window - 1)),
             Read(self._key(key, "tokens", window)),
             Read(self._key(key, "tokens", window - 1)),
         ]
-        if limits.max_concurrent is not None:
-            # The heartbeat goes with the increment, so that a router's first
+        limited = limits.max_concurrent is not None
+        running = self._inflight.get(key, 0)
+        if limited:
+            # The heartbeat goes with the count, so that a router's first
             # request counts at the others before its heartbeat loop has run.
             routers = self._key("routers")
             ops += [
-                Add(inflight, self._writer, 1, _INFLIGHT_TTL_S),
+                self._own(key, running + 1),
                 Put(routers, self._writer, now, _ROUTERS_TTL_S),
-                Read(inflight),
+                Read(self._key(key, "inflight")),
                 Read(routers),
             ]
         results = await self._run(ops)
         if results is None:
             return Admission(key)
-        counted = Admission(key, inflight=limits.max_concurrent is not None)
         over = self._over(limits, results, elapsed, now)
-        counted.headers = over.headers
         if over.limit is None:
-            return counted
-        undo: list[Add | Put | Read] = [Add(requests, "n", -1, _WINDOW_TTL_S)]
-        if counted.inflight:
-            undo.append(Add(inflight, self._writer, -1, _INFLIGHT_TTL_S))
-        await self._run(undo)
+            if limited:
+                self._inflight[key] = self._inflight.get(key, 0) + 1
+            return Admission(key, over.headers, inflight=limited)
+        undo: list[Op] = [Add(requests, "n", -1, _WINDOW_TTL_S)]
+        if limited:
+            undo.append(self._own(key, self._inflight.get(key, 0)))
+        await self._run(undo, metering=False)
         raise RateLimitError(
             f"Rate limit reached for key {key!r} on {over.limit}: {over.detail}. "
             f"Please try again in {reset_text(over.retry_after)}.",
@@ -235,18 +269,20 @@ class Quotas:
         )
 
     def _over(self, limits: KeyLimits, results: list[Result], elapsed: float, now: float) -> _Over:
-        cur_requests = _number(results[0])
+        cur_requests = _number(results[0])  # this request included
         prev_requests = _field(results[1], "n")
         cur_tokens = _field(results[2], "n")
         prev_tokens = _field(results[3], "n")
         over = _Over()
         rpm = limits.requests_per_minute
         if rpm is not None:
-            # This request is in cur_requests: it fits if the count with it is within the limit.
             used = sliding_count(prev_requests, cur_requests, elapsed)
-            wait = seconds_until_below(prev_requests, cur_requests - 1, rpm, elapsed)
+            refused = used > rpm
+            # When one more request fits: this one counts if it is admitted.
+            mine = cur_requests - (1 if refused else 0)
+            wait = seconds_until_at_most(prev_requests, mine, rpm - 1, elapsed)
             over.header("requests", rpm, rpm - used, wait)
-            if used > rpm:
+            if refused:
                 over.refuse("requests", f"Limit {rpm} / min, Used {math.ceil(used - 1)}", wait)
         tpm = limits.tokens_per_minute
         if tpm is not None:
@@ -260,7 +296,7 @@ class Quotas:
             fields = _fields(results[6])
             beats = _fields(results[7])
             live = {w for w, at in beats.items() if now - at < ROUTER_LIVE_S} | {self._writer}
-            running = sum(n for w, n in fields.items() if w in live)
+            running = round(sum(max(0.0, n) for w, n in fields.items() if w in live))
             if running > cap:
                 over.refuse("concurrency", f"Limit {cap} in flight, Running {running - 1}", 1.0)
         return over
@@ -268,12 +304,20 @@ class Quotas:
     async def finish(
         self, admission: Admission, usage: tuple[int, int] | None, spend: float
     ) -> None:
-        """Count what an admitted request used, and take it out of the in-flight count."""
+        """Count what an admitted request used, and take it out of the in-flight count.
+
+        Call it once per admission; the in-flight count is taken out here,
+        before any store call, so a failing store cannot keep it.
+        """
+        key = admission.key
+        ops: list[Op] = []
+        if admission.inflight:
+            self._inflight[key] = max(0, self._inflight.get(key, 0) - 1)
+            ops.append(self._own(key, self._inflight[key]))
         prompt, completion = usage or (0, 0)
         window = int(self._clock() // WINDOW_S)
-        key = admission.key
         totals = self._key(key, "usage")
-        ops: list[Add | Put | Read] = [
+        ops += [
             Add(totals, "requests", 1, _USAGE_TTL_S),
             Add(totals, "prompt_tokens", prompt, _USAGE_TTL_S),
             Add(totals, "completion_tokens", completion, _USAGE_TTL_S),
@@ -283,18 +327,17 @@ class Quotas:
         if prompt + completion and self.limits_of(key).tokens_per_minute is not None:
             tokens = self._key(key, "tokens", window)
             ops.append(Add(tokens, "n", prompt + completion, _WINDOW_TTL_S))
-        if admission.inflight:
-            ops.append(Add(self._key(key, "inflight"), self._writer, -1, _INFLIGHT_TTL_S))
         await self._run(ops, metering=False)
 
     async def heartbeat(self) -> None:
-        """Mark this router replica alive, so that its in-flight requests count."""
-        beat = Put(self._key("routers"), self._writer, self._clock(), _ROUTERS_TTL_S)
-        await self._run([beat], metering=False)
+        """Mark this router replica alive, and put its in-flight counts as they are."""
+        ops: list[Op] = [Put(self._key("routers"), self._writer, self._clock(), _ROUTERS_TTL_S)]
+        ops += [self._own(key, n) for key, n in self._inflight.items()]
+        await self._run(ops, metering=False)
+        for key in [k for k, n in self._inflight.items() if n == 0]:
+            del self._inflight[key]  # put as 0 once; nothing to keep
 
-    async def _run(
-        self, ops: list[Add | Put | Read], *, metering: bool = True
-    ) -> list[Result] | None:
+    async def _run(self, ops: list[Op], *, metering: bool = True) -> list[Result] | None:
         """The ops' results; None when the store failed and the request goes on unmetered."""
         try:
             return await self._counters.run(ops)
@@ -391,10 +434,14 @@ def spend_of(garden: GardenConfig) -> Callable[[str, tuple[int, int] | None], fl
     prices: dict[str, TokenPrice] = {}
     try:
         profiles = load_profiles(garden.autoscaling.profile)
-        for m in garden.models:
-            prices |= token_prices(profiles, [(m.name, m.cost_per_hour, m.slo.tpot_ms / 1000)])
     except ProfileError as err:
         logger.warning("key spend not priced: %s", err)
+        return lambda _model, _usage: 0.0
+    for m in garden.models:
+        try:
+            prices |= token_prices(profiles, [(m.name, m.cost_per_hour, m.slo.tpot_ms / 1000)])
+        except ProfileError as err:
+            logger.warning("key spend of %s not priced: %s", m.name, err)
 
     def spend(model: str, usage: tuple[int, int] | None) -> float:
         price = prices.get(model)

@@ -12,7 +12,7 @@ import click
 import yaml
 
 from cluster.cli._main import cli
-from cluster.cli._options import config_option, load
+from cluster.cli._options import api_key_of, config_option, load
 from cluster.config import GardenConfig
 
 
@@ -113,6 +113,7 @@ def profile_cmd(
             prompt_tokens=prompt_tokens,
             output_tokens=output_tokens,
             rounds=rounds,
+            api_key=api_key_of(garden),
         )
         facts = _replica_facts(state.app, name)
         profile = to_profile(

@@ -129,8 +129,11 @@ async def _measure(
     prompt_tokens: int,
     output_tokens: int,
     rounds: int,
+    api_key: str,
 ) -> list[CurvePoint]:
-    client = openai.AsyncOpenAI(base_url=endpoint, api_key="garden-profile", max_retries=0)
+    # The openai client needs some key; a garden without router.auth ignores it.
+    key = api_key or "garden-profile"
+    client = openai.AsyncOpenAI(base_url=endpoint, api_key=key, max_retries=0)
     try:
         prompt = await _prompt_of(client, model, prompt_tokens)
         await _one(client, model, prompt, output_tokens)  # warm-up, not counted
@@ -159,14 +162,26 @@ def measure_curve(
     prompt_tokens: int = 512,
     output_tokens: int = 64,
     rounds: int = 3,
+    api_key: str = "",
 ) -> list[CurvePoint]:
-    """The batching curve of ``model`` served at ``endpoint`` (an OpenAI base URL)."""
+    """The batching curve of ``model`` served at ``endpoint`` (an OpenAI base URL).
+
+    ``api_key`` is sent when the garden has ``router.auth``.
+    """
     if not concurrencies or min(concurrencies) < 1:
         raise ValueError(f"concurrencies must be >= 1, got {list(concurrencies)}")
     if output_tokens < 2:
         raise ValueError(f"output_tokens must be >= 2 to time decoding, got {output_tokens}")
     return asyncio.run(
-        _measure(endpoint, model, sorted(set(concurrencies)), prompt_tokens, output_tokens, rounds)
+        _measure(
+            endpoint,
+            model,
+            sorted(set(concurrencies)),
+            prompt_tokens,
+            output_tokens,
+            rounds,
+            api_key,
+        )
     )
 
 

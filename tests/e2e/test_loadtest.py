@@ -12,14 +12,16 @@ from click.testing import CliRunner
 from cluster.cli import _loadtest  # noqa: F401  (registers the command)
 from cluster.cli._main import cli
 from router.policy import Reason
-from tests.conftest import RunningGarden
+from tests.conftest import TEST_API_KEY, RunningGarden
 
 pytestmark = pytest.mark.e2e
 
 
 def test_loadtest_streams_through_the_router_without_failures(
-    garden: RunningGarden, tmp_path: Path
+    garden: RunningGarden, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The garden requires a key; its tools send $OPENAI_API_KEY, as a user exports it.
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_API_KEY)
     out = tmp_path / "report"
     args = ["loadtest", "--users", "3", "--duration", "20s", "--max-tokens", "16"]
     args += ["--out", str(out), "--json"]

@@ -11,14 +11,16 @@ from click.testing import CliRunner
 from autoscaling.simulate import capacity_at_slo, load_profiles
 from cluster.cli import _profile  # noqa: F401  (registers the command)
 from cluster.cli._main import cli
-from tests.conftest import RunningGarden
+from tests.conftest import TEST_API_KEY, RunningGarden
 
 pytestmark = pytest.mark.e2e
 
 
 def test_profile_measures_a_running_model_and_writes_a_simulator_profile(
-    garden: RunningGarden, tmp_path: Path
+    garden: RunningGarden, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The garden requires a key; its tools send $OPENAI_API_KEY, as a user exports it.
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_API_KEY)
     out = tmp_path / "profile.yaml"
     args = ["profile", "--model", "code", "--concurrency", "1,4", "--prompt-tokens", "200"]
     args += ["--output-tokens", "12", "--rounds", "2", "--out", str(out), "--json"]

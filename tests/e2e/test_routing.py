@@ -71,22 +71,28 @@ def _messages(text: str) -> list[Any]:
 
 
 def _wait_until_routed_to_medicine(garden: RunningGarden, timeout_s: float = 60) -> None:
-    """Wait until a routed medical request goes to medicine again.
+    """Wait until routed medical requests go to medicine again, through every router.
 
-    A test that disturbs medicine must start from a router that chooses it:
-    the router still counts an earlier test's streams until their
-    disconnects reach it (a few hundred ms), and keeps a model that just
-    failed or missed a deadline in cooldown until a probe answers.
+    A test that disturbs medicine must start from routers that choose it: a
+    router still counts an earlier test's streams until their disconnects
+    reach it (a few hundred ms), and keeps a model that just failed or
+    missed a deadline in cooldown until its own probe answers. Each probe
+    opens a new connection, which HAProxy gives to the least busy router,
+    so several in a row reach both.
     """
-    probe = openai.OpenAI(base_url=garden.endpoint, api_key="unused", max_retries=0, timeout=60)
+    in_a_row = 2 * garden.config.router.num_replicas
     deadline = time.monotonic() + timeout_s
-    reason = None
+    reason, seen = None, 0
     while time.monotonic() < deadline:
-        raw = probe.chat.completions.with_raw_response.create(
-            model="auto", messages=_messages(MEDICAL), max_tokens=1
-        )
+        with openai.OpenAI(
+            base_url=garden.endpoint, api_key="unused", max_retries=0, timeout=60
+        ) as probe:
+            raw = probe.chat.completions.with_raw_response.create(
+                model="auto", messages=_messages(MEDICAL), max_tokens=1
+            )
         reason = raw.headers["x-garden-reason"]
-        if reason == "specialist":
+        seen = seen + 1 if reason == "specialist" else 0
+        if seen == in_a_row:
             return
         time.sleep(0.25)
     pytest.fail(f"routed medical requests still went elsewhere after {timeout_s} s: {reason}")
@@ -346,6 +352,8 @@ def test_saturated_specialist_spills_to_the_generalist(garden: RunningGarden) ->
         )
         try:
             await asyncio.gather(*(anext(aiter(s)) for s in streams))  # all are running
+            # Each router learns the others' outstanding requests at its next refresh.
+            await asyncio.sleep(3 * garden.config.router.state_refresh_s + 0.5)
             return await aclient.chat.completions.with_raw_response.create(
                 model="auto", messages=_messages(MEDICAL), max_tokens=4
             )

@@ -226,3 +226,32 @@ def test_routers_exchange_their_outstanding_requests_through_the_store() -> None
     }
     clock.now += 5.0  # router-b stopped reporting: its counts lapse
     assert exchange_outstanding("g", {}, "router-a", store, ttl_s=5) == {}
+
+
+def test_a_cooldown_one_router_opens_opens_at_the_others_without_growing() -> None:
+    from cluster.store import MemoryStore
+    from router._health import exchange_cooldowns
+
+    wall = Clock(1_700_000_000.0)
+    mono_a, mono_b = Clock(50.0), Clock(9_000.0)  # processes' monotonic clocks differ
+    a = ModelStates({"law": 2, "generalist": 2}, cooldown_s=5.0, clock=mono_a, wall=wall)
+    b = ModelStates({"law": 2, "generalist": 2}, cooldown_s=5.0, clock=mono_b, wall=wall)
+    store = MemoryStore(wall)
+    a.missed("law")  # router a saw law stall
+    assert exchange_cooldowns("g", a.cooldown_ends(), "a", store) == {}
+    seen = exchange_cooldowns("g", b.cooldown_ends(), "b", store)
+    assert seen == {"law": pytest.approx(wall.now + 5.0)}
+    assert b.adopt_cooldowns(seen) == ["law"]
+    assert b.cooling("law") and b.open_now("law")
+    # Passed back and forth, the cooldown keeps its end.
+    for step in range(6):
+        wall.now += 0.5
+        mono_a.now += 0.5
+        mono_b.now += 0.5
+        assert a.adopt_cooldowns(exchange_cooldowns("g", a.cooldown_ends(), "a", store)) == []
+        assert b.adopt_cooldowns(exchange_cooldowns("g", b.cooldown_ends(), "b", store)) == []
+    for clock in (wall, mono_a, mono_b):
+        clock.now += 2.01  # 5 s after the miss
+    assert not a.open_now("law") and not b.open_now("law")
+    # Each router then probes on its own: the first routed request at each.
+    assert a.try_probe("law") is not None and b.try_probe("law") is not None

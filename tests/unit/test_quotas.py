@@ -223,3 +223,95 @@ def test_memory_counters_add_put_read_and_expire() -> None:
     assert counters.apply([Read("k")]) == [{"a": 5, "b": 7}]
     clock.now += 2
     assert counters.apply([Read("k")]) == [{}]
+
+
+def test_a_refused_request_is_told_when_one_more_fits() -> None:
+    clock = Clock(6000.0 + 59)  # 59 s into a window
+    a, _ = _pair(KeyLimits(requests_per_minute=10), clock)
+    for _ in range(10):
+        run(a.admit("team"))
+    clock.now = 6060.0  # the next window: last minute's 10 weigh fully
+    with pytest.raises(RateLimitError) as refused:
+        run(a.admit("team"))
+    wait = refused.value.retry_after
+    assert wait == pytest.approx(6.0)  # 10 * (1 - t/60) <= 9
+    clock.now += wait - 0.5
+    with pytest.raises(RateLimitError):
+        run(a.admit("team"))
+    clock.now += 0.51
+    run(a.admit("team"))
+
+
+def test_an_admitted_request_with_none_left_names_when_the_next_fits() -> None:
+    clock = Clock(6000.0 + 10)
+    a, _ = _pair(KeyLimits(requests_per_minute=2), clock)
+    run(a.admit("team"))
+    last = run(a.admit("team"))
+    assert last.headers["x-ratelimit-remaining-requests"] == "0"
+    # 50 s to the window's end, then 2 * (1 - t/60) <= 1 after 30 s more.
+    assert last.headers["x-ratelimit-reset-requests"] == "1m20s"
+
+
+class _AppliedThenFailed:
+    """A store that applies a batch, then fails to answer (a timeout after the write)."""
+
+    def __init__(self, counters: MemoryCounters) -> None:
+        self.counters = counters
+        self.fail = True
+
+    async def run(self, ops: Sequence[Op]) -> list[Result]:
+        results = self.counters.apply(ops)
+        if self.fail:
+            raise QuotaStoreError("timed out")
+        return results
+
+    async def close(self) -> None:
+        pass
+
+
+def test_a_store_call_that_failed_after_it_applied_does_not_leak_slots() -> None:
+    clock = Clock(6000.0)
+    store = _AppliedThenFailed(MemoryCounters(clock))
+    quotas = Quotas(
+        "g", {"team": KeyLimits(max_concurrent=2)}, KeyLimits(), store, "r", clock=clock
+    )
+    served = [run(quotas.admit("team")) for _ in range(2)]  # unmetered: failed open
+    for admission in served:
+        run(quotas.finish(admission, None, 0.0))
+    store.fail = False
+    # The store saw +1 twice and never the ends; this router's own count (0) wins.
+    for _ in range(2):
+        run(quotas.admit("team"))
+    with pytest.raises(RateLimitError):
+        run(quotas.admit("team"))
+
+
+def test_a_store_that_lost_its_counts_is_put_right_by_the_routers() -> None:
+    clock = Clock(6000.0)
+    counters = MemoryCounters(clock)
+    a, b = _pair(KeyLimits(max_concurrent=2), clock, counters)
+    first, second = run(a.admit("team")), run(a.admit("team"))
+    counters._hashes.clear()  # the counter actor restarted empty
+    run(a.heartbeat())  # router a puts its two in-flight requests back
+    with pytest.raises(RateLimitError):
+        run(b.admit("team"))
+    run(a.finish(first, None, 0.0))
+    run(a.finish(second, None, 0.0))
+    # Never below zero: exactly two fit again, not four.
+    run(b.heartbeat())
+    run(b.admit("team"))
+    run(a.admit("team"))
+    with pytest.raises(RateLimitError):
+        run(b.admit("team"))
+
+
+def test_expired_windows_are_swept_from_memory() -> None:
+    clock = Clock(6000.0)
+    counters = MemoryCounters(clock)
+    quotas = Quotas(
+        "g", {"team": KeyLimits(requests_per_minute=100)}, KeyLimits(), counters, "r", clock=clock
+    )
+    for minute in range(30):
+        clock.now = 6000.0 + 60 * minute
+        run(quotas.admit("team"))
+    assert len(counters) <= 5  # this minute's and last minute's windows, not thirty

@@ -205,11 +205,21 @@ def test_keys_in_a_directory_are_reloaded_without_a_restart(
         assert _client(http, "sk-alice-rotated").models.list().data
         with pytest.raises(openai.AuthenticationError):
             _client(http, "sk-alice").models.list()
-        # A broken reload keeps the keys that work.
+        # Removing a named key's file revokes it; the others stay.
+        (keys / "alice").unlink()
+        (keys / "alice~").write_text("sk-alice-rotated")  # an editor's backup is no key
+        (keys / "default").write_text("sk-sneaky")  # nor is the reserved name
+        asyncio.run(router.check_health())
+        for gone in ("sk-alice-rotated", "sk-sneaky"):
+            with pytest.raises(openai.AuthenticationError):
+                _client(http, gone).models.list()
+        assert _client(http, "sk-bob").models.list().data
+        # With every file gone no key passes: the garden stays closed.
         for file in keys.iterdir():
             file.unlink()
         asyncio.run(router.check_health())
-        assert _client(http, "sk-bob").models.list().data
+        with pytest.raises(openai.AuthenticationError):
+            _client(http, "sk-bob").models.list()
 
 
 def _router_of(_: TestClient) -> Any:
@@ -227,3 +237,28 @@ def test_a_key_without_its_secret_fails_the_start(
     handles = {m.name: FakeHandle() for m in garden.models}
     with pytest.raises(ConfigError, match=r"router\.auth\.keys\[0\]\.secret_env"):
         router_class()(handles, garden.model_dump(mode="json"), metrics=FakeMetrics())
+
+
+def test_a_stream_whose_client_left_before_the_first_chunk_still_frees_its_slot() -> None:
+    from router.ingress import _Stream
+
+    pulled, closed = [], []
+
+    async def body() -> Any:
+        pulled.append(True)
+        yield "data: [DONE]\n\n"
+
+    async def receive() -> dict[str, str]:
+        await asyncio.Event().wait()
+        return {}
+
+    async def send(message: dict[str, Any]) -> None:
+        raise OSError("client gone")  # at http.response.start
+
+    response = _Stream(body(), closed=lambda: closed.append(True), media_type="text/event-stream")
+    scope = {"type": "http", "asgi": {"spec_version": "2.4"}}
+    from starlette.requests import ClientDisconnect
+
+    with pytest.raises(ClientDisconnect):  # Starlette's word for the OSError
+        asyncio.run(response(scope, receive, send))
+    assert pulled == [] and closed == [True]
