@@ -46,6 +46,15 @@ class RunState:
     host: str
     port: int
     owns_cluster: bool
+    #: Ray's Prometheus port (``telemetry.metrics_port``); None in older state files.
+    metrics_port: int | None = None
+
+    @property
+    def metrics_url(self) -> str | None:
+        """Ray's Prometheus endpoint of this garden, when known."""
+        return (
+            None if self.metrics_port is None else f"http://127.0.0.1:{self.metrics_port}/metrics"
+        )
 
     @property
     def endpoint(self) -> str:
@@ -203,7 +212,14 @@ def up(
     if not _serve_running():
         check_port_free(garden.router.host, garden.router.port)
         serve.start(http_options={"host": garden.router.host, "port": garden.router.port})
-    state = RunState(address, garden.name, garden.router.host, garden.router.port, owns)
+    state = RunState(
+        address,
+        garden.name,
+        garden.router.host,
+        garden.router.port,
+        owns,
+        garden.telemetry.metrics_port,
+    )
     _write_state(state)
     serve.run_many(
         [serve.RunTarget(build_app(garden, env=env), name=garden.name, route_prefix="/")],

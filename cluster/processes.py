@@ -25,6 +25,7 @@ __all__ = [
     "garden_processes",
     "kill_garden_processes",
     "kill_tree",
+    "serve_replicas",
 ]
 
 _MARKER = "MODEL_GARDEN_APP"
@@ -51,6 +52,17 @@ def _marked(marker: str, value: str | None) -> list[psutil.Process]:
 def garden_processes(app: str | None = None) -> list[psutil.Process]:
     """Live processes carrying the garden marker (for ``app``, or any garden)."""
     return _marked(_MARKER, app)
+
+
+def serve_replicas(app: str, deployment: str) -> list[psutil.Process]:
+    """Live Serve replica processes of ``deployment`` in application ``app`` (by their title)."""
+    tag = f"ServeReplica:{app}:{deployment}"
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        words = " ".join(proc.info["cmdline"] or ()).split()
+        if any(word.endswith(tag) for word in words):
+            found.append(proc)
+    return found
 
 
 def cluster_processes(run_dir: str) -> list[psutil.Process]:

@@ -237,25 +237,30 @@ class Quotas:
             Read(self._key(key, "tokens", window - 1)),
         ]
         limited = limits.max_concurrent is not None
-        running = self._inflight.get(key, 0)
         if limited:
+            # Counted here before the store is asked, so that this router's
+            # requests racing for the same key each see the others.
+            self._inflight[key] = self._inflight.get(key, 0) + 1
             # The heartbeat goes with the count, so that a router's first
             # request counts at the others before its heartbeat loop has run.
             routers = self._key("routers")
             ops += [
-                self._own(key, running + 1),
+                self._own(key, self._inflight[key]),
                 Put(routers, self._writer, now, _ROUTERS_TTL_S),
                 Read(self._key(key, "inflight")),
                 Read(routers),
             ]
-        results = await self._run(ops)
-        if results is None:
-            return Admission(key)
+        try:
+            results = await self._run(ops)
+        except BaseException:  # closed store (503), or the request was cancelled
+            self._uncount(key, limited)
+            raise
+        if results is None:  # served unmetered; still in flight here
+            return Admission(key, inflight=limited)
         over = self._over(limits, results, elapsed, now)
         if over.limit is None:
-            if limited:
-                self._inflight[key] = self._inflight.get(key, 0) + 1
             return Admission(key, over.headers, inflight=limited)
+        self._uncount(key, limited)
         undo: list[Op] = [Add(requests, "n", -1, _WINDOW_TTL_S)]
         if limited:
             undo.append(self._own(key, self._inflight.get(key, 0)))
@@ -267,6 +272,10 @@ class Quotas:
             retry_after=over.retry_after,
             headers=over.headers,
         )
+
+    def _uncount(self, key: str, limited: bool) -> None:
+        if limited:
+            self._inflight[key] = max(0, self._inflight.get(key, 0) - 1)
 
     def _over(self, limits: KeyLimits, results: list[Result], elapsed: float, now: float) -> _Over:
         cur_requests = _number(results[0])  # this request included
@@ -312,7 +321,7 @@ class Quotas:
         key = admission.key
         ops: list[Op] = []
         if admission.inflight:
-            self._inflight[key] = max(0, self._inflight.get(key, 0) - 1)
+            self._uncount(key, True)
             ops.append(self._own(key, self._inflight[key]))
         prompt, completion = usage or (0, 0)
         window = int(self._clock() // WINDOW_S)

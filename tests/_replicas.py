@@ -9,7 +9,7 @@ import pytest
 
 from cluster.app import ROUTER_DEPLOYMENT
 from cluster.lifecycle import status
-from cluster.processes import garden_processes
+from cluster.processes import garden_processes, serve_replicas
 
 
 def replica_processes(app: str, model: str) -> list[psutil.Process]:
@@ -24,13 +24,7 @@ def replica_processes(app: str, model: str) -> list[psutil.Process]:
 
 def router_processes(app: str) -> list[psutil.Process]:
     """Every Serve replica process of ``app``'s router (it carries no garden marker)."""
-    tag = f"ServeReplica:{app}:{ROUTER_DEPLOYMENT}"
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or ())
-        if any(word.endswith(tag) for word in cmdline.split()):
-            found.append(proc)
-    return found
+    return serve_replicas(app, ROUTER_DEPLOYMENT)
 
 
 def replica_process(app: str, model: str) -> psutil.Process:

@@ -86,6 +86,83 @@ def overhead(
     click.echo(json.dumps(result) if as_json else _overhead_table(result))
 
 
+@bench_group.command("soak")
+@config_option
+@click.option("--minutes", default=10.0, show_default=True, type=click.FloatRange(0.1))
+@click.option(
+    "--users",
+    default=None,
+    type=click.IntRange(1),
+    help="Locust users (default: every model's target load at its floor, near capacity).",
+)
+@click.option("--max-tokens", default=32, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where Locust's reports go (default: <run dir>/soak).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def soak(
+    config_path: str | None,
+    minutes: float,
+    users: int | None,
+    max_tokens: int,
+    out: str | None,
+    as_json: bool,
+) -> None:
+    """Load the running garden near capacity for minutes; report errors, growth, leftovers."""
+    from pathlib import Path
+
+    from cluster._ray import connect
+    from cluster.lifecycle import read_state, run_dir
+    from loadtest.bench.soak import run_soak
+
+    garden = load(config_path)
+    state = read_state()
+    if state is None:
+        raise click.ClickException("no garden is running from this machine (start one: garden up)")
+    connect(state.address)
+    folder = Path(out) if out else run_dir() / "soak"
+    result = run_soak(
+        garden,
+        state.endpoint,
+        minutes=minutes,
+        out=folder,
+        users=users,
+        max_tokens=max_tokens,
+        api_key=api_key_of(garden),
+        app=state.app,
+        metrics_url=state.metrics_url,
+        progress=None if as_json else lambda line: click.echo(line, err=True),
+    )
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"soak of garden {garden.name!r}: {minutes:g} min, {result['users']} users")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    p99 = result["p99_ttft_ms"]
+    for name, value in (
+        ("requests", result["requests"]),
+        ("errors", result["errors"]),
+        ("throughput (req/s)", result["throughput_rps"]),
+        (
+            "router RSS first / last (MiB)",
+            f"{result['router_rss_mib']['first']} / {result['router_rss_mib']['last']}",
+        ),
+        ("router RSS growth (MiB / 1k requests)", result["router_rss_growth_mib_per_1k"]),
+        ("engine requests left running", result["left_running"]),
+        ("p99 TTFT first / last minute (ms)", f"{p99['first_minute']} / {p99['last_minute']}"),
+        ("p99 drift (last / first)", p99["drift"]),
+    ):
+        table.add_row(name, str(value))
+    Console().print(table)
+
+
 def _overhead_table(result: dict[str, Any]) -> str:
     lines = ["setup             p50/p99 TTFT ms     p50/p99 e2e ms      req/s   failures"]
     for name, s in result["setups"].items():

@@ -244,7 +244,7 @@ def test_a_cooldown_one_router_opens_opens_at_the_others_without_growing() -> No
     assert b.adopt_cooldowns(seen) == ["law"]
     assert b.cooling("law") and b.open_now("law")
     # Passed back and forth, the cooldown keeps its end.
-    for step in range(6):
+    for _ in range(6):
         wall.now += 0.5
         mono_a.now += 0.5
         mono_b.now += 0.5

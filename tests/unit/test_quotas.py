@@ -315,3 +315,37 @@ def test_expired_windows_are_swept_from_memory() -> None:
         clock.now = 6000.0 + 60 * minute
         run(quotas.admit("team"))
     assert len(counters) <= 5  # this minute's and last minute's windows, not thirty
+
+
+def test_one_routers_racing_requests_see_each_other() -> None:
+    clock = Clock(6000.0)
+
+    class Slow:
+        """A store that answers only after every request has asked (one event-loop turn)."""
+
+        def __init__(self) -> None:
+            self.counters = MemoryCounters(clock)
+
+        async def run(self, ops: Sequence[Op]) -> list[Result]:
+            await asyncio.sleep(0)
+            return self.counters.apply(ops)
+
+        async def close(self) -> None:
+            pass
+
+    quotas = Quotas(
+        "g", {"team": KeyLimits(max_concurrent=2)}, KeyLimits(), Slow(), "r", clock=clock
+    )
+
+    async def burst() -> list[object]:
+        async def one() -> object:
+            try:
+                return await quotas.admit("team")
+            except RateLimitError as err:
+                return err
+
+        return await asyncio.gather(*(one() for _ in range(6)))
+
+    results = run(burst())
+    admitted = [r for r in results if isinstance(r, Admission)]
+    assert 1 <= len(admitted) <= 2, results
