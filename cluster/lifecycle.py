@@ -30,6 +30,8 @@ from cluster.ray_internals import serve_controller
 
 __all__ = ["DeploymentProgress", "RunState", "down", "read_state", "run_dir", "status", "up"]
 
+logger = logging.getLogger(__name__)
+
 
 def run_dir() -> Path:
     """Where run state and logs live (``$GARDEN_RUN_DIR``, default ~/.cache/model-garden/run)."""
@@ -230,16 +232,49 @@ def up(
     return state
 
 
-def down(*, timeout_s: float = 30) -> list[int]:
+def _drain(state: RunState, drain_s: float) -> None:
+    """Delete ``state``'s Serve application gracefully, waiting at most ``drain_s`` seconds."""
+    import threading
+
+    from ray import serve
+
+    try:
+        connect(state.address)
+    except ClusterError:
+        return  # the cluster is gone: nothing is in flight
+    failed: list[BaseException] = []
+
+    def delete() -> None:
+        try:
+            serve.delete(state.app)
+        except Exception as err:  # noqa: BLE001 - logged; the stop that follows still runs
+            failed.append(err)
+
+    worker = threading.Thread(target=delete, name="garden-drain", daemon=True)
+    worker.start()
+    worker.join(drain_s)
+    if worker.is_alive():
+        logger.warning("garden down: requests still in flight after %.0f s; stopping", drain_s)
+    elif failed:
+        logger.warning("garden down: the drain failed (%r); stopping", failed[0])
+
+
+def down(*, timeout_s: float = 30, drain_s: float = 30) -> list[int]:
     """Stop the garden this machine started; return pids that survived (none expected).
 
-    A cluster the garden started is stopped whole (``ray stop --force``); on a
-    joined cluster only the garden's application is deleted. Either way every
-    process carrying the garden marker, orphaned vLLM engines included, is
-    killed with its process tree, and so is every process left of a cluster
-    the garden started (Serve's HAProxy outlives ``ray stop``).
+    First it drains: the garden's Serve application is deleted, and Serve
+    shuts each replica down gracefully, letting the requests it has in
+    flight finish (up to its ``graceful_shutdown_timeout_s``, 20 s), for at
+    most ``drain_s`` seconds in all (0: no drain). Then a cluster the garden
+    started is stopped whole (``ray stop --force``); on a joined cluster
+    only the application was deleted. Either way every process carrying the
+    garden marker, orphaned vLLM engines included, is killed with its
+    process tree, and so is every process left of a cluster the garden
+    started (Serve's HAProxy outlives ``ray stop``).
     """
     state = read_state()
+    if state is not None and drain_s > 0:
+        _drain(state, drain_s)
     app = state.app if state else None
     survivors = []
     if state is not None and not state.owns_cluster:
@@ -248,7 +283,7 @@ def down(*, timeout_s: float = 30) -> list[int]:
         from cluster.counters import end_counter_actor
 
         connect(state.address)
-        serve.delete(state.app)
+        serve.delete(state.app)  # at once if the drain did it
         end_counter_actor(state.app)  # the quota counters go with the garden
     elif state is not None:
         import ray

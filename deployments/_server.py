@@ -87,6 +87,18 @@ class GardenModel(HookedServer):
             "kv_cache_tokens": _kv_cache_tokens(self.engine),
         }
 
+    async def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` in this replica's tokenizer, special tokens left out.
+
+        The router counts once, at a mid-stream switch, the tokens a stream
+        had sent (``router._resume``), so the continuation's ``max_tokens``
+        leaves out what the client already got.
+        """
+        client = engine_client(self.engine)
+        if client is None:
+            raise RuntimeError("the engine has not started")
+        return len(client.get_tokenizer().encode(text, add_special_tokens=False))
+
     def record_autoscaling_stats(self) -> dict[str, float]:
         """Custom autoscaling metrics for Serve's controller (``autoscaling.metrics``).
 

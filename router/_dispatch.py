@@ -106,6 +106,14 @@ class Dispatcher:
         """The models this dispatcher can reach, in config order."""
         return list(self._handles)
 
+    async def count_tokens(self, model: str, text: str, timeout_s: float) -> int:
+        """Tokens of ``text`` in ``model``'s tokenizer: one call to one of its replicas.
+
+        Raises :class:`TimeoutError` after ``timeout_s``, or what the call raised.
+        """
+        handle = self._handles[model].options(stream=False)
+        return int(await asyncio.wait_for(handle.count_tokens.remote(text), timeout_s))
+
     async def send(
         self,
         model: str,

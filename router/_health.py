@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,10 +98,8 @@ def exchange_outstanding(
     ttl_s: float = SPILL_TTL_S,
 ) -> dict[str, int]:
     """Publish router ``writer``'s outstanding requests per model; the other routers', summed."""
-    shared = RayKVStore() if store is None else store
-    prefix = f"{app_name}:outstanding:"
-    put_report(shared, prefix, writer, mine, ttl_s)
-    return {m: int(n) for m, n in sum_reports(shared, prefix, skip=writer).items()}
+    others = _exchange_report(app_name, "outstanding", mine, writer, store, ttl_s, sum_reports)
+    return {m: int(n) for m, n in others.items()}
 
 
 def exchange_cooldowns(
@@ -112,10 +110,23 @@ def exchange_cooldowns(
     ttl_s: float = SPILL_TTL_S,
 ) -> dict[str, float]:
     """Publish router ``writer``'s open cooldowns (model: wall end); the latest of the others'."""
+    return _exchange_report(app_name, "cooldowns", mine, writer, store, ttl_s, max_reports)
+
+
+def _exchange_report(
+    app_name: str,
+    kind: str,
+    mine: Mapping[str, float],
+    writer: str,
+    store: SharedStore | None,
+    ttl_s: float,
+    combine: Callable[..., dict[str, float]],
+) -> dict[str, float]:
+    """Put ``writer``'s report under ``{app}:{kind}:``; the others' reports, combined."""
     shared = RayKVStore() if store is None else store
-    prefix = f"{app_name}:cooldowns:"
+    prefix = f"{app_name}:{kind}:"
     put_report(shared, prefix, writer, mine, ttl_s)
-    return max_reports(shared, prefix, skip=writer)
+    return combine(shared, prefix, skip=writer)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,10 +11,11 @@ tokens already sent. :meth:`Transcript.relabel` then gives the new chunks
 the stream's own ``id``, so the client sees one stream ending in ``[DONE]``;
 their ``model`` names the generalist.
 
-Tokens already sent are counted as the chunks that carried text: vLLM
-streams one chunk per engine step, a token each unless the server batches
-stream output (``stream_interval``), so the count can only overstate what
-was sent and the continuation never exceeds the client's ``max_tokens``.
+Tokens already sent are counted once, at the switch, with the generalist
+replica's tokenizer (the router passes the count to :func:`continuation`),
+not per chunk: Ray Serve LLM batches several tokens into a chunk, so chunks
+would understate them. Only when that count cannot be had does the number
+of chunks that carried text stand in.
 """
 
 from __future__ import annotations
@@ -101,15 +102,22 @@ def _events(text: str) -> list[dict[str, Any]]:
     return events
 
 
-def continuation(body: dict[str, Any], transcript: Transcript) -> dict[str, Any] | None:
-    """The request that goes on from ``transcript``; None when it cannot be continued."""
+def continuation(
+    body: dict[str, Any], transcript: Transcript, sent_tokens: int | None = None
+) -> dict[str, Any] | None:
+    """The request that goes on from ``transcript``; None when it cannot be continued.
+
+    ``sent_tokens`` is the tokens of the text so far (default: the chunks
+    that carried it).
+    """
     if not transcript.resumable:
         return None
+    sent = transcript.tokens if sent_tokens is None else sent_tokens
     out = dict(body)
     for key in ("max_tokens", "max_completion_tokens"):
         limit = body.get(key)
         if isinstance(limit, int) and limit > 0:
-            left = limit - transcript.tokens
+            left = limit - sent
             if left < 1:
                 return None  # it had already sent all it could
             out[key] = left

@@ -190,6 +190,7 @@ class _Resume:
     body: dict[str, Any]
     send: Callable[[dict[str, Any]], Awaitable[Reply]]
     telemetry: RouteTelemetry
+    count: Callable[[str], Awaitable[int]]  # tokens of a text, in the generalist's tokenizer
 
 
 async def _pieces(reply: Reply) -> AsyncIterator[bytes | str]:
@@ -199,9 +200,25 @@ async def _pieces(reply: Reply) -> AsyncIterator[bytes | str]:
         yield chunk
 
 
+#: How long the generalist may take to count a stream's text at a switch.
+_COUNT_TIMEOUT_S = 5.0
+
+
+async def _sent_tokens(resume: _Resume) -> int | None:
+    """The tokens the stream sent, by the generalist's tokenizer; None when it cannot say."""
+    text = resume.transcript.text
+    if not text:
+        return 0
+    try:
+        return await resume.count(text)
+    except (TimeoutError, RayTaskError, *REPLICA_FAILURES) as err:
+        logger.warning("sent tokens not counted (%r): the chunks stand in", err)
+        return None
+
+
 async def _hand_over(reply: Reply, resume: _Resume, span: Span) -> Reply | None:
     """The generalist's reply going on from what ``reply`` sent; None when it cannot."""
-    body = continuation(resume.body, resume.transcript)
+    body = continuation(resume.body, resume.transcript, await _sent_tokens(resume))
     if body is None:
         return None
     failed = reply.model
@@ -645,7 +662,11 @@ class Router:
             self._states.failed(decision.model)
             return await self._send_to(generalist, endpoint, continued)
 
-        return _Resume(Transcript(endpoint), body, send, self._telemetry)
+        async def count(text: str) -> int:
+            served = self._deployment(generalist)
+            return await self._dispatcher.count_tokens(served, text, _COUNT_TIMEOUT_S)
+
+        return _Resume(Transcript(endpoint), body, send, self._telemetry, count)
 
     async def _route(
         self,

@@ -25,7 +25,14 @@ from cluster.counters import MemoryCounters
 from deployments.protocol import ReplyHead
 from router import _health
 
-__all__ = ["FakeHandle", "FakeMetrics", "lexical_garden", "router_class", "serve_router"]
+__all__ = [
+    "FakeHandle",
+    "FakeMetrics",
+    "ReplyStream",
+    "lexical_garden",
+    "router_class",
+    "serve_router",
+]
 
 
 def _completion(body: dict[str, Any]) -> bytes:
@@ -47,13 +54,13 @@ def _completion(body: dict[str, Any]) -> bytes:
     ).encode()
 
 
-class _Replies:
-    """One reply of a model replica: its head (a chat completion), then nothing."""
+class ReplyStream:
+    """A model replica's reply stream: its head, then its chunks, as given."""
 
-    def __init__(self, body: dict[str, Any]) -> None:
-        self.items = [ReplyHead(200, _completion(body))]
+    def __init__(self, items: list[Any]) -> None:
+        self.items = list(items)
 
-    def __aiter__(self) -> _Replies:
+    def __aiter__(self) -> ReplyStream:
         return self
 
     async def __anext__(self) -> Any:
@@ -65,6 +72,26 @@ class _Replies:
         pass
 
 
+def _replies(body: dict[str, Any]) -> ReplyStream:
+    """One reply of a model replica: its head (a chat completion), then nothing."""
+    return ReplyStream([ReplyHead(200, _completion(body))])
+
+
+class _TokenCount:
+    """A replica's ``count_tokens``: a word a token (a stand-in tokenizer)."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+
+    def remote(self, text: str) -> Any:
+        self.texts.append(text)
+
+        async def count() -> int:
+            return len(text.split())
+
+        return count()
+
+
 class FakeHandle:
     """A model deployment's handle: records each body and the options it was sent with."""
 
@@ -72,15 +99,19 @@ class FakeHandle:
         self,
         sent: list[tuple[dict[str, Any], dict[str, Any]]] | None = None,
         replies: Callable[[dict[str, Any]], Any] | None = None,
+        counted: list[str] | None = None,
     ) -> None:
         self.generate = self
         self.sent: list[tuple[dict[str, Any], dict[str, Any]]] = [] if sent is None else sent
+        #: Texts whose tokens were counted (``count_tokens``).
+        self.counted: list[str] = counted if counted is not None else []
+        self.count_tokens = _TokenCount(self.counted)
         self._options: dict[str, Any] = {}
         #: Makes each request's reply stream (default: one chat completion).
-        self.replies = replies or _Replies
+        self.replies = replies or _replies
 
     def options(self, **options: Any) -> FakeHandle:
-        copy = FakeHandle(self.sent, self.replies)
+        copy = FakeHandle(self.sent, self.replies, self.counted)
         copy._options = {**self._options, **options}
         return copy
 

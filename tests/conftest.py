@@ -63,12 +63,15 @@ ADAPTER = f"tax-{os.getpid()}"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run ``garden_as_started`` tests first among those that use the garden.
+    """Run ``garden_as_started`` tests first among those that use the garden, ``garden_down`` last.
 
-    They need the session garden as ``garden up`` left it (the cold model
-    still at zero replicas), so they go just before the first other test that
-    uses the ``garden`` fixture, whatever the order of files.
+    The first need the session garden as ``garden up`` left it (the cold
+    model still at zero replicas), so they go just before the first other
+    test that uses the ``garden`` fixture, whatever the order of files. The
+    last take the garden down.
     """
+    last = [i for i in items if i.get_closest_marker("garden_down")]
+    items[:] = [i for i in items if i not in last] + last
     first = [i for i in items if i.get_closest_marker("garden_as_started")]
     if not first:
         return

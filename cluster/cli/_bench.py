@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from cluster.cli._main import cli
-from cluster.cli._options import api_key_of, config_option, load
+from cluster.cli._options import api_key_of, config_option, load, running_garden
 from cluster.exceptions import ClusterError
 
 
@@ -114,15 +114,11 @@ def soak(
     """Load the running garden near capacity for minutes; report errors, growth, leftovers."""
     from pathlib import Path
 
-    from cluster._ray import connect
-    from cluster.lifecycle import read_state, run_dir
+    from cluster.lifecycle import run_dir
     from loadtest.bench.soak import run_soak
 
     garden = load(config_path)
-    state = read_state()
-    if state is None:
-        raise click.ClickException("no garden is running from this machine (start one: garden up)")
-    connect(state.address)
+    state = running_garden()
     folder = Path(out) if out else run_dir() / "soak"
     result = run_soak(
         garden,

@@ -9,7 +9,7 @@ import os
 import click
 
 from cluster.cli._main import cli
-from cluster.cli._options import config_option, load
+from cluster.cli._options import config_option, load, running_garden
 
 
 @cli.group("keys")
@@ -27,20 +27,13 @@ def usage_cmd(config_path: str | None, as_json: bool) -> None:
     the garden's Ray actor, or Redis. Spend is each request's share of its
     model's cost_per_hour, from the garden's service profile.
     """
-    from cluster._ray import connect
     from cluster.counters import counters_for
-    from cluster.lifecycle import read_state
     from router.quota import usage_of_keys
 
     garden = load(config_path)
     store = garden.router.auth.store
     if store.kind == "ray":
-        state = read_state()
-        if state is None:
-            raise click.ClickException(
-                "no garden is running from this machine (start one: garden up)"
-            )
-        connect(state.address)
+        running_garden()  # the counters are in its Ray actor
     counters = counters_for(
         store.kind, garden.name, os.environ, url_env=store.redis_url_env, timeout_s=10
     )

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from cluster.cli._main import cli
-from cluster.cli._options import api_key_of, config_option, load
+from cluster.cli._options import api_key_of, config_option, load, running_garden
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
@@ -68,14 +68,11 @@ def loadtest_cmd(
     as_json: bool,
 ) -> None:
     """Load-test the running garden with Locust; exit 1 if any request failed."""
-    from cluster.lifecycle import read_state
     from loadtest.run import LoadTest, run_loadtest
     from loadtest.summary import SLO
 
     garden = load(config_path)
-    state = read_state()
-    if state is None:
-        raise click.ClickException("no garden is running from this machine (start one: garden up)")
+    state = running_garden(connected=False)
     test = LoadTest(
         host=state.endpoint.removesuffix("/v1"),
         users=users,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from cluster.config import GardenConfig, load_config
+
+if TYPE_CHECKING:
+    from cluster.lifecycle import RunState
 
 __all__ = ["config_option", "load"]
 
@@ -25,6 +28,22 @@ def config_option(fn: F) -> F:
         envvar="GARDEN_CONFIG",
         help="garden.yaml to use (default: the embedded garden; env GARDEN_CONFIG).",
     )(fn)
+
+
+def running_garden(*, connected: bool = True) -> RunState:
+    """The garden started from this machine, connected to its Ray when ``connected``.
+
+    Exits 1 saying how to start one when there is none.
+    """
+    from cluster._ray import connect
+    from cluster.lifecycle import read_state
+
+    state = read_state()
+    if state is None:
+        raise click.ClickException("no garden is running from this machine (start one: garden up)")
+    if connected:
+        connect(state.address)
+    return state
 
 
 def load(config_path: str | None) -> GardenConfig:

@@ -12,7 +12,7 @@ import click
 import yaml
 
 from cluster.cli._main import cli
-from cluster.cli._options import api_key_of, config_option, load
+from cluster.cli._options import api_key_of, config_option, load, running_garden
 from cluster.config import GardenConfig
 
 
@@ -87,8 +87,6 @@ def profile_cmd(
 ) -> None:
     """Measure each model's TTFT and decode speed against concurrency; write a profile."""
     from autoscaling.simulate import ProfileSet
-    from cluster._ray import connect
-    from cluster.lifecycle import read_state
     from loadtest.bench.batching import measure_curve, to_profile
 
     levels = _concurrencies(concurrency)
@@ -100,10 +98,7 @@ def profile_cmd(
             f"no such model {unknown}; the garden has {[m.name for m in garden.models]}",
             param_hint="--model",
         )
-    state = read_state()
-    if state is None:
-        raise click.ClickException("no garden is running from this machine (start one: garden up)")
-    connect(state.address)
+    state = running_garden()
     report: dict[str, Any] = {}
     for name in names:
         curve = measure_curve(

@@ -8,8 +8,8 @@ import time
 import click
 
 from cluster.cli._main import cli
-from cluster.cli._options import config_option, load
-from cluster.lifecycle import DeploymentProgress, down, read_state, status, up
+from cluster.cli._options import config_option, load, running_garden
+from cluster.lifecycle import DeploymentProgress, down, status, up
 
 
 class _ProgressPrinter:
@@ -70,12 +70,8 @@ def up_cmd(config_path: str | None, address: str | None, timeout_s: float) -> No
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def status_cmd(as_json: bool) -> None:
     """Show every deployment of the running garden: status and replicas."""
-    from cluster._ray import connect
 
-    state = read_state()
-    if state is None:
-        raise click.ClickException("no garden is running from this machine (start one: garden up)")
-    connect(state.address)
+    state = running_garden()
     progress = status(state.app)
     if as_json:
         click.echo(
@@ -89,9 +85,17 @@ def status_cmd(as_json: bool) -> None:
 
 
 @cli.command("down")
-def down_cmd() -> None:
-    """Stop the garden and every engine process it started."""
-    survivors = down()
+@click.option(
+    "--drain-timeout",
+    "drain_s",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds requests in flight may take to finish before engines are killed (0: none).",
+)
+def down_cmd(drain_s: float) -> None:
+    """Stop the garden and every engine process it started, after its requests finish."""
+    survivors = down(drain_s=drain_s)
     if survivors:
         raise click.ClickException(f"processes survived SIGKILL: {survivors}")
     click.echo("garden is down")

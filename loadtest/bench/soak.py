@@ -7,9 +7,14 @@ samples the router replicas' resident memory every ``sample_s``. It reports:
 
 * ``requests`` and ``errors`` (every failed request, any status or a cut
   stream);
-* ``router_rss_growth_mib_per_1k``: the slope of the router replicas' summed
-  resident memory against requests served (least squares over the samples),
-  in MiB per 1,000 requests, with the first and last samples;
+* ``router_rss_growth_mib_per_1k``: how fast a router replica's resident
+  memory grows against the requests the garden served, in MiB per 1,000
+  requests: the least-squares slope of each router process's samples,
+  averaged over the processes, over the steady state (the samples
+  after the first minute, when a run is longer than two; its warm-up fills
+  caches once). ``router_rss_growth_whole_run_mib_per_1k`` is the same over
+  every sample, and ``router_rss_mib`` the routers' summed first and last
+  samples;
 * ``left_running``: requests the engines still run or queue once the load
   has stopped (vLLM's ``num_requests_running`` and ``num_requests_waiting``
   gauges, through Ray's Prometheus endpoint, polled until they read zero or
@@ -28,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from cluster.config import GardenConfig
 from cluster.processes import serve_replicas
@@ -54,14 +60,31 @@ def default_users(garden: GardenConfig) -> int:
     )
 
 
-def _router_rss_mib(app: str, router: str) -> float:
-    total = 0
+def _router_rss_mib(app: str, router: str) -> dict[int, float]:
+    """Resident MiB of each router replica process, by pid."""
+    out = {}
     for proc in serve_replicas(app, router):
         try:
-            total += proc.memory_info().rss
-        except OSError:
+            out[proc.pid] = proc.memory_info().rss / 2**20
+        except (OSError, psutil.Error):
             continue
-    return total / 2**20
+    return out
+
+
+def _growth(samples: list[tuple[float, float, dict[int, float]]], since_s: float) -> float | None:
+    """Mean per-process slope of RSS against requests (MiB per 1,000), from ``since_s`` on.
+
+    Each router process is fitted over the samples it is in (one that was
+    not found in a sample, or restarted, is no dip).
+    """
+    kept = [s for s in samples if s[1] >= since_s]
+    slopes = []
+    for pid in {p for s in kept for p in s[2]}:
+        points = [(s[0], s[2][pid]) for s in kept if pid in s[2]]
+        if len({x for x, _ in points}) >= 2:
+            xs, ys = zip(*points, strict=True)
+            slopes.append(statistics.linear_regression(xs, ys).slope * 1000)
+    return round(statistics.fmean(slopes), 4) if slopes else None
 
 
 def engine_requests(metrics_url: str) -> float | None:
@@ -123,8 +146,10 @@ def run_soak(
         api_key=api_key,
     )
     records = out / "records.jsonl"
-    samples: list[tuple[float, float]] = [(0.0, _router_rss_mib(app, router))]
-    last = [time.monotonic()]
+    began = time.monotonic()
+    # (requests served, seconds in, RSS MiB by router pid)
+    samples = [(0.0, 0.0, _router_rss_mib(app, router))]
+    last = [began]
 
     def tick(line: str) -> None:
         if progress is not None:
@@ -132,20 +157,20 @@ def run_soak(
         if time.monotonic() - last[0] >= sample_s:
             last[0] = time.monotonic()
             done = sum(1 for r in read_records(records) if "kind" not in r)
-            samples.append((float(done), _router_rss_mib(app, router)))
+            samples.append((float(done), last[0] - began, _router_rss_mib(app, router)))
 
     slos: Mapping[str, SLO] = {m.name: SLO(m.slo.ttft_ms, m.slo.tpot_ms) for m in garden.models}
     summary = run_loadtest(test, out, slos, tick)
     rows = [r for r in read_records(records) if "kind" not in r]
-    samples.append((float(len(rows)), _router_rss_mib(app, router)))
+    samples.append((float(len(rows)), time.monotonic() - began, _router_rss_mib(app, router)))
     metrics_url = metrics_url or f"http://127.0.0.1:{garden.telemetry.metrics_port}/metrics"
     deadline = time.monotonic() + settle_s
     left = engine_requests(metrics_url)
     while left and time.monotonic() < deadline:
         time.sleep(2)
         left = engine_requests(metrics_url)
-    xs, ys = [s[0] for s in samples], [s[1] for s in samples]
-    growth = statistics.linear_regression(xs, ys).slope * 1000 if len(set(xs)) >= 2 else None
+    steady_from = 60.0 if minutes > 2 else 0.0
+    first, final = sum(samples[0][2].values()), sum(samples[-1][2].values())
     return {
         "minutes": minutes,
         "users": users,
@@ -153,9 +178,17 @@ def run_soak(
         "errors": sum(1 for r in rows if not r.get("ok")),
         "error_kinds": summary["failures"]["errors"],
         "throughput_rps": summary["throughput"]["requests_per_s"],
-        "router_rss_mib": {"first": round(ys[0], 1), "last": round(ys[-1], 1)},
-        "router_rss_growth_mib_per_1k": None if growth is None else round(growth, 4),
+        "router_rss_mib": {"first": round(first, 1), "last": round(final, 1)},
+        "router_rss_growth_mib_per_1k": _growth(samples, steady_from),
+        "router_rss_growth_whole_run_mib_per_1k": _growth(samples, 0.0),
         "left_running": left,
         "p99_ttft_ms": _first_and_last_minute_p99(rows),
-        "samples": [{"requests": x, "router_rss_mib": round(y, 1)} for x, y in samples],
+        "samples": [
+            {
+                "requests": n,
+                "s": round(t, 1),
+                "router_rss_mib": {p: round(m, 1) for p, m in r.items()},
+            }
+            for n, t, r in samples
+        ],
     }

@@ -56,3 +56,18 @@ def test_engine_dies_with_its_replica(garden: RunningGarden) -> None:
     assert alive == [], f"engine {[p.pid for p in alive]} outlived its replica"
     # Serve replaces the replica; later tests need the whole garden healthy again.
     wait_until_healthy(app, "finance")
+
+
+def test_a_replica_counts_tokens_with_its_own_tokenizer(garden: RunningGarden) -> None:
+    """What the router asks at a mid-stream switch, against the checkpoint's tokenizer."""
+    from ray import serve
+    from tokenizers import Tokenizer
+
+    from deployments.tiny import model_path
+
+    text = "A tort is a civil wrong that causes a claimant to suffer loss."
+    handle = serve.get_deployment_handle("generalist", garden.config.name)
+    counted = handle.count_tokens.remote(text).result(timeout_s=60)
+    spec = garden.config.model("generalist")
+    tokenizer = Tokenizer.from_file(str(model_path(garden.config, spec) / "tokenizer.json"))
+    assert counted == len(tokenizer.encode(text, add_special_tokens=False).ids) > 5

@@ -153,7 +153,9 @@ def test_a_routed_stream_whose_specialist_dies_goes_on_on_the_generalist(
     assert continued["messages"][-1] == {"role": "assistant", "content": "A tort is"}
     assert continued["continue_final_message"] is True
     assert continued["add_generation_prompt"] is False
-    assert continued["max_tokens"] == 14
+    # "A tort is": 3 tokens by the generalist's (stand-in) tokenizer, counted once.
+    assert handles["generalist"].counted == ["A tort is"]
+    assert continued["max_tokens"] == 13
 
 
 def test_a_named_stream_still_ends_with_an_error_event(
@@ -165,3 +167,25 @@ def test_a_named_stream_still_ends_with_an_error_event(
         text = "".join(response.iter_text())
     assert "stream interrupted" in text and "[DONE]" not in text
     assert not handles["generalist"].sent
+
+
+def test_without_a_token_count_the_chunks_stand_in(
+    served: tuple[TestClient, dict[str, FakeHandle]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests import _ingress
+
+    def fails(self: Any, text: str) -> Any:
+        async def count() -> int:
+            raise TimeoutError
+
+        return count()
+
+    monkeypatch.setattr(_ingress._TokenCount, "remote", fails)
+    http, handles = served
+    messages = [{"role": "user", "content": "What is a tort in the law of negligence?"}]
+    body = {"model": "auto", "messages": messages, "max_tokens": 16, "stream": True}
+    with http.stream("POST", "/v1/chat/completions", json=body) as response:
+        text = "".join(response.iter_text())
+    assert text.rstrip().endswith("data: [DONE]") and "error" not in text
+    (continued, _), = handles["generalist"].sent  # fmt: skip
+    assert continued["max_tokens"] == 14  # the two chunks that carried text

@@ -20,7 +20,14 @@ from cluster.counters import MemoryCounters
 from cluster.exceptions import ConfigError
 from deployments.protocol import ReplyHead
 from router.quota import usage_of_keys
-from tests._ingress import FakeHandle, FakeMetrics, lexical_garden, router_class, serve_router
+from tests._ingress import (
+    FakeHandle,
+    FakeMetrics,
+    ReplyStream,
+    lexical_garden,
+    router_class,
+    serve_router,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -134,22 +141,7 @@ def _stream_with_usage(body: dict[str, Any]) -> Any:
         )
     chunks.append(done)
 
-    class Stream:
-        def __init__(self) -> None:
-            self.items: list[Any] = [ReplyHead(200, b"", stream=True), *chunks]
-
-        def __aiter__(self) -> Stream:
-            return self
-
-        async def __anext__(self) -> Any:
-            if not self.items:
-                raise StopAsyncIteration
-            return self.items.pop(0)
-
-        def cancel(self) -> None:
-            pass
-
-    return Stream()
+    return ReplyStream([ReplyHead(200, b"", stream=True), *chunks])
 
 
 @pytest.mark.parametrize("client_asks", [False, True])

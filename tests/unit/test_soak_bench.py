@@ -46,3 +46,17 @@ def test_default_users_fill_each_models_target_at_its_floor() -> None:
         for m in garden.models
     )
     assert soak.default_users(garden) == round(expected) > 0
+
+
+def test_growth_is_per_router_and_skips_the_warm_up() -> None:
+    # Two routers: one grows 1 MiB per 1k requests, one 3; a sample missing one is no dip.
+    samples = [
+        (0.0, 0.0, {1: 500.0, 2: 500.0}),
+        (1000.0, 30.0, {1: 550.0, 2: 560.0}),  # warm-up: caches fill
+        (2000.0, 61.0, {1: 551.0, 2: 563.0}),
+        (3000.0, 91.0, {2: 566.0}),  # router 1 not seen in this sample
+        (4000.0, 121.0, {1: 553.0, 2: 569.0}),
+    ]
+    assert soak._growth(samples, 60.0) == pytest.approx(2.0)
+    assert soak._growth(samples, 0.0) > 10  # the warm-up counted
+    assert soak._growth(samples[:1], 0.0) is None
