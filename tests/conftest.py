@@ -180,6 +180,11 @@ def _test_config(traces_endpoint: str, profile: str, s3_port: int, keys_dir: Pat
     # logical CPU each, both fit where one did, so the 2 CPUs Ray sees on a
     # 2-core CI machine leave room for the other tests' scale-ups meanwhile.
     law["resources"] = {**law["resources"], "cpus": law["resources"]["cpus"] / 2}
+    # Medicine holds 64 streams on a replica, so that 50 routed streams can be in
+    # flight on it when the continuation test kills it (KV blocks: 64 x 1,024 tokens).
+    medicine = next(m for m in data["models"] if m["name"] == "medicine")
+    medicine["engine"] = {**medicine["engine"], "max_num_seqs": 64}
+    medicine["limits"] = {**medicine["limits"], "max_ongoing_requests": 64}
     # One model serves tools (vLLM's pythonic parser needs no special tokens),
     # so capability-aware routing has somewhere to send a tools request.
     code = next(m for m in data["models"] if m["name"] == TOOLS_MODEL)

@@ -496,7 +496,7 @@ def test_killed_specialist_under_load_loses_no_request(garden: RunningGarden) ->
 def test_streams_in_flight_go_on_on_the_generalist_when_their_specialist_dies(
     garden: RunningGarden,
 ) -> None:
-    """kill -9 every medicine replica while 24 routed streams are mid-answer.
+    """kill -9 every medicine replica while 50 routed streams are mid-answer, 10 more arriving.
 
     Each stream goes on on the generalist: the client sees one stream, with
     one id, ending in [DONE] with no error, the chunks after the switch
@@ -504,7 +504,7 @@ def test_streams_in_flight_go_on_on_the_generalist_when_their_specialist_dies(
     """
     app = garden.config.name
     _wait_until_routed_to_medicine(garden)
-    streams_n, max_tokens = 24, 400
+    streams_n, max_tokens, arriving = 50, 400, 10
 
     async def one(aclient: openai.AsyncOpenAI, started: asyncio.Event, count: list[int]) -> Any:
         stream = await aclient.chat.completions.create(
@@ -531,9 +531,14 @@ def test_streams_in_flight_go_on_on_the_generalist_when_their_specialist_dies(
         started, count = asyncio.Event(), [0]
         try:
             tasks = [asyncio.create_task(one(aclient, started, count)) for _ in range(streams_n)]
-            await asyncio.wait_for(started.wait(), 120)  # every stream is mid-answer
+            await asyncio.wait_for(started.wait(), 180)  # every stream is mid-answer
             for replica in replica_processes(app, "medicine"):
                 await asyncio.to_thread(replica.kill)
+            late = []
+            for _ in range(arriving):  # more arrive while medicine is down
+                late.append(asyncio.create_task(one(aclient, asyncio.Event(), [0])))
+                await asyncio.sleep(0.2)
+            await asyncio.gather(*late)  # none may end in error
             return list(await asyncio.gather(*tasks))
         finally:
             await aclient.close()
