@@ -124,12 +124,16 @@ def deployment_options(garden: GardenConfig, spec: ModelSpec) -> dict[str, Any]:
     """Ray Serve deployment options of ``spec``'s deployment.
 
     Admission limits replace Ray Serve LLM's 1e9 defaults, so requests queue
-    (boundedly) at the router and the autoscaler sees real load.
+    (boundedly) at the router and the autoscaler sees real load. Serve bounds
+    the queue at each caller (each router replica's handle), so every router
+    gets its share of ``limits.max_queued_requests``: the garden as a whole
+    queues what the config says, however many routers it runs.
     """
+    routers = garden.router.num_replicas
     return {
         "name": spec.name,
         "max_ongoing_requests": spec.limits.max_ongoing_requests,
-        "max_queued_requests": spec.limits.max_queued_requests,
+        "max_queued_requests": -(-spec.limits.max_queued_requests // routers),
         "backpressure_config": {
             "status_code": 429,
             "retry_after_s": garden.router.retry_after_s,

@@ -133,8 +133,9 @@ class LimitsSpec(Strict):
         64,
         ge=0,
         le=100_000,
-        description="Requests that may wait at the router for a free replica slot. Past "
-        "this the router answers 429 with Retry-After instead of waiting unboundedly.",
+        description="Requests that may wait at the routers for a free replica slot (each of "
+        "router.num_replicas routers queues its share). Past this the router answers 429 "
+        "with Retry-After instead of waiting unboundedly.",
     )
 
 

@@ -46,7 +46,12 @@ def test_limits_and_autoscaling_replace_ray_llm_defaults() -> None:
     opts = deployment_options(garden, spec)
     assert opts["name"] == "generalist"
     assert opts["max_ongoing_requests"] == spec.limits.max_ongoing_requests
-    assert opts["max_queued_requests"] == spec.limits.max_queued_requests
+    # Serve bounds the queue per caller: each of the routers gets its share.
+    routers = garden.router.num_replicas
+    assert routers == 2
+    assert opts["max_queued_requests"] == spec.limits.max_queued_requests // routers
+    one = garden.model_copy(update={"router": garden.router.model_copy(update={"num_replicas": 3})})
+    assert deployment_options(one, spec)["max_queued_requests"] == 32  # ceil(96 / 3)
     assert opts["backpressure_config"] == {"status_code": 429, "retry_after_s": 1}
     scaling = opts["autoscaling_config"]
     assert scaling["min_replicas"] == spec.autoscaling.min_replicas

@@ -128,6 +128,26 @@ def test_optional_objects_follow_their_switches() -> None:
     ]
 
 
+def test_named_keys_are_mounted_at_keys_dir_on_every_ray_container() -> None:
+    rayservice = one(render_chart(CASES["gpu-full-values"]), "RayService")
+    cluster = rayservice["spec"]["rayClusterConfig"]
+    pods = [cluster["headGroupSpec"]["template"]["spec"]]
+    pods += [g["template"]["spec"] for g in cluster["workerGroupSpecs"]]
+    for pod in pods:
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["api-keys"]["secret"] == {"secretName": "garden-named-keys"}
+        mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+        assert mounts["api-keys"] == {
+            "name": "api-keys",
+            "mountPath": "/etc/model-garden/keys",
+            "readOnly": True,
+        }
+    plain = one(render_chart(None), "RayService")["spec"]["rayClusterConfig"]
+    assert "api-keys" not in {
+        v["name"] for v in plain["headGroupSpec"]["template"]["spec"]["volumes"]
+    }
+
+
 def test_worker_groups_carry_gpus_selectors_and_tolerations() -> None:
     rayservice = one(render_chart(CASES["gpu-full-values"]), "RayService")
     groups = {g["groupName"]: g for g in rayservice["spec"]["rayClusterConfig"]["workerGroupSpecs"]}
@@ -262,6 +282,10 @@ def test_schema_rejects_bad_values(patch: dict[str, Any], expected: str) -> None
             'router.auth.api_keys_env: "GARDEN_API_KEYS" must come from the Secret named by '
             "apiKeys.existingSecret",
         ),
+        (
+            {"apiKeys": {"keysSecret": "named"}},
+            'apiKeys.keysSecret: "named" is mounted at router.auth.keys_dir, which is not set',
+        ),
     ],
     ids=[
         "name-too-long",
@@ -274,6 +298,7 @@ def test_schema_rejects_bad_values(patch: dict[str, Any], expected: str) -> None
         "tls-without-host",
         "min-above-max",
         "api-keys-without-secret",
+        "keys-secret-without-dir",
     ],
 )
 def test_chart_fails_on_cross_key_problems(patch: dict[str, Any], expected: str) -> None:

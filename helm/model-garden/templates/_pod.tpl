@@ -79,6 +79,11 @@ spec:
         - name: exemplars
           mountPath: {{ $v.exemplars.mountPath }}
           readOnly: true
+        {{- if $v.apiKeys.keysSecret }}
+        - name: api-keys
+          mountPath: {{ dig "auth" "keys_dir" "" ($v.router | default dict) }}
+          readOnly: true
+        {{- end }}
         {{- if $worker }}
         {{- /* vLLM's workers share tensors through /dev/shm; the runtime's 64 MiB is too small. */}}
         - name: dshm
@@ -97,6 +102,11 @@ spec:
     - name: dshm
       emptyDir:
         medium: Memory
+    {{- end }}
+    {{- with $v.apiKeys.keysSecret }}
+    - name: api-keys
+      secret:
+        secretName: {{ . }}
     {{- end }}
     {{- with $v.volumes }}
     {{- toYaml . | nindent 4 }}
