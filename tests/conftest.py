@@ -20,6 +20,11 @@ from pathlib import Path
 
 import pytest
 
+# A test process never starts a Ray of its own by accident: a Ray call made
+# without `connect` (or by a Serve handle's metrics thread once `garden down`
+# stopped the cluster) fails instead. Read by Ray at import, so set first.
+os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
+
 from cluster.config import GardenConfig, load_config
 from tests._lora import BUCKET, build_adapter, s3_env, s3_server
 from tests._otlp import SpanCollector
