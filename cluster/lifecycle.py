@@ -245,9 +245,12 @@ def _drain(state: RunState, drain_s: float) -> None:
     failed: list[BaseException] = []
 
     def delete() -> None:
+        from ray.exceptions import RayError
+        from ray.serve.exceptions import RayServeException
+
         try:
             serve.delete(state.app)
-        except Exception as err:  # noqa: BLE001 - logged; the stop that follows still runs
+        except (RayError, RayServeException) as err:  # logged; the stop that follows runs
             failed.append(err)
 
     worker = threading.Thread(target=delete, name="garden-drain", daemon=True)

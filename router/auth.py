@@ -109,8 +109,8 @@ def keys_dir_signature(path: str | None) -> tuple[tuple[str, int, int, int], ...
 _KEY_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
-def _dir_secrets(path: str, skipped: list[str]) -> dict[str, str]:
-    """Secret -> key name for each key file of ``path``; what is left out goes to ``skipped``.
+def _dir_secrets(path: str, skipped: list[str]) -> list[tuple[str, str]]:
+    """(secret, key name) of each key file of ``path``; what is left out goes to ``skipped``.
 
     Dot files (Kubernetes' own) are not keys; a file whose name is no key
     name, or is :data:`UNNAMED_KEY`, or that cannot be read, is skipped.
@@ -122,7 +122,7 @@ def _dir_secrets(path: str, skipped: list[str]) -> dict[str, str]:
             "environment",
             [f"router.auth.keys_dir: cannot list {path!r}: {err.strerror or err}"],
         ) from err
-    secrets: dict[str, str] = {}
+    secrets: list[tuple[str, str]] = []
     for file in files:
         if not _KEY_FILE.match(file.name) or file.name == UNNAMED_KEY:
             skipped.append(f"{file.name!r} (not a key name, or the reserved {UNNAMED_KEY!r})")
@@ -134,10 +134,8 @@ def _dir_secrets(path: str, skipped: list[str]) -> dict[str, str]:
         except (OSError, UnicodeDecodeError) as err:
             skipped.append(f"{file.name!r} (unreadable: {type(err).__name__})")
             continue
-        if secret in secrets:
-            skipped.append(f"{file.name!r} (the same secret as {secrets[secret]!r})")
-        elif secret:
-            secrets[secret] = file.name
+        if secret:
+            secrets.append((secret, file.name))
     return secrets
 
 
@@ -169,7 +167,7 @@ def api_key_check(
         secrets.update(dict.fromkeys(keys, UNNAMED_KEY))
     skipped: list[str] = []
     if spec.keys_dir is not None:
-        for secret, owner in _dir_secrets(spec.keys_dir, skipped).items():
+        for secret, owner in _dir_secrets(spec.keys_dir, skipped):
             if secret in secrets:
                 skipped.append(f"{owner!r} (the same secret as {secrets[secret]!r})")
             else:

@@ -407,7 +407,6 @@ class Router:
         )
         self._spend = spend_of(garden) if spec.auth.enabled else None
         self._beating: asyncio.Task[None] | None = None
-        self._store_warmed = False
         self._lora_models = frozenset(m.name for m in garden.models if m.lora)
         # Domain-owning adapters, '<model>:<adapter>' -> the model whose replicas serve them.
         self._adapters = {
@@ -525,8 +524,6 @@ class Router:
         """Count one request of ``key`` against its limits (429 when over one)."""
         if key is None or self._quotas is None:
             return None
-        if self._quotas.concurrency_limited and (self._beating is None or self._beating.done()):
-            self._beating = asyncio.create_task(self._beat())
         try:
             return await self._quotas.admit(key)
         except RateLimitError as err:
@@ -534,10 +531,15 @@ class Router:
             raise
 
     async def _beat(self) -> None:
-        """Tell the other routers this one is alive, so its in-flight requests count."""
+        """Tell the other routers this one is alive, so its in-flight requests count.
+
+        Once when no key has a concurrency limit (it only wakes the store).
+        """
         assert self._quotas is not None
         while True:
             await self._quotas.heartbeat()
+            if not self._quotas.concurrency_limited:
+                await asyncio.Event().wait()  # done; stays pending so it is not restarted
             await asyncio.sleep(1.0)
 
     def _ended(self, admission: Admission | None) -> Callable[[tuple[int, int] | None, str], None]:
@@ -576,10 +578,9 @@ class Router:
         return [str(card["id"]) for card in self._cards_for(key)]
 
     async def _ensure_watcher(self) -> None:
-        if self._quotas is not None and not self._store_warmed:
-            # The first store call may start the counter actor: not on a request's path.
-            self._store_warmed = True
-            self._background(self._quotas.heartbeat())
+        if self._quotas is not None and (self._beating is None or self._beating.done()):
+            # Off the request path: the first store call may start the counter actor.
+            self._beating = asyncio.create_task(self._beat())
         if self._watcher is None or self._watcher.done():
             await _health.refresh(self._states, self._app_name, self._writer)
             self._watcher = asyncio.create_task(
@@ -618,13 +619,11 @@ class Router:
                 send = self._dispatcher.send(target, endpoint, body, adapter=adapter)
                 reply, headers, resume = await send, {}, None
                 RouteTelemetry.served(span, model)
-        except RequestError as err:
-            RouteTelemetry.finish(span, status=err.status_code, usage=None, error=err.message)
+        except BaseException as err:
             ended(None, model)
-            err.headers = {**quota_headers, **err.headers}
-            raise
-        except BaseException:
-            ended(None, model)
+            if isinstance(err, RequestError):
+                RouteTelemetry.finish(span, status=err.status_code, usage=None, error=err.message)
+                err.headers = {**quota_headers, **err.headers}
             raise
         headers = {**headers, **quota_headers}
         if not reply.head.stream:
