@@ -157,8 +157,11 @@ class _CounterActor:
         return self._counters.apply(ops)
 
 
-def end_counter_actor(app: str) -> bool:
-    """Kill garden ``app``'s counter actor, if it runs (a joined cluster's ``garden down``)."""
+def end_counter_actor(app: str, timeout_s: float = 10.0) -> bool:
+    """Kill garden ``app``'s counter actor, if it runs (a joined cluster's ``garden down``).
+
+    Returns once Ray has released its name (``ray.kill`` returns before).
+    """
     import ray
 
     try:
@@ -166,6 +169,13 @@ def end_counter_actor(app: str) -> bool:
     except ValueError:
         return False
     ray.kill(actor, no_restart=True)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            ray.get_actor(counter_actor_name(app), namespace="serve")
+        except ValueError:
+            break
+        time.sleep(0.1)
     return True
 
 

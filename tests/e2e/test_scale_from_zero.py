@@ -206,6 +206,8 @@ def test_an_idle_specialist_goes_back_to_zero_and_its_domain_to_the_generalist(
         if (now := _counts(app)) != seen[-1]:
             seen.append(now)
     assert seen[-1] == (0, 0), f"law did not go back to zero in {BACK_TO_ZERO_TIMEOUT_S} s: {seen}"
+    # Every router sees it at its next refresh (a request before may still try law).
+    time.sleep(3 * garden.config.router.state_refresh_s + 0.5)
     # Its domain is the generalist's again (and the spill starts a replica anew).
     served = asyncio.run(_one(garden, LAW[0]))
     assert (served.reason, served.model, served.fallback_from) in {
