@@ -51,10 +51,16 @@ class LinearSoftmax:
             raise ValueError(f"every class needs an example, got {len(present)}/{n_classes}")
         # newton-cg: a few Newton steps; lbfgs needs ~20x longer on the TF-IDF columns.
         model = LogisticRegression(C=c, solver="newton-cg", max_iter=1000).fit(x, y)
+        coef, intercept = model.coef_, model.intercept_
+        if n_classes == 2:
+            # sklearn keeps one row for two classes: p(1) = sigmoid(w.x + b), which
+            # is the softmax of the logits (0, w.x + b).
+            coef = np.vstack([np.zeros_like(coef), coef])
+            intercept = np.concatenate([np.zeros_like(intercept), intercept])
         # Stored as (features x classes), row-major: a query's few non-zero
         # features then gather a few contiguous rows.
-        self.weights = np.ascontiguousarray(model.coef_.T, dtype=np.float64)
-        self.intercept = np.asarray(model.intercept_, dtype=np.float64)
+        self.weights = np.ascontiguousarray(coef.T, dtype=np.float64)
+        self.intercept = np.asarray(intercept, dtype=np.float64)
 
     def log_proba(self, x: Matrix) -> NDArray[np.float64]:
         """Rows of per-class log-probabilities.

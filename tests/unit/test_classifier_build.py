@@ -123,3 +123,26 @@ def test_cache_keeps_only_the_newest_files(tmp_path: Path) -> None:
         build_classifier(_garden(tmp_path, f"{HERE}:CountingClassifier", bias=i / 100))
     files = list((tmp_path / "data" / "cache" / "classifier").glob("*.joblib"))
     assert len(files) == KEEP
+
+
+def test_the_default_cascade_serves_a_garden_with_one_specialist(tmp_path: Path) -> None:
+    """Two classes (one specialist's domain and ``general``): sklearn's binary case."""
+    from cluster.config import load_config
+
+    data = load_config(None).model_dump(mode="json", exclude_unset=False)
+    data["data_dir"] = str(tmp_path / "data")
+    data["models"] = [m for m in data["models"] if m["name"] in ("medicine", "generalist")]
+    data["router"]["thresholds"] = {}
+    clf = build_classifier(parse_config(data), cache=False)
+    texts = [
+        "What is the first-line treatment for type 2 diabetes?",
+        "Which antibiotic is used for strep throat, and at what dose?",
+        "Who painted the ceiling of the Sistine Chapel?",
+        "Write a short poem about autumn leaves.",
+    ]
+    got = clf.classify_many(texts)
+    assert [f.domain for f in got] == ["medicine", "medicine", "general", "general"]
+    for features in got:
+        assert set(features.scores) == {"medicine", "general"}
+        assert abs(sum(features.scores.values()) - 1) < 1e-3
+        assert 0.5 <= features.confidence <= 1

@@ -112,3 +112,16 @@ def test_the_neighbour_vote_follows_the_nearest_exemplars() -> None:
     assert list(whole.argmax(axis=1)) == [0, 1, 2]
     with pytest.raises(ValueError, match="k must be >= 1"):
         NeighbourVote(x, y, 3, k=0, sharpness=1.0)
+
+
+def test_two_classes_match_sklearn_binary_probabilities() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(60, 4))
+    y = (x[:, 0] + 0.5 * rng.normal(size=60) > 0).astype(np.int64)
+    model = LinearSoftmax(x, y, 2, c=1.0)
+    got = np.exp(model.log_proba(x))
+    want = LogisticRegression(C=1.0, solver="newton-cg", max_iter=1000).fit(x, y).predict_proba(x)
+    assert got.shape == (60, 2)
+    np.testing.assert_allclose(got, want, atol=1e-6)
