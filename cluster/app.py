@@ -66,6 +66,8 @@ def build_app(garden: GardenConfig, *, env: Mapping[str, str] | None = None) -> 
     models = {spec.name: build_model_deployment(garden, spec) for spec in garden.models}
     router = garden.router
     actor: dict[str, Any] = {"num_cpus": router.cpus}
+    if router.custom_resources:
+        actor["resources"] = dict(router.custom_resources)
     if env:
         actor["runtime_env"] = {"env_vars": dict(env)}
     ingress = cast("Deployment", Router)  # @serve.deployment made it a Deployment

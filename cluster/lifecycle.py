@@ -213,7 +213,10 @@ def up(
     _import_serving_code()  # no-op when Ray's start already did it
     if not _serve_running():
         check_port_free(garden.router.host, garden.router.port)
-        serve.start(http_options={"host": garden.router.host, "port": garden.router.port})
+        serve.start(
+            proxy_location=garden.router.proxy_location,
+            http_options={"host": garden.router.host, "port": garden.router.port},
+        )
     state = RunState(
         address,
         garden.name,

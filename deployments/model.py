@@ -58,11 +58,16 @@ def placement_group_config(spec: ModelSpec) -> dict[str, Any]:
     """Placement group of one replica: the replica actor and its engine share it."""
     res = spec.resources
     if res.gpus == 0:
-        return {"bundles": [{"CPU": res.cpus}], "strategy": "PACK"}
+        return {"bundles": [{"CPU": res.cpus, **res.custom}], "strategy": "PACK"}
     workers = int(spec.engine.get("tensor_parallel_size", 1)) * int(
         spec.engine.get("pipeline_parallel_size", 1)
     )
-    per_worker = {"GPU": res.gpus / workers, "CPU": res.cpus / workers}
+    # Each engine worker's bundle carries its share, so the whole replica asks for `custom`.
+    per_worker = {
+        "GPU": res.gpus / workers,
+        "CPU": res.cpus / workers,
+        **{name: amount / workers for name, amount in res.custom.items()},
+    }
     return {"bundle_per_worker": per_worker, "strategy": "PACK"}
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, field_validator
 
 from cluster.config._auth_spec import AuthSpec
-from cluster.config._types import Domain, Name, Strict
+from cluster.config._types import CustomResources, Domain, Name, Strict
 
 __all__ = [
     "ClassifierSpec",
@@ -186,6 +186,14 @@ class RouterSpec(Strict):
             "garden starts (local Ray, the Helm chart); a joined cluster keeps its own."
         ),
     )
+    proxy_location: Literal["EveryNode", "HeadOnly"] = Field(
+        "EveryNode",
+        description="Ray Serve's proxy_location: where the HTTP ingress runs. 'EveryNode' "
+        "(Serve's default, and what KubeRay's Serve service expects): on every node, so "
+        "a node's loss leaves the others' ingress. 'HeadOnly': on the head node alone, "
+        "for several Ray nodes on one machine, where every node's ingress would want "
+        "the same host:port.",
+    )
     host: str = Field("127.0.0.1", description="Address the HTTP ingress binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port of the OpenAI-compatible API.")
     num_replicas: int = Field(
@@ -198,6 +206,13 @@ class RouterSpec(Strict):
         "nothing to a dead one (a refused connection is retried on another).",
     )
     cpus: float = Field(0.5, gt=0, le=64, description="Logical CPUs per router replica.")
+    custom_resources: CustomResources = Field(
+        default_factory=dict,
+        description="Ray custom resources per router replica, e.g. {'cpu-pool': 0.01}: the "
+        "routers go only to nodes that offer them (`ray start --resources`, a KubeRay "
+        "group's rayStartParams.resources), so that they stay off accelerator nodes, or "
+        "off a node whose loss should take only models with it.",
+    )
     retry_after_s: int = Field(
         1, ge=1, le=3600, description="Retry-After seconds sent with 429 and 503 answers."
     )

@@ -15,7 +15,7 @@ from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from cluster.config._lora_spec import LORA_ENGINE_KEYS, LoraSpec
 from cluster.config._router_spec import RouterSpec, TelemetrySpec
-from cluster.config._types import Domain, Name, Strict
+from cluster.config._types import CustomResources, Domain, Name, Strict
 
 __all__ = [
     "DEFAULT_KV_TARGET",
@@ -61,6 +61,14 @@ class ResourceSpec(Strict):
         min_length=1,
         description="Ray accelerator type the replica must land on, e.g. 'L4', 'A100', "
         "'H100'. Only meaningful with gpus > 0.",
+    )
+
+    custom: CustomResources = Field(
+        default_factory=dict,
+        description="Ray custom resources per replica, e.g. {'pool-a': 1}: the replica "
+        "and its engine go only to nodes that offer them (`ray start --resources`, or a "
+        "KubeRay worker group's rayStartParams.resources). Ray's own names (CPU, GPU, "
+        "memory, object_store_memory, node:..., accelerator_type:...) are set elsewhere.",
     )
 
     @model_validator(mode="after")

@@ -40,6 +40,52 @@ def test_gpu_replica_gets_one_bundle_per_tensor_parallel_worker() -> None:
     assert pg == {"bundle_per_worker": {"GPU": 1.0, "CPU": 2.0}, "strategy": "PACK"}
 
 
+def test_custom_resources_go_into_the_replica_bundles() -> None:
+    data = json.loads(json.dumps(yaml.safe_load(default_config_text())))
+    law = next(m for m in data["models"] if m["name"] == "law")
+    law["resources"]["custom"] = {"pool-a": 1}
+    spec = parse_config(data).model("law")
+    assert placement_group_config(spec) == {
+        "bundles": [{"CPU": 0.25, "pool-a": 1.0}],
+        "strategy": "PACK",
+    }
+    gpu = (
+        _gpu_garden()
+        .model("medicine")
+        .model_copy(
+            update={
+                "resources": _gpu_garden()
+                .model("medicine")
+                .resources.model_copy(update={"custom": {"pool-a": 2.0}})
+            }
+        )
+    )
+    per_worker = placement_group_config(gpu)["bundle_per_worker"]
+    assert per_worker == {"GPU": 1.0, "CPU": 2.0, "pool-a": 1.0}  # 2 workers share it
+
+
+@pytest.mark.parametrize(
+    ("custom", "echo"),
+    [
+        ({"CPU": 1}, "'CPU'"),
+        ({"node:10.0.0.1": 1}, "'node:10.0.0.1'"),
+        ({"bad name": 1}, "'bad name'"),
+        ({"pool": 0}, "greater than 0"),
+    ],
+)
+def test_custom_resources_reject_ray_names_and_bad_values(
+    custom: dict[str, float], echo: str
+) -> None:
+    from cluster.exceptions import ConfigError
+
+    data = json.loads(json.dumps(yaml.safe_load(default_config_text())))
+    data["models"][0]["resources"]["custom"] = custom
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert echo in str(info.value)
+    assert "models[0].resources.custom" in str(info.value)
+
+
 def test_limits_and_autoscaling_replace_ray_llm_defaults() -> None:
     garden = load_config(None)
     spec = garden.model("generalist")

@@ -128,6 +128,17 @@ def test_optional_objects_follow_their_switches() -> None:
     ]
 
 
+def test_proxy_location_follows_the_router_config() -> None:
+    def where(values: dict[str, Any] | None) -> str:
+        text = one(render_chart(values), "RayService")["spec"]["serveConfigV2"]
+        return str(yaml.safe_load(text)["proxy_location"])
+
+    assert where(None) == "EveryNode"
+    values = copy.deepcopy(_garden_yaml_values())
+    values["router"]["proxy_location"] = "HeadOnly"
+    assert where(values) == "HeadOnly"
+
+
 def test_named_keys_are_mounted_at_keys_dir_on_every_ray_container() -> None:
     rayservice = one(render_chart(CASES["gpu-full-values"]), "RayService")
     cluster = rayservice["spec"]["rayClusterConfig"]

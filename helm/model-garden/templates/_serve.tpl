@@ -21,6 +21,7 @@ cluster/k8s/_render.py builds the same document.
 {{- $app := dict "name" (.Values.name | default "garden") "route_prefix" "/" "import_path" "cluster.app:garden_app" "args" $args }}
 {{- /* The proxy listens on the pod's address for KubeRay's Serve service; router.host is for local gardens. */}}
 {{- $http := dict "host" "0.0.0.0" "port" (include "model-garden.servePort" . | int) }}
-{{- $serve := dict "proxy_location" "EveryNode" "http_options" $http "applications" (list $app) }}
+{{- $where := (.Values.router | default dict).proxy_location | default "EveryNode" }}
+{{- $serve := dict "proxy_location" $where "http_options" $http "applications" (list $app) }}
 {{- toYaml $serve }}
 {{- end }}
