@@ -137,6 +137,11 @@ class Dispatcher:
         ``spilled_from`` names the specialist this request was meant for and
         could not take; it counts as that model's demand while it runs.
 
+        A model that is down (its replicas failed and none runs, as Serve
+        reports it) is refused at once with :class:`ModelUnavailableError`,
+        and a request waiting for it leaves the same way when it goes down:
+        Serve would hold it for a replacement that may never be placed.
+
         With ``abandon_when_down`` (a routed request, which has somewhere
         else to go), a request still waiting for its head when the model has
         no running replica left is cancelled and raises
@@ -156,6 +161,8 @@ class Dispatcher:
         left) is cancelled at the replica too, and stops counting.
         """
         key = model if adapter is None else f"{model}:{adapter}"
+        if self._states.down(model):
+            raise self._down_error(model)
         self._states.begin(model, spilled_from)
         probe = None
         try:
@@ -190,10 +197,10 @@ class Dispatcher:
     ) -> Any:
         """The reply's first item; :class:`_DeadlinePassed` past ``deadline_s``.
 
-        With ``abandon_when_down``, the wait is checked every watch period
-        against the model's running replicas (as last observed from Serve)
-        and its cooldown, and raises :class:`ModelUnavailableError` once it
-        has no replica or is in cooldown.
+        The wait is checked every watch period: any request raises
+        :class:`ModelUnavailableError` once the model is down (its replicas
+        failed, as last observed from Serve). With ``abandon_when_down`` it
+        also does once the model has no running replica, or is in cooldown.
         """
         loop = asyncio.get_running_loop()
         give_up = math.inf if deadline_s is None else loop.time() + deadline_s
@@ -203,10 +210,11 @@ class Dispatcher:
                 left = give_up - loop.time()
                 if left <= 0:
                     raise _DeadlinePassed
-                wait = min(left, self._watch_period) if abandon_when_down else left
-                done, _ = await asyncio.wait((first,), timeout=None if wait == math.inf else wait)
+                done, _ = await asyncio.wait((first,), timeout=min(left, self._watch_period))
                 if done:
                     return first.result()  # a replica's own error is raised here, as it is
+                if self._states.down(target.model):
+                    raise self._down_error(target.model)
                 if not abandon_when_down:
                     continue
                 if self._states.replicas(target.model) == 0:
@@ -223,6 +231,14 @@ class Dispatcher:
                     )
         finally:
             first.cancel()  # stop waiting (no-op once done); _head cancels the request itself
+
+    def _down_error(self, model: str) -> ModelUnavailableError:
+        return ModelUnavailableError(
+            f"model {model!r} has no running replica: Serve reports its replicas failed "
+            "(a lost node or a crashed engine) and is replacing them; retry later",
+            code="model_unavailable",
+            retry_after=self._retry_after,
+        )
 
     async def _head(
         self,

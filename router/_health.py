@@ -16,7 +16,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ray.exceptions import RayError
 from ray.serve.exceptions import RayServeException
@@ -27,6 +27,7 @@ from cluster.store import RayKVStore, SharedStore, max_reports, put_report, sum_
 from router._state import ModelStates
 
 __all__ = [
+    "ReplicaCounts",
     "counts_of",
     "exchange_cooldowns",
     "exchange_outstanding",
@@ -39,13 +40,25 @@ __all__ = [
 logger = logging.getLogger("ray.serve")
 
 
+class ReplicaCounts(NamedTuple):
+    """Serve's view of each deployment's replicas, by deployment name."""
+
+    running: dict[str, int]
+    #: Added and not yet running (waiting for resources, too).
+    starting: dict[str, int]
+    #: Deployments Serve reports UNHEALTHY or DEPLOY_FAILED with no replica running:
+    #: their replicas died (a node lost, an engine crashed) rather than being
+    #: scaled to zero or rolled out, and no request should wait for them.
+    down: frozenset[str] = frozenset()
+
+
 def running_replicas(app_name: str) -> dict[str, int]:
     """Running replicas of each deployment of ``app_name``, as the controller reports them."""
-    return replica_counts(app_name)[0]
+    return replica_counts(app_name).running
 
 
-def replica_counts(app_name: str) -> tuple[dict[str, int], dict[str, int]]:
-    """Running and starting replicas of each deployment of ``app_name``.
+def replica_counts(app_name: str) -> ReplicaCounts:
+    """Running, starting and down replicas of each deployment of ``app_name``.
 
     A replica is starting from the moment the controller decides to add it
     (while it waits for resources, too) until it runs: the replicas it lists
@@ -61,17 +74,18 @@ def replica_counts(app_name: str) -> tuple[dict[str, int], dict[str, int]]:
     """
     details = serve_details()
     if details is None:
-        return {}, {}
+        return ReplicaCounts({}, {})
     app = details.get("applications", {}).get(app_name)
     if app is None:
-        return {}, {}
+        return ReplicaCounts({}, {})
     return counts_of(app.get("deployments", {}))
 
 
-def counts_of(deployments: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
-    """Running and starting replicas of each deployment in serve details' ``deployments``."""
+def counts_of(deployments: Mapping[str, Any]) -> ReplicaCounts:
+    """:class:`ReplicaCounts` of serve details' ``deployments``."""
     running: dict[str, int] = {}
     starting: dict[str, int] = {}
+    down: set[str] = set()
     for name, deployment in deployments.items():
         states = [_state(r.get("state")) for r in deployment.get("replicas", [])]
         running[name] = states.count("RUNNING")
@@ -79,10 +93,14 @@ def counts_of(deployments: Mapping[str, Any]) -> tuple[dict[str, int], dict[str,
         live = running[name] + listed
         target = int(deployment.get("target_num_replicas") or 0)
         starting[name] = listed + max(0, target - live)
-    return running, starting
+        if running[name] == 0 and _state(deployment.get("status")) in _DOWN:
+            down.add(name)
+    return ReplicaCounts(running, starting, frozenset(down))
 
 
 _STARTING = frozenset({"STARTING", "UPDATING", "RECOVERING"})
+#: Deployment statuses that mean replicas failed (not UPSCALING from zero, not UPDATING).
+_DOWN = frozenset({"UNHEALTHY", "DEPLOY_FAILED"})
 
 
 def _state(state: object) -> str:
@@ -131,8 +149,7 @@ def _exchange_report(
 
 @dataclass(frozen=True, slots=True)
 class _Seen:
-    running: dict[str, int]
-    starting: dict[str, int]
+    counts: ReplicaCounts
     capped: frozenset[str]
     others: dict[str, int]
     cooldowns: dict[str, float]
@@ -142,8 +159,7 @@ def _exchange(app_name: str, states: _Told, writer: str) -> _Seen:
     publish_spilled(app_name, states.spilled, writer)
     others = exchange_outstanding(app_name, states.outstanding, writer)
     cooldowns = exchange_cooldowns(app_name, states.cooldowns, writer)
-    running, starting = replica_counts(app_name)
-    return _Seen(running, starting, read_capped(app_name), others, cooldowns)
+    return _Seen(replica_counts(app_name), read_capped(app_name), others, cooldowns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +184,8 @@ async def refresh(states: ModelStates, app_name: str, writer: str) -> None:
     except (RayError, RayServeException) as err:
         logger.warning("model states not refreshed: %s", err)
         return
-    states.observe(seen.running, seen.capped, seen.starting)
+    counts = seen.counts
+    states.observe(counts.running, seen.capped, counts.starting, counts.down)
     states.observe_others(seen.others)
     for model in states.adopt_cooldowns(seen.cooldowns):
         logger.info("%s cools down: another router saw it fail or stall", model)

@@ -52,6 +52,7 @@ class ModelStates:
         self._outstanding = dict.fromkeys(per_replica, 0)
         self._running = dict.fromkeys(per_replica, 0)
         self._starting = dict.fromkeys(per_replica, 0)
+        self._down: frozenset[str] = frozenset()
         self._cooldowns = Cooldowns(
             failures=failures, window_s=window_s, cooldown_s=cooldown_s, clock=clock
         )
@@ -148,16 +149,31 @@ class ModelStates:
         running: Mapping[str, int],
         budget_capped: frozenset[str] = frozenset(),
         starting: Mapping[str, int] | None = None,
+        down: frozenset[str] = frozenset(),
     ) -> None:
-        """Record Serve's running and starting replica counts of each model (absent: none)."""
+        """Record Serve's running and starting replica counts of each model (absent: none).
+
+        ``down``: the models whose replicas failed, with none running (Serve
+        reports them unhealthy), as opposed to scaled to zero or rolling out.
+        """
         self._running = {m: int(running.get(m, 0)) for m in self._per_replica}
         self._starting = {m: int((starting or {}).get(m, 0)) for m in self._per_replica}
+        self._down = frozenset(m for m in down if m in self._per_replica)
         self._budget_capped = set(budget_capped)
         self.observed_at = self._clock()
 
     def replicas(self, model: str) -> int:
         """Serve's running replicas of ``model``, as last observed."""
         return self._running[model]
+
+    def down(self, model: str) -> bool:
+        """True when ``model``'s replicas failed and none runs (as last observed).
+
+        A request for it would wait in Serve's queue for a replacement that
+        may never be placed (its node is gone); a model scaled to zero, or
+        rolling out a new version, is not down: its replica is on the way.
+        """
+        return model in self._down
 
     def outstanding(self, model: str) -> int:
         """Requests this router has at ``model`` right now (the others' not included)."""

@@ -94,6 +94,31 @@ def test_without_abandoning_the_request_waits_for_a_replacement() -> None:
     assert not replies.cancelled
 
 
+def test_a_model_that_is_down_refuses_requests_and_abandons_waiting_ones() -> None:
+    """Down (Serve reports its replicas failed): a 503 at once, for any request."""
+    replies = _Replies(HEAD)
+    dispatcher, states = _garden(replies)
+
+    async def scenario() -> None:
+        sent = asyncio.create_task(dispatcher.send("law", "chat", {}))  # explicit: no abandon
+        await asyncio.sleep(0.05)
+        states.observe({"generalist": 1})  # gone, but not down: a replacement may come
+        await asyncio.sleep(0.05)
+        assert not sent.done()
+        states.observe({"generalist": 1}, down=frozenset({"law"}))
+        with pytest.raises(ModelUnavailableError, match="replicas failed") as info:
+            await sent
+        assert info.value.status_code == 503 and info.value.retry_after == 1
+        with pytest.raises(ModelUnavailableError, match="has no running replica"):
+            await dispatcher.send("law", "chat", {})  # refused before it is sent
+        assert states.outstanding("law") == 0
+
+    asyncio.run(scenario())
+    assert replies.cancelled
+    states.observe({"law": 1, "generalist": 1})
+    assert not states.down("law")
+
+
 def test_the_first_token_deadline_still_applies_while_watching() -> None:
     replies = _Replies(HEAD)
     dispatcher, _ = _garden(replies)

@@ -168,9 +168,37 @@ def test_serve_details_give_running_and_starting_replicas() -> None:
         },
         "generalist": {"target_num_replicas": 1, "replicas": [{"state": "RECOVERING"}]},
     }
-    running, starting = counts_of(details)
+    running, starting, down = counts_of(details)
     assert running == {"law": 0, "code": 0, "medicine": 1, "generalist": 0}
     assert starting == {"law": 0, "code": 2, "medicine": 0, "generalist": 1}
+    assert down == frozenset()
+
+
+def test_a_deployment_is_down_when_unhealthy_with_no_replica_running() -> None:
+    from types import SimpleNamespace
+
+    from router._health import counts_of
+
+    unhealthy = SimpleNamespace(value="UNHEALTHY")  # as Serve's DeploymentStatus sends it
+    details = {
+        # A lost node: the replacement cannot be placed.
+        "medicine": {"status": unhealthy, "target_num_replicas": 1, "replicas": []},
+        # Unhealthy, but a replica still serves: not down.
+        "code": {
+            "status": "UNHEALTHY",
+            "target_num_replicas": 2,
+            "replicas": [{"state": "RUNNING"}, {"state": "STARTING"}],
+        },
+        # Scaling up from zero, or rolling out: the replica is on its way.
+        "law": {"status": "UPSCALING", "target_num_replicas": 1, "replicas": []},
+        "finance": {
+            "status": "UPDATING",
+            "target_num_replicas": 1,
+            "replicas": [{"state": "STARTING"}],
+        },
+        "generalist": {"status": "DEPLOY_FAILED", "target_num_replicas": 1, "replicas": []},
+    }
+    assert counts_of(details).down == frozenset({"medicine", "generalist"})
 
 
 def test_an_adapter_shares_its_base_models_state() -> None:
