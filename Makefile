@@ -7,7 +7,7 @@ EXTRAS ?= cpu,test
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install services run down test test-unit lint bench clean
+.PHONY: install services run down test test-faults test-unit lint bench clean
 
 install: $(STAMP)
 
@@ -31,9 +31,17 @@ run: install
 down:
 	$(BIN)/garden down
 
+# The whole suite: unit, integration and e2e on one session garden, then the
+# fault tests (tests/faults), which run Ray clusters of their own once it is down.
 test: install services
 	$(BIN)/garden models build
 	$(BIN)/pytest
+	$(BIN)/pytest tests/faults
+
+# Only the fault tests: a node and the GCS killed under load (minutes each).
+test-faults: install services
+	$(BIN)/garden models build
+	$(BIN)/pytest tests/faults
 
 test-unit: install
 	$(BIN)/pytest -m unit

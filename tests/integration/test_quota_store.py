@@ -11,10 +11,6 @@ configured.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -23,43 +19,17 @@ import pytest
 from cluster.counters import ActorCounters, Counters, RedisCounters, end_counter_actor
 from cluster.exceptions import RateLimitError, StoreUnavailableError
 from router.quota import KeyLimits, Quotas, usage_of_keys
+from tests._redis import free_port, redis_server
 from tests.conftest import RunningGarden
 
 pytestmark = pytest.mark.integration
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
     """A redis-server of its own on a free port, without persistence; stopped after."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed: run `make services` (Debian's redis-server)")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail(f"redis-server did not start on port {port}")
-                time.sleep(0.1)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.kill()
-        proc.wait(10)
+    with redis_server() as url:
+        yield url
 
 
 async def _shared_quota(counters: Counters, app: str) -> None:
@@ -125,7 +95,7 @@ def test_redis_shares_one_quota_between_two_routers(redis_url: str) -> None:
 
 
 def test_a_redis_that_is_gone_fails_open_or_closed() -> None:
-    url = f"redis://127.0.0.1:{_free_port()}/0"  # nothing listens there
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     limits = {"team": KeyLimits(requests_per_minute=1)}
 
     async def scenario() -> None:
