@@ -46,7 +46,7 @@ class ReplicaCounts(NamedTuple):
     running: dict[str, int]
     #: Added and not yet running (waiting for resources, too).
     starting: dict[str, int]
-    #: Deployments Serve reports UNHEALTHY or DEPLOY_FAILED with no replica running:
+    #: Deployments Serve reports UNHEALTHY or DEPLOY_FAILED, wanting replicas and running none:
     #: their replicas died (a node lost, an engine crashed) rather than being
     #: scaled to zero or rolled out, and no request should wait for them.
     down: frozenset[str] = frozenset()
@@ -93,7 +93,7 @@ def counts_of(deployments: Mapping[str, Any]) -> ReplicaCounts:
         live = running[name] + listed
         target = int(deployment.get("target_num_replicas") or 0)
         starting[name] = listed + max(0, target - live)
-        if running[name] == 0 and _state(deployment.get("status")) in _DOWN:
+        if running[name] == 0 and target > 0 and _state(deployment.get("status")) in _DOWN:
             down.add(name)
     return ReplicaCounts(running, starting, frozenset(down))
 

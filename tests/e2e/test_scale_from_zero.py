@@ -49,7 +49,8 @@ class Served:
 
 
 def _counts(app: str) -> tuple[int, int]:
-    running, starting = replica_counts(app)
+    counts = replica_counts(app)
+    running, starting = counts.running, counts.starting
     return running.get(COLD_MODEL, 0), starting.get(COLD_MODEL, 0)
 
 

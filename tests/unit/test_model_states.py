@@ -197,6 +197,8 @@ def test_a_deployment_is_down_when_unhealthy_with_no_replica_running() -> None:
             "replicas": [{"state": "STARTING"}],
         },
         "generalist": {"status": "DEPLOY_FAILED", "target_num_replicas": 1, "replicas": []},
+        # Unhealthy at zero replicas wanted: its requests are its demand, let them wait.
+        "tax": {"status": "UNHEALTHY", "target_num_replicas": 0, "replicas": []},
     }
     assert counts_of(details).down == frozenset({"medicine", "generalist"})
 
