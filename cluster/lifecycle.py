@@ -26,7 +26,7 @@ from cluster.app import build_app, router_env
 from cluster.config import GardenConfig
 from cluster.exceptions import ClusterError, StartupError
 from cluster.processes import cluster_processes, kill_garden_processes, kill_tree
-from cluster.ray_internals import serve_controller
+from cluster.ray_internals import serve_controller, serve_details, start_deleting_app
 
 __all__ = ["DeploymentProgress", "RunState", "down", "read_state", "run_dir", "status", "up"]
 
@@ -235,34 +235,31 @@ def up(
     return state
 
 
-def _drain(state: RunState, drain_s: float) -> None:
-    """Delete ``state``'s Serve application gracefully, waiting at most ``drain_s`` seconds."""
-    import threading
+def _drain(state: RunState, drain_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    """Delete ``state``'s Serve application gracefully, waiting at most ``drain_s`` seconds.
 
-    from ray import serve
+    No call is left blocked in Ray when this returns: ``down`` stops Ray
+    next, and a driver whose Ray stops under a running call exits.
+    """
+    from ray.exceptions import RayError
+    from ray.serve.exceptions import RayServeException
 
     try:
         connect(state.address)
     except ClusterError:
         return  # the cluster is gone: nothing is in flight
-    failed: list[BaseException] = []
-
-    def delete() -> None:
-        from ray.exceptions import RayError
-        from ray.serve.exceptions import RayServeException
-
-        try:
-            serve.delete(state.app)
-        except (RayError, RayServeException) as err:  # logged; the stop that follows runs
-            failed.append(err)
-
-    worker = threading.Thread(target=delete, name="garden-drain", daemon=True)
-    worker.start()
-    worker.join(drain_s)
-    if worker.is_alive():
-        logger.warning("garden down: requests still in flight after %.0f s; stopping", drain_s)
-    elif failed:
-        logger.warning("garden down: the drain failed (%r); stopping", failed[0])
+    deadline = clock() + drain_s
+    try:
+        start_deleting_app(state.app)
+        while clock() < deadline:
+            details = serve_details()
+            if details is None or state.app not in details.get("applications", {}):
+                return
+            time.sleep(0.5)
+    except (RayError, RayServeException) as err:  # logged; the stop that follows runs
+        logger.warning("garden down: the drain failed (%r); stopping", err)
+        return
+    logger.warning("garden down: requests still in flight after %.0f s; stopping", drain_s)
 
 
 def down(*, timeout_s: float = 30, drain_s: float = 30) -> list[int]:

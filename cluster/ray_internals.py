@@ -12,6 +12,10 @@ What is reached, and why no public API serves:
   process of a cluster reaches and which lives as long as the cluster; the
   garden's shared store (``cluster.store``) keeps router and policy state
   there. Ray's dashboard and Serve use it the same way.
+* ``ray.serve.delete``'s private ``_blocking=False``: ``garden down``'s drain
+  waits for the deletion itself, bounded by ``--drain-timeout``; the public
+  form blocks without a bound, and a driver cannot stop Ray under a call
+  still blocked in it.
 * ``ray.serve._private.constants`` ``SERVE_CONTROLLER_NAME`` and
   ``SERVE_NAMESPACE``: to ask whether Serve runs without starting it
   (``serve.status()`` would).
@@ -55,6 +59,7 @@ __all__ = [
     "replica_id",
     "serve_controller",
     "serve_details",
+    "start_deleting_app",
 ]
 
 #: The Ray version every reach below was checked against.
@@ -74,6 +79,7 @@ _REACHES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("ray.serve._private.constants", "SERVE_CONTROLLER_NAME", ()),
     ("ray.serve._private.constants", "SERVE_NAMESPACE", ()),
     ("ray.serve.context", "_get_global_client", ("raise_if_no_controller_running",)),
+    ("ray.serve.api", "delete", ("name", "_blocking")),
     (_POLICY, "_get_cold_start_scale_up_replicas", ("ctx",)),
     (_POLICY, "_extract_internal_policy_state", ("policy_state",)),
     (
@@ -151,6 +157,18 @@ def serve_details() -> dict[str, Any] | None:
 
     client = _get_global_client(raise_if_no_controller_running=False)
     return None if client is None else dict(client.get_serve_details())
+
+
+def start_deleting_app(name: str) -> None:
+    """Ask Serve to delete application ``name``, and return without waiting.
+
+    Serve then shuts each replica down gracefully; the caller polls
+    :func:`serve_details` for the application to go. ``serve.delete``'s
+    public form blocks until then, with no timeout.
+    """
+    from ray import serve
+
+    serve.delete(name, _blocking=False)
 
 
 # -- Serve's policy wrapper and autoscaling metrics, for the simulator ------------------
