@@ -20,28 +20,46 @@ of chunks that carried text stand in.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 from cluster.jsonl import split_records
 
-__all__ = ["Transcript", "continuation"]
+__all__ = ["Transcript", "continuation", "continuations", "merge"]
 
 
 class Transcript:
-    """What one stream (``endpoint`` ``chat`` or ``completions``) has sent so far."""
+    """What one stream (``endpoint`` ``chat`` or ``completions``, ``n`` choices) has sent so far."""
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, n: int = 1) -> None:
         self.endpoint = endpoint
+        self.n = n
         self.stream_id: str | None = None
-        self.tokens = 0
         self.resumable = True  # False once it carried something a text prefix cannot hold
-        self._parts: list[str] = []
+        self._parts: dict[int, list[str]] = {}
+        self._chunks: dict[int, int] = {}
+        #: Choices whose finish_reason was sent: nothing of theirs is left to continue.
+        self.finished: set[int] = set()
 
     @property
     def text(self) -> str:
         """The first choice's text so far."""
-        return "".join(self._parts)
+        return self.text_of(0)
+
+    @property
+    def tokens(self) -> int:
+        """Chunks that carried text of the first choice (a token each, at least)."""
+        return self._chunks.get(0, 0)
+
+    def text_of(self, index: int) -> str:
+        """Choice ``index``'s text so far."""
+        return "".join(self._parts.get(index, ()))
+
+    def chunks_of(self, index: int) -> int:
+        """Chunks that carried text of choice ``index``."""
+        return self._chunks.get(index, 0)
 
     def feed(self, chunk: str | bytes) -> None:
         """Read one piece of the stream as the client received it."""
@@ -49,20 +67,25 @@ class Transcript:
         for event in _events(text):
             self.stream_id = self.stream_id or event.get("id")
             for choice in event.get("choices") or ():
-                if choice.get("index", 0) != 0:
-                    self.resumable = False  # n > 1: several texts interleaved
+                index = choice.get("index", 0)
+                if not isinstance(index, int) or not 0 <= index < self.n:
+                    self.resumable = False  # not a choice the request asked for
                     continue
                 piece = self._piece(choice)
                 if piece:
-                    self._parts.append(piece)
-                    self.tokens += 1
+                    self._parts.setdefault(index, []).append(piece)
+                    self._chunks[index] = self._chunks.get(index, 0) + 1
+                if choice.get("finish_reason"):
+                    self.finished.add(index)
 
     def _piece(self, choice: dict[str, Any]) -> str:
         if self.endpoint == "completions":
             return str(choice.get("text") or "")
         delta = choice.get("delta") or {}
         if delta.get("tool_calls"):
-            self.resumable = False  # a half-streamed tool call is not a text prefix
+            # A half-streamed tool call is the parser's output, not text the
+            # model can go on from: no continuation can give the rest of it.
+            self.resumable = False
         return str(delta.get("content") or "")
 
     def relabel(self, chunk: str | bytes) -> str:
@@ -103,17 +126,22 @@ def _events(text: str) -> list[dict[str, Any]]:
 
 
 def continuation(
-    body: dict[str, Any], transcript: Transcript, sent_tokens: int | None = None
+    body: dict[str, Any],
+    transcript: Transcript,
+    sent_tokens: int | None = None,
+    index: int = 0,
 ) -> dict[str, Any] | None:
-    """The request that goes on from ``transcript``; None when it cannot be continued.
+    """The request that goes on from choice ``index`` of ``transcript``; None when it cannot.
 
-    ``sent_tokens`` is the tokens of the text so far (default: the chunks
-    that carried it).
+    ``sent_tokens`` is the tokens of that choice's text so far (default: the
+    chunks that carried it). The request asks for one choice (``n`` 1).
     """
     if not transcript.resumable:
         return None
-    sent = transcript.tokens if sent_tokens is None else sent_tokens
+    sent = transcript.chunks_of(index) if sent_tokens is None else sent_tokens
     out = dict(body)
+    if transcript.n > 1:
+        out["n"] = 1
     for key in ("max_tokens", "max_completion_tokens"):
         limit = body.get(key)
         if isinstance(limit, int) and limit > 0:
@@ -121,7 +149,7 @@ def continuation(
             if left < 1:
                 return None  # it had already sent all it could
             out[key] = left
-    text = transcript.text
+    text = transcript.text_of(index)
     if not text:
         return out  # nothing but a role chunk reached the client: start again
     if transcript.endpoint == "completions":
@@ -137,3 +165,111 @@ def continuation(
     out["continue_final_message"] = True
     out["add_generation_prompt"] = False
     return out
+
+
+def continuations(
+    body: dict[str, Any], transcript: Transcript, sent_tokens: Mapping[int, int | None]
+) -> dict[int, dict[str, Any]] | None:
+    """One request per choice still open (``n`` > 1 gives several); None when any cannot go on.
+
+    ``sent_tokens[i]`` is the tokens choice ``i`` sent (None: its chunks
+    stand in). Choices that sent their ``finish_reason`` are left out, so
+    the result may be empty: the stream only lacks its end.
+    """
+    if not transcript.resumable:
+        return None
+    out = {}
+    for index in range(transcript.n):
+        if index in transcript.finished or _exhausted(body, transcript, sent_tokens, index):
+            continue  # nothing of it is left to send
+        request = continuation(body, transcript, sent_tokens.get(index), index)
+        if request is None:
+            return None
+        seed = body.get("seed")
+        if transcript.n > 1 and isinstance(seed, int) and not isinstance(seed, bool):
+            request["seed"] = seed + index  # one seed for all: open choices would be twins
+        out[index] = request
+    return out
+
+
+def _exhausted(
+    body: dict[str, Any], transcript: Transcript, sent_tokens: Mapping[int, int | None], index: int
+) -> bool:
+    """True when choice ``index`` already sent all the tokens it was asked for."""
+    counted = sent_tokens.get(index)
+    sent = transcript.chunks_of(index) if counted is None else counted
+    limits = [body.get(k) for k in ("max_tokens", "max_completion_tokens")]
+    return any(isinstance(v, int) and v > 0 and sent >= v for v in limits)
+
+
+def _rewrite(piece: str, stream_id: str | None, index: int) -> tuple[str, list[dict[str, Any]]]:
+    """``piece`` of one choice's continuation as the client's stream: its id and index.
+
+    Returns the rewritten events (``[DONE]`` and usage-only chunks left out)
+    and the usage-only chunks, which :func:`merge` sums into one. Lines that
+    are not JSON events (SSE comments) are dropped.
+    """
+    out, usage = [], []
+    for event in _events(piece):
+        if event.get("choices") == [] and "usage" in event:
+            usage.append(event)
+            continue
+        if stream_id is not None and "id" in event:
+            event["id"] = stream_id
+        for choice in event.get("choices") or ():
+            choice["index"] = index
+        out.append("data: " + json.dumps(event, separators=(",", ":")) + "\n\n")
+    return "".join(out), usage
+
+
+def _summed(usages: list[dict[str, Any]], stream_id: str | None) -> str:
+    total: dict[str, int] = {}
+    for event in usages:
+        for key, value in (event.get("usage") or {}).items():
+            if isinstance(value, int):
+                total[key] = total.get(key, 0) + value
+    last = dict(usages[-1])
+    last["usage"] = total
+    if stream_id is not None:
+        last["id"] = stream_id
+    return "data: " + json.dumps(last, separators=(",", ":")) + "\n\n"
+
+
+async def merge(
+    streams: Mapping[int, AsyncIterator[str | bytes]], stream_id: str | None
+) -> AsyncGenerator[str, None]:
+    """The continuations of several choices as one stream, as their pieces arrive.
+
+    Each piece gets the stream's ``id`` and its choice's ``index``; the
+    streams' own ``[DONE]`` events are dropped and their usage chunks summed
+    into one, sent last before the one ``[DONE]`` (every continuation's
+    prompt counts: it is what the engines read). A stream that fails raises
+    here, and the others are cancelled and awaited, as one stream would.
+    """
+    pending: dict[asyncio.Future[str | bytes], tuple[int, AsyncIterator[str | bytes]]] = {
+        asyncio.ensure_future(anext(stream)): (index, stream) for index, stream in streams.items()
+    }
+    usages: list[dict[str, Any]] = []
+    try:
+        while pending:
+            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for future in done:
+                index, stream = pending.pop(future)
+                try:
+                    item = future.result()  # a stream's failure is raised here
+                except StopAsyncIteration:
+                    continue
+                pending[asyncio.ensure_future(anext(stream))] = (index, stream)
+                text = item.decode() if isinstance(item, bytes) else item
+                rewritten, usage = _rewrite(text, stream_id, index)
+                usages += usage
+                if rewritten:
+                    yield rewritten
+        if usages:
+            yield _summed(usages, stream_id)
+        yield "data: [DONE]\n\n"
+    finally:
+        for future in pending:
+            future.cancel()
+        # Collected, so a second failure is not logged as never retrieved.
+        await asyncio.gather(*pending, return_exceptions=True)

@@ -21,19 +21,21 @@ request's bearer key (``router.auth``) and answers 401 without a known one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from opentelemetry.trace import Span, TracerProvider
 from ray import serve
 from ray.exceptions import RayTaskError
+from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -52,13 +54,14 @@ from cluster.exceptions import (
     UpstreamError,
 )
 from cluster.store import RayKVStore, SharedStore
+from deployments.protocol import ReplyHead
 from router import _health
 from router._body import read_body, read_json_body
 from router._dispatch import COOLDOWN_CODE, REPLICA_FAILURES, Dispatcher, Reply
 from router._http import error_response
 from router._needs import needs_of
 from router._openapi import openapi_document
-from router._resume import Transcript, continuation
+from router._resume import Transcript, continuations, merge
 from router._sessions import Sessions, session_key
 from router._state import ModelStates
 from router._telemetry import (
@@ -188,53 +191,135 @@ class _Resume:
 
     transcript: Transcript
     body: dict[str, Any]
+    generalist: str
     send: Callable[[dict[str, Any]], Awaitable[Reply]]
+    failed: Callable[[], None]  # the specialist failed the stream: once, at the switch
     telemetry: RouteTelemetry
     count: Callable[[str], Awaitable[int]]  # tokens of a text, in the generalist's tokenizer
 
 
-async def _pieces(reply: Reply) -> AsyncIterator[bytes | str]:
+class _Streamed(Protocol):
+    """What the stream relay reads of a reply: :class:`Reply`, or :class:`_Merged`."""
+
+    model: str
+
+    @property
+    def head(self) -> ReplyHead: ...
+
+    def chunks(self) -> AsyncIterator[str]: ...
+
+    def close(self) -> None: ...
+
+
+async def _pieces(reply: _Streamed) -> AsyncIterator[bytes | str]:
     """A stream reply's head body, then its chunks."""
-    yield reply.head.body
+    if reply.head.body:
+        yield reply.head.body
     async for chunk in reply.chunks():
         yield chunk
 
+
+@dataclass(slots=True)
+class _Merged:
+    """The continuations of an ``n`` > 1 stream's open choices, relayed as one stream."""
+
+    model: str
+    replies: dict[int, Reply]
+    stream_id: str | None
+
+    @property
+    def head(self) -> ReplyHead:
+        return ReplyHead(200, b"", stream=True)
+
+    async def chunks(self) -> AsyncIterator[str]:
+        streams = {index: _pieces(reply) for index, reply in self.replies.items()}
+        async with contextlib.aclosing(merge(streams, self.stream_id)) as merged:
+            async for piece in merged:
+                yield piece
+
+    def close(self) -> None:
+        """Stop counting each continuation, and cancel any still generating (idempotent)."""
+        for reply in self.replies.values():
+            reply.rest.cancel()  # type: ignore[no-untyped-call]  # no-op once finished
+            reply.close()
+
+
+#: The most choices (``n``) of a stream that a switch continues, one request each.
+_MAX_RESUMED_CHOICES = 16
 
 #: How long the generalist may take to count a stream's text at a switch.
 _COUNT_TIMEOUT_S = 5.0
 
 
-async def _sent_tokens(resume: _Resume) -> int | None:
-    """The tokens the stream sent, by the generalist's tokenizer; None when it cannot say."""
-    text = resume.transcript.text
+async def _sent_tokens(resume: _Resume, index: int = 0) -> int | None:
+    """Tokens choice ``index`` sent, by the generalist's tokenizer; None when it cannot say."""
+    text = resume.transcript.text_of(index)
     if not text:
         return 0
     try:
         return await resume.count(text)
-    except (TimeoutError, RayTaskError, *REPLICA_FAILURES) as err:
+    except (TimeoutError, BackPressureError, RayTaskError, *REPLICA_FAILURES) as err:
         logger.warning("sent tokens not counted (%r): the chunks stand in", err)
         return None
 
 
-async def _hand_over(reply: Reply, resume: _Resume, span: Span) -> Reply | None:
-    """The generalist's reply going on from what ``reply`` sent; None when it cannot."""
-    body = continuation(resume.body, resume.transcript, await _sent_tokens(resume))
-    if body is None:
+async def _hand_over(reply: _Streamed, resume: _Resume, span: Span) -> _Streamed | None:
+    """The generalist's reply going on from what ``reply`` sent; None when it cannot.
+
+    A stream of ``n`` > 1 choices goes on as one request per choice still
+    open, merged back into one stream (:func:`router._resume.merge`).
+    """
+    transcript = resume.transcript
+    open_choices = [i for i in range(transcript.n) if i not in transcript.finished]
+    counts = await asyncio.gather(*(_sent_tokens(resume, i) for i in open_choices))
+    bodies = continuations(resume.body, transcript, dict(zip(open_choices, counts, strict=True)))
+    if bodies is None:
         return None
     failed = reply.model
     reply.close()
+    if not bodies:  # every choice had finished: only the stream's end is missing
+        return _Merged(resume.generalist, {}, transcript.stream_id)
+    resume.failed()
+    tasks = {i: asyncio.ensure_future(resume.send(b)) for i, b in bodies.items()}
     try:
-        handed = await resume.send(body)
-    except RequestError as err:
-        logger.warning("stream of %s not resumed: %s", failed, err.message)
+        await asyncio.wait(tasks.values())
+    except BaseException:  # the client left: nothing handed over may keep running
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        _Merged(resume.generalist, _replies_of(tasks), None).close()
+        raise
+    replies = _replies_of(tasks)
+    refused = [t.exception() for t in tasks.values() if t.exception() is not None]
+    if refused:
+        _Merged(resume.generalist, replies, None).close()
+        if not all(isinstance(err, RequestError) for err in refused):
+            raise refused[0]  # type: ignore[misc]  # not a refusal: a bug
+        logger.warning("stream of %s not resumed: %s", failed, refused[0])
         return None
+    # One choice goes on as the generalist's own stream; several (or none left
+    # open: only the stream's end was missing) as a merged one.
+    handed: _Streamed = (
+        replies[0]
+        if transcript.n == 1 and 0 in replies
+        else _Merged(resume.generalist, replies, transcript.stream_id)
+    )
     resume.telemetry.resumed(span, handed.model, failed)
     logger.info("stream of %s resumed on %s", failed, handed.model)
     return handed
 
 
+def _replies_of(tasks: Mapping[int, asyncio.Future[Reply]]) -> dict[int, Reply]:
+    """The replies of the sends that succeeded."""
+    return {
+        i: t.result()
+        for i, t in tasks.items()
+        if t.done() and not t.cancelled() and t.exception() is None
+    }
+
+
 async def _sse(
-    reply: Reply,
+    reply: _Streamed,
     span: Span,
     resume: _Resume | None = None,
     *,
@@ -281,13 +366,19 @@ async def _sse(
                     # short one.
                     yield f"data: {json.dumps(UpstreamError(error).to_body())}\n\n"
                     break
-                reply, relabel, error = handed, resume.transcript.relabel, None
+                # A merged stream (n > 1) comes out relabelled already.
+                relabel = resume.transcript.relabel if isinstance(handed, Reply) else _as_text
+                reply, error = handed, None
     finally:
         reply.close()
         RouteTelemetry.finish(span, status=reply.head.status, usage=usage, error=error)
         if ended is not None:
             # A stream cut before its usage chunk still spends what it sent.
             ended(usage if usage is not None else (0, max(0, sent - 1)), reply.model)
+
+
+def _as_text(piece: bytes | str) -> str:
+    return piece.decode() if isinstance(piece, bytes) else piece
 
 
 def _without_usage_chunk(piece: bytes | str) -> str:
@@ -658,14 +749,21 @@ class Router:
             return None
 
         async def send(continued: dict[str, Any]) -> Reply:
-            self._states.failed(decision.model)
             return await self._send_to(generalist, endpoint, continued)
+
+        def failed() -> None:
+            self._states.failed(decision.model)
 
         async def count(text: str) -> int:
             served = self._deployment(generalist)
             return await self._dispatcher.count_tokens(served, text, _COUNT_TIMEOUT_S)
 
-        return _Resume(Transcript(endpoint), body, send, self._telemetry, count)
+        n = body.get("n", 1)
+        choices = n if isinstance(n, int) and 1 <= n <= _MAX_RESUMED_CHOICES else 0
+        if not choices:
+            return None  # vLLM refuses a bad n; a huge one is not worth resuming
+        transcript = Transcript(endpoint, choices)
+        return _Resume(transcript, body, generalist, send, failed, self._telemetry, count)
 
     async def _route(
         self,

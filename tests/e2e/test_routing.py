@@ -499,37 +499,45 @@ def test_streams_in_flight_go_on_on_the_generalist_when_their_specialist_dies(
 
     Each stream goes on on the generalist: the client sees one stream, with
     one id, ending in [DONE] with no error, the chunks after the switch
-    naming the generalist; no stream sends more tokens than asked for.
+    naming the generalist; no stream sends more tokens than asked for. Two
+    of the streams ask for two choices (``n`` 2): each choice goes on.
     """
     app = garden.config.name
     _wait_until_routed_to_medicine(garden)
-    streams_n, max_tokens, arriving = 50, 400, 10
+    streams_n, max_tokens, arriving, paired = 50, 400, 10, 2
 
-    async def one(aclient: openai.AsyncOpenAI, started: asyncio.Event, count: list[int]) -> Any:
+    async def one(
+        aclient: openai.AsyncOpenAI, started: asyncio.Event, count: list[int], n: int = 1
+    ) -> Any:
         stream = await aclient.chat.completions.create(
             model="auto",
             messages=_messages(MEDICAL),
             max_tokens=max_tokens,
             stream=True,
+            n=n,
             extra_body={"ignore_eos": True},
         )
-        ids, models, tokens = set(), [], 0
+        ids, models, tokens = set(), [], dict.fromkeys(range(n), 0)
         async for chunk in stream:  # an error event raises here
             ids.add(chunk.id)
             models.append(chunk.model)
-            if chunk.choices and chunk.choices[0].delta.content:
-                tokens += 1
-                if tokens == 1:
-                    count[0] += 1
-                    if count[0] == streams_n:
-                        started.set()
+            for choice in chunk.choices:
+                if choice.delta.content:
+                    tokens[choice.index] += 1
+                    if sum(tokens.values()) == 1:
+                        count[0] += 1
+                        if count[0] == streams_n:
+                            started.set()
         return ids, models, tokens
 
     async def scenario() -> list[Any]:
         aclient = _async_client(garden)
         started, count = asyncio.Event(), [0]
         try:
-            tasks = [asyncio.create_task(one(aclient, started, count)) for _ in range(streams_n)]
+            tasks = [
+                asyncio.create_task(one(aclient, started, count, 2 if i < paired else 1))
+                for i in range(streams_n)
+            ]
             await asyncio.wait_for(started.wait(), 180)  # every stream is mid-answer
             for replica in replica_processes(app, "medicine"):
                 await asyncio.to_thread(replica.kill)
@@ -550,9 +558,11 @@ def test_streams_in_flight_go_on_on_the_generalist_when_their_specialist_dies(
     for ids, models, tokens in results:
         assert len(ids) == 1, ids  # one stream, one id
         assert models[0] == "medicine"
-        assert tokens <= max_tokens
+        assert all(0 < t <= max_tokens for t in tokens.values()), tokens  # every choice
         resumed += models[-1] == "generalist"
     assert resumed >= streams_n // 2, [m[-1] for _, m, _ in results]  # most were still going
+    for _, models, tokens in results[:paired]:  # both choices of each went on
+        assert len(tokens) == 2 and models[-1] == "generalist", (models[-1], tokens)
 
 
 def test_requests_waiting_on_a_killed_specialist_fall_back(garden: RunningGarden) -> None:
