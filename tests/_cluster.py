@@ -57,6 +57,7 @@ class LocalCluster:
     env: dict[str, str] = field(default_factory=dict)
     nodes: dict[str, NodeSpec] = field(default_factory=dict)
     _gcs: _Gcs | None = None
+    _restarted: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def address(self) -> str:
@@ -152,7 +153,7 @@ class LocalCluster:
         """
         if self._gcs is None:
             raise RuntimeError("restart_gcs() before kill_gcs()")
-        subprocess.Popen(
+        restarted = subprocess.Popen(
             self._gcs.cmdline,
             env=self._gcs.environ,
             cwd=self._gcs.cwd,
@@ -161,20 +162,28 @@ class LocalCluster:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
+        self._restarted.append(restarted)
         _wait_port(GCS_PORT, 60)
 
     def stop(self) -> list[int]:
-        """``ray stop --force``, then SIGKILL whatever of any node is left; return survivors."""
-        subprocess.run(
-            [ray_cli(), "stop", "--force"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")},
-            check=False,
-            timeout=120,
-        )
+        """SIGKILL every process of every node (by marker only); return the survivors.
+
+        Not ``ray stop``, which would stop any other Ray cluster on this
+        machine too. Raises when the GCS port is still taken afterwards.
+        """
         procs = [p for name in self.nodes for p in self.processes(name)]
-        return [p.pid for p in kill_tree(procs, timeout=30)]
+        survivors = [p.pid for p in kill_tree(procs, timeout=30)]
+        for gcs in self._restarted:
+            gcs.wait(30)  # killed above (it carries the head's marker); reaped here
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", GCS_PORT), timeout=0.5).close()
+            except OSError:
+                return survivors
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"port {GCS_PORT} is still in use after the cluster stopped")
+            time.sleep(0.2)
 
 
 def _wait_port(port: int, timeout_s: float) -> None:

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,7 @@ class FaultGarden:
     config: Path
     env: dict[str, str]
     port: int
+    loads: list[subprocess.Popen[str]] = field(default_factory=list)
 
     @property
     def endpoint(self) -> str:
@@ -101,7 +102,7 @@ class FaultGarden:
 
     def loadtest(self, seconds: int, out: Path, *, users: int = 6) -> subprocess.Popen[str]:
         """Start ``garden loadtest`` (Locust, ``auto``, medicine-heavy) in the background."""
-        return subprocess.Popen(
+        load = subprocess.Popen(
             [
                 garden_bin(),
                 "loadtest",
@@ -126,6 +127,8 @@ class FaultGarden:
             stderr=subprocess.PIPE,
             text=True,
         )
+        self.loads.append(load)
+        return load
 
     def served_by(self, model: str, prompt: str, *, max_tokens: int = 8) -> httpx.Response:
         """One non-streamed chat request for ``model``, without retries."""
@@ -139,6 +142,14 @@ class FaultGarden:
             },
             timeout=60,
         )
+
+    def model_serving(self, model: str, prompt: str) -> str | None:
+        """The model that served one request for ``model`` (None: it failed or timed out)."""
+        try:
+            reply = self.served_by(model, prompt)
+            return str(reply.json().get("model")) if reply.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
 
     def wait_for(self, what: str, check: Any, timeout_s: float, every_s: float = 1.0) -> float:
         """Seconds until ``check()`` is true; fails the test after ``timeout_s``."""
@@ -159,7 +170,12 @@ def records_of(out: Path) -> list[dict[str, Any]]:
 
 def finish(load: subprocess.Popen[str], timeout_s: float) -> dict[str, Any]:
     """Wait for a ``garden loadtest`` and return its summary (its ``--json`` output)."""
-    stdout, stderr = load.communicate(timeout=timeout_s)
+    try:
+        stdout, stderr = load.communicate(timeout=timeout_s)
+    finally:
+        if load.poll() is None:
+            load.kill()
+            load.communicate()
     lines = [line for line in stdout.splitlines() if line.startswith("{")]
     assert lines, f"garden loadtest printed no summary (exit {load.returncode}):\n{stderr[-2000:]}"
     return dict(json.loads(lines[-1]))
@@ -200,6 +216,10 @@ def fault_garden(
         assert up.returncode == 0, f"garden up failed:\n{up.stdout[-3000:]}\n{up.stderr[-3000:]}"
         yield handle
     finally:
+        for load in handle.loads:  # a test that failed mid-load leaves its Locust
+            if load.poll() is None:
+                load.kill()
+                load.communicate()
         down = handle.garden("down", "--drain-timeout", "0", timeout_s=300)
         survivors = cluster.stop()
         leftover = [p.pid for p in garden_processes(garden_cfg.name)]

@@ -38,7 +38,7 @@ def test_a_lost_node_costs_no_auto_request_and_its_model_comes_back(tmp_path: Pa
     with fault_garden(tmp_path) as garden:
         garden.wait_for(
             "routed medicine traffic on the specialist",
-            lambda: garden.served_by("auto", PROMPT).json().get("model") == SPECIALIST,
+            lambda: garden.model_serving("auto", PROMPT) == SPECIALIST,
             60,
         )
         load = garden.loadtest(LOAD_S, tmp_path / "load")
@@ -49,7 +49,8 @@ def test_a_lost_node_costs_no_auto_request_and_its_model_comes_back(tmp_path: Pa
         # Explicit requests for the model: a 503 with Retry-After once the router
         # sees it has no replica (Serve's health check, a second or two).
         def refused() -> bool:
-            return garden.served_by(SPECIALIST, PROMPT).status_code == 503
+            reply = garden.served_by(SPECIALIST, PROMPT)
+            return reply.status_code == 503 and "model_unavailable" in reply.text
 
         refused_after_s = garden.wait_for("a 503 for the model with no replica", refused, 60)
         started = time.monotonic()
@@ -58,7 +59,7 @@ def test_a_lost_node_costs_no_auto_request_and_its_model_comes_back(tmp_path: Pa
         assert reply.status_code == 503, reply.text
         assert int(reply.headers["retry-after"]) >= 1
         error = reply.json()["error"]
-        assert error["type"] and error["code"] and SPECIALIST in error["message"], error
+        assert error["code"] == "model_unavailable" and SPECIALIST in error["message"], error
         assert answer_s < 5, f"the 503 took {answer_s:.1f} s"
         routed = garden.served_by("auto", PROMPT)
         assert routed.status_code == 200, routed.text
@@ -69,7 +70,7 @@ def test_a_lost_node_costs_no_auto_request_and_its_model_comes_back(tmp_path: Pa
         garden.cluster.start_node("spare")
         back_s = garden.wait_for(
             "the specialist serving its routed traffic again",
-            lambda: garden.served_by("auto", PROMPT).json().get("model") == SPECIALIST,
+            lambda: garden.model_serving("auto", PROMPT) == SPECIALIST,
             240,
             every_s=2,
         )

@@ -1,7 +1,6 @@
 {{/*
 serveConfigV2: one Serve application, Model Garden's builder, whose
 args.config is exactly the garden config given as values (garden.yaml's keys).
-cluster/k8s/_render.py builds the same document.
 */}}
 
 {{/* The garden config: the garden.yaml keys among the values, as given. */}}
