@@ -279,16 +279,23 @@ class _DyingTwo(_Dying):
         ]
 
 
+def _routed_stream(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, specialist: type[_Dying], **extra: Any
+) -> tuple[str, dict[str, FakeHandle]]:
+    """One routed stream on the in-process router whose ``law`` replies as ``specialist``."""
+    replies = {"law": specialist, "generalist": _GoesOn}
+    with serve_router(lexical_garden(data_dir), monkeypatch, replies) as (http, handles):
+        messages = [{"role": "user", "content": "What is a tort in the law of negligence?"}]
+        body = {"model": "auto", "messages": messages, "max_tokens": 16, "stream": True, **extra}
+        with http.stream("POST", "/v1/chat/completions", json=body) as response:
+            assert response.headers["x-garden-model"] == "law"
+            return "".join(response.iter_text()), handles
+
+
 def test_a_routed_stream_of_two_choices_goes_on_as_one_stream(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    replies = {"law": _DyingTwo, "generalist": _GoesOn}
-    with serve_router(lexical_garden(data_dir), monkeypatch, replies) as (http, handles):
-        messages = [{"role": "user", "content": "What is a tort in the law of negligence?"}]
-        body = {"model": "auto", "messages": messages, "max_tokens": 16, "stream": True, "n": 2}
-        with http.stream("POST", "/v1/chat/completions", json=body) as response:
-            assert response.headers["x-garden-model"] == "law"
-            text = "".join(response.iter_text())
+    text, handles = _routed_stream(data_dir, monkeypatch, _DyingTwo, n=2)
     assert text.rstrip().endswith("data: [DONE]") and text.count("[DONE]") == 1
     assert "error" not in text
     events = [json.loads(e.removeprefix("data: ")) for e in text.split("\n\n")
@@ -316,12 +323,7 @@ class _DiesAfterItsEnd(_Dying):
 def test_a_stream_that_had_finished_only_gets_its_end(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    replies = {"law": _DiesAfterItsEnd, "generalist": _GoesOn}
-    with serve_router(lexical_garden(data_dir), monkeypatch, replies) as (http, handles):
-        messages = [{"role": "user", "content": "What is a tort in the law of negligence?"}]
-        body = {"model": "auto", "messages": messages, "max_tokens": 16, "stream": True}
-        with http.stream("POST", "/v1/chat/completions", json=body) as response:
-            text = "".join(response.iter_text())
+    text, handles = _routed_stream(data_dir, monkeypatch, _DiesAfterItsEnd)
     assert text.rstrip().endswith("data: [DONE]") and "error" not in text
     assert "civil wrong" not in text  # nothing after its finish_reason
     assert not handles["generalist"].sent
