@@ -46,9 +46,10 @@ class ReplicaCounts(NamedTuple):
     running: dict[str, int]
     #: Added and not yet running (waiting for resources, too).
     starting: dict[str, int]
-    #: Deployments Serve reports UNHEALTHY or DEPLOY_FAILED, wanting replicas and running none:
-    #: their replicas died (a node lost, an engine crashed) rather than being
-    #: scaled to zero or rolled out, and no request should wait for them.
+    #: Deployments Serve reports UNHEALTHY or DEPLOY_FAILED, wanting replicas, running
+    #: none and with no replacement placed on a node yet: their replicas died (a node
+    #: lost) rather than being scaled to zero, rolled out or restarted where they ran.
+    #: A replacement with a node (Serve's ``node_id``) is loading: requests wait for it.
     down: frozenset[str] = frozenset()
 
 
@@ -93,7 +94,12 @@ def counts_of(deployments: Mapping[str, Any]) -> ReplicaCounts:
         live = running[name] + listed
         target = int(deployment.get("target_num_replicas") or 0)
         starting[name] = listed + max(0, target - live)
-        if running[name] == 0 and target > 0 and _state(deployment.get("status")) in _DOWN:
+        placed = any(
+            _state(r.get("state")) in _STARTING and r.get("node_id")
+            for r in deployment.get("replicas", [])
+        )
+        failed = _state(deployment.get("status")) in _DOWN
+        if running[name] == 0 and target > 0 and failed and not placed:
             down.add(name)
     return ReplicaCounts(running, starting, frozenset(down))
 

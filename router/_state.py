@@ -23,7 +23,12 @@ from dataclasses import replace
 from router._cooldown import Cooldowns
 from router.policy import ModelState
 
-__all__ = ["ModelStates"]
+__all__ = ["DOWN_GRACE_S", "ModelStates"]
+
+#: Seconds a model must be reported down in a row before requests are refused:
+#: a replacement on a live node is placed (a worker started) well within it on a
+#: loaded 2-core machine; one whose node is gone never is.
+DOWN_GRACE_S = 10.0
 
 
 class ModelStates:
@@ -46,13 +51,15 @@ class ModelStates:
         cooldown_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        down_grace_s: float = DOWN_GRACE_S,
     ) -> None:
         self._per_replica = dict(per_replica)
         self._targets = dict(targets or {})
         self._outstanding = dict.fromkeys(per_replica, 0)
         self._running = dict.fromkeys(per_replica, 0)
         self._starting = dict.fromkeys(per_replica, 0)
-        self._down: frozenset[str] = frozenset()
+        self._down_since: dict[str, float] = {}
+        self._down_grace_s = down_grace_s
         self._cooldowns = Cooldowns(
             failures=failures, window_s=window_s, cooldown_s=cooldown_s, clock=clock
         )
@@ -158,7 +165,8 @@ class ModelStates:
         """
         self._running = {m: int(running.get(m, 0)) for m in self._per_replica}
         self._starting = {m: int((starting or {}).get(m, 0)) for m in self._per_replica}
-        self._down = frozenset(m for m in down if m in self._per_replica)
+        now = self._clock()
+        self._down_since = {m: self._down_since.get(m, now) for m in down if m in self._per_replica}
         self._budget_capped = set(budget_capped)
         self.observed_at = self._clock()
 
@@ -172,8 +180,12 @@ class ModelStates:
         A request for it would wait in Serve's queue for a replacement that
         may never be placed (its node is gone); a model scaled to zero, or
         rolling out a new version, is not down: its replica is on the way.
+        Reported down for :data:`DOWN_GRACE_S` in a row first: between a
+        replica's death and its replacement's placement, a model that is
+        only restarting looks down for a moment.
         """
-        return model in self._down
+        since = self._down_since.get(model)
+        return since is not None and self._clock() - since >= self._down_grace_s
 
     def outstanding(self, model: str) -> int:
         """Requests this router has at ``model`` right now (the others' not included)."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import psutil
 import pytest
 
 from cluster.lifecycle import read_state, status
 from cluster.processes import garden_processes
 from router._health import running_replicas
-from tests._replicas import replica_process, wait_until_healthy
+from tests._replicas import replica_process, replica_processes, wait_until_healthy
 from tests.conftest import RunningGarden
 
 # Replica counts are compared across calls: the cold model must not be scaling.
@@ -55,6 +57,12 @@ def test_engine_dies_with_its_replica(garden: RunningGarden) -> None:
     _, alive = psutil.wait_procs(engines, timeout=15)
     assert alive == [], f"engine {[p.pid for p in alive]} outlived its replica"
     # Serve replaces the replica; later tests need the whole garden healthy again.
+    # Serve reports the death only at its next health check, so wait for the
+    # replacement itself first: until then the dead replica still counts as healthy.
+    deadline = time.monotonic() + 120
+    while not [p for p in replica_processes(app, "finance") if p.pid != replica.pid]:
+        assert time.monotonic() < deadline, "Serve did not replace the killed replica"
+        time.sleep(0.5)
     wait_until_healthy(app, "finance")
 
 

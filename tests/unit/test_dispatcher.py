@@ -49,7 +49,7 @@ class _Handle:
 
 
 def _garden(replies: _Replies) -> tuple[Dispatcher, ModelStates]:
-    states = ModelStates({"law": 4, "generalist": 4})
+    states = ModelStates({"law": 4, "generalist": 4}, down_grace_s=0)
     states.observe({"law": 1, "generalist": 1})
     handles: dict[str, Any] = {"law": _Handle(replies), "generalist": _Handle(replies)}
     return Dispatcher(handles, states, retry_after_s=1, watch_period_s=0.01), states

@@ -199,8 +199,35 @@ def test_a_deployment_is_down_when_unhealthy_with_no_replica_running() -> None:
         "generalist": {"status": "DEPLOY_FAILED", "target_num_replicas": 1, "replicas": []},
         # Unhealthy at zero replicas wanted: its requests are its demand, let them wait.
         "tax": {"status": "UNHEALTHY", "target_num_replicas": 0, "replicas": []},
+        # A crashed replica's replacement already placed on a node: it is loading.
+        "math": {
+            "status": "UNHEALTHY",
+            "target_num_replicas": 1,
+            "replicas": [{"state": "STARTING", "node_id": "abc"}],
+        },
+        # Its replacement not placed anywhere (its node is gone): down.
+        "chem": {
+            "status": "UNHEALTHY",
+            "target_num_replicas": 1,
+            "replicas": [{"state": "STARTING", "node_id": None}],
+        },
     }
-    assert counts_of(details).down == frozenset({"medicine", "generalist"})
+    assert counts_of(details).down == frozenset({"medicine", "generalist", "chem"})
+
+
+def test_a_model_is_down_only_after_the_grace_in_a_row() -> None:
+    clock = Clock()
+    states = ModelStates({"law": 4, "generalist": 4}, clock=clock, down_grace_s=10)
+    states.observe({"generalist": 1}, down=frozenset({"law"}))
+    assert not states.down("law")
+    clock.now += 9
+    states.observe({"generalist": 1}, down=frozenset({"law"}))
+    assert not states.down("law")
+    clock.now += 1
+    assert states.down("law")
+    states.observe({"generalist": 1})  # its replacement got a node: the count starts again
+    states.observe({"generalist": 1}, down=frozenset({"law"}))
+    assert not states.down("law")
 
 
 def test_an_adapter_shares_its_base_models_state() -> None:
