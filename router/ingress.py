@@ -247,6 +247,9 @@ class _Merged:
 #: The most choices (``n``) of a stream that a switch continues, one request each.
 _MAX_RESUMED_CHOICES = 16
 
+#: How long an answer waits, at most, for its session's write to the shared store.
+_SESSION_WRITE_WAIT_S = 0.25
+
 #: How long the generalist may take to count a stream's text at a switch.
 _COUNT_TIMEOUT_S = 5.0
 
@@ -795,16 +798,20 @@ class Router:
             after = session_after(decision, policy, session)
             # Kept only when the model answered: a failed turn proves nothing.
             if after is not None and reply.head.status < 400:
-                # Held here now, and written to the store off the request path:
-                # the answer does not wait for the store.
+                # Held here now, and written to the store before the answer goes,
+                # so that the next turn finds it on any router; a slow store
+                # delays the answer at most _SESSION_WRITE_WAIT_S (the write goes on).
                 self._sessions.remember(key, after)
-                self._background(self._sessions.save(key, after))
+                saving = self._background(self._sessions.save(key, after))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(saving), _SESSION_WRITE_WAIT_S)
         return reply, explanation_headers(decision), decision
 
-    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+    def _background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(work)
         self._tasks.add(task)  # held until done: the loop keeps only weak references
         task.add_done_callback(self._tasks.discard)
+        return task
 
     @serve.batch(max_batch_size=_CLASSIFY_BATCH, batch_wait_timeout_s=0.0)
     async def _classify(self, texts: list[str]) -> list[Features]:
