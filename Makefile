@@ -7,7 +7,7 @@ EXTRAS ?= cpu,test
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install services run down test test-faults test-unit lint bench clean
+.PHONY: install services run down test test-faults test-unit lint bench image clean
 
 install: $(STAMP)
 
@@ -54,6 +54,13 @@ lint: install
 bench: install
 	$(BIN)/garden models build
 	$(BIN)/garden bench startup --json
+
+# The GPU image (Dockerfile): Ray's LLM image with model-garden installed. Its
+# default name is the chart's default image (model-garden:<appVersion>).
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE   ?= model-garden:$(VERSION)
+image:
+	docker build -t $(IMAGE) .
 
 clean:
 	rm -rf $(VENV) build *.egg-info
