@@ -21,7 +21,12 @@ def bench_group() -> None:
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def startup(config_path: str | None, as_json: bool) -> None:
-    """Start a fresh garden; report seconds until ready and peak memory of all its processes."""
+    """Start a fresh garden; report seconds until ready and peak memory of all its processes.
+
+    \b
+    Example:
+      garden bench startup --json
+    """
     from cluster.lifecycle import down, read_state, up
     from loadtest.bench.startup import run_startup_bench
 
@@ -53,7 +58,12 @@ def overhead(
     as_json: bool,
     plot: str | None,
 ) -> None:
-    """Garden vs Ray Serve LLM vs bare vLLM on one model, in alternating rounds."""
+    """Garden vs Ray Serve LLM vs bare vLLM on one model, in alternating rounds.
+
+    \b
+    Example:
+      garden bench overhead --json > overhead.json
+    """
     from cluster._ray import connect
     from cluster.lifecycle import down, read_state, run_dir, status, up
     from loadtest.bench.overhead import run_overhead_bench
@@ -111,7 +121,12 @@ def soak(
     out: str | None,
     as_json: bool,
 ) -> None:
-    """Load the running garden near capacity for minutes; report errors, growth, leftovers."""
+    """Load the running garden near capacity for minutes; report errors, growth, leftovers.
+
+    \b
+    Example:
+      garden bench soak --minutes 10 --json
+    """
     from pathlib import Path
 
     from cluster.lifecycle import run_dir

@@ -18,14 +18,24 @@ def config_group() -> None:
 
 @config_group.command("schema")
 def schema() -> None:
-    """Print the JSON Schema of garden.yaml."""
+    """Print the JSON Schema of garden.yaml.
+
+    \b
+    Example:
+      garden config schema > garden.schema.json
+    """
     click.echo(json.dumps(GardenConfig.model_json_schema(), indent=2))
 
 
 @config_group.command("validate")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=str))
 def validate(file: str) -> None:
-    """Validate FILE; exit 2 with the key path of every problem."""
+    """Validate FILE; exit 2 with the key path of every problem.
+
+    \b
+    Example:
+      garden config validate garden.yaml
+    """
     cfg = load(file)
     roles = ", ".join(f"{m.name} ({m.role})" for m in cfg.models)
     click.echo(f"{file}: valid garden {cfg.name!r} with {len(cfg.models)} models: {roles}")
@@ -33,5 +43,10 @@ def validate(file: str) -> None:
 
 @config_group.command("default")
 def default() -> None:
-    """Print the embedded default garden.yaml (a starting point for your own)."""
+    """Print the embedded default garden.yaml (a starting point for your own).
+
+    \b
+    Example:
+      garden config default > garden.yaml
+    """
     click.echo(default_config_text(), nl=False)

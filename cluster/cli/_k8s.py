@@ -58,10 +58,11 @@ def _render_options(fn: F) -> F:
             click.option(
                 "--config",
                 "config_path",
-                required=True,
+                default=None,
                 envvar="GARDEN_CONFIG",
                 type=click.Path(dir_okay=False),
-                help="garden.yaml to deploy (env GARDEN_CONFIG).",
+                help="garden.yaml to deploy (default: the embedded garden, as for "
+                "`garden up`; env GARDEN_CONFIG).",
             ),
             click.option(
                 "--values",
@@ -90,12 +91,20 @@ def _name_options(fn: F) -> F:
     )(fn)
 
 
-def _render(config_path: str, values_paths: tuple[str, ...], release: str, namespace: str) -> Any:
-    from cluster.config import read_yaml_file
+def _render(
+    config_path: str | None, values_paths: tuple[str, ...], release: str, namespace: str
+) -> Any:
+    import yaml
+
+    from cluster.config import DEFAULT_CONFIG_NAME, default_config_text, read_yaml_file
     from cluster.k8s import render_chart
 
     values = [_mapping(read_yaml_file(path), path) for path in values_paths]
-    garden = _mapping(read_yaml_file(config_path), config_path)
+    if config_path is None:
+        config_path = DEFAULT_CONFIG_NAME
+        garden = _mapping(yaml.safe_load(default_config_text()), config_path)
+    else:
+        garden = _mapping(read_yaml_file(config_path), config_path)
     for i, model in enumerate(garden.get("models") or []):
         if isinstance(model, dict) and "tiny" in model and "source" not in model:
             click.secho(
@@ -132,8 +141,15 @@ def _name(name: str | None, release: str) -> str:
 @k8s_group.command("render")
 @_render_options
 @click.option("--namespace", "-n", default="default", show_default=True, help="Namespace.")
-def render(config_path: str, values_paths: tuple[str, ...], release: str, namespace: str) -> None:
-    """Print the chart's objects for a garden, as `helm template` renders them."""
+def render(
+    config_path: str | None, values_paths: tuple[str, ...], release: str, namespace: str
+) -> None:
+    """Print the chart's objects for a garden, as `helm template` renders them.
+
+    \b
+    Example:
+      garden k8s render --values cluster.yaml > garden-k8s.yaml
+    """
     click.echo(_render(config_path, values_paths, release, namespace).text(), nl=False)
 
 
@@ -141,7 +157,7 @@ def render(config_path: str, values_paths: tuple[str, ...], release: str, namesp
 @_render_options
 @_cluster_options
 def apply(
-    config_path: str,
+    config_path: str | None,
     values_paths: tuple[str, ...],
     release: str,
     kubeconfig: str | None,
@@ -153,6 +169,10 @@ def apply(
     The chart's other objects (the exemplars ConfigMap, metrics Service, PDB,
     Ingress, ServiceMonitor) come with `helm install`; the RayService runs
     without them.
+
+    \b
+    Example:
+      garden k8s apply --config garden.yaml --values cluster.yaml -n ml
     """
     services = _services(kubeconfig, context, namespace)
     manifest = _render(config_path, values_paths, release, services.namespace).one("RayService")
@@ -174,7 +194,12 @@ def status(
     namespace: str | None,
     as_json: bool,
 ) -> None:
-    """Show the RayService's conditions, applications and deployments."""
+    """Show the RayService's conditions, applications and deployments.
+
+    \b
+    Example:
+      garden k8s status -n ml --json
+    """
     from cluster.k8s import format_table, summarise
 
     state = summarise(_services(kubeconfig, context, namespace).get(_name(name, release)))
@@ -217,7 +242,12 @@ def wait(
     timeout: float,
     interval: float,
 ) -> None:
-    """Wait until the RayService serves every application; print progress as it changes."""
+    """Wait until the RayService serves every application; print progress as it changes.
+
+    \b
+    Example:
+      garden k8s wait -n ml --timeout 1800
+    """
     from cluster.k8s import summarise
 
     services = _services(kubeconfig, context, namespace)
@@ -255,7 +285,12 @@ def delete(
     context: str | None,
     namespace: str | None,
 ) -> None:
-    """Delete the RayService; KubeRay then removes its Ray clusters and Services."""
+    """Delete the RayService; KubeRay then removes its Ray clusters and Services.
+
+    \b
+    Example:
+      garden k8s delete -n ml
+    """
     services = _services(kubeconfig, context, namespace)
     target = _name(name, release)
     services.delete(target)
@@ -264,7 +299,12 @@ def delete(
 
 @k8s_group.command("schema")
 def schema() -> None:
-    """Print the chart's values.schema.json (cluster values plus garden.yaml's keys)."""
+    """Print the chart's values.schema.json (cluster values plus garden.yaml's keys).
+
+    \b
+    Example:
+      garden k8s schema > values.schema.json
+    """
     from cluster.k8s import schema_text
 
     click.echo(schema_text(), nl=False)

@@ -26,6 +26,10 @@ def usage_cmd(config_path: str | None, as_json: bool) -> None:
     Read from the quota store every router replica writes (router.auth.store):
     the garden's Ray actor, or Redis. Spend is each request's share of its
     model's cost_per_hour, from the garden's service profile.
+
+    \b
+    Example:
+      garden keys usage --json
     """
     from cluster.counters import counters_for
     from router.quota import usage_of_keys

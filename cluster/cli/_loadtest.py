@@ -67,7 +67,12 @@ def loadtest_cmd(
     out: Path,
     as_json: bool,
 ) -> None:
-    """Load-test the running garden with Locust; exit 1 if any request failed."""
+    """Load-test the running garden with Locust; exit 1 if any request failed.
+
+    \b
+    Example:
+      garden loadtest --users 16 --duration 2m --out results/
+    """
     from loadtest.run import LoadTest, run_loadtest
     from loadtest.summary import SLO
 

@@ -21,6 +21,10 @@ def build(config_path: str | None, force: bool) -> None:
 
     The router loads a cached fit at start-up instead of fitting for tens of
     seconds on every replica start.
+
+    \b
+    Example:
+      garden models build --force
     """
     import time
 

@@ -85,7 +85,12 @@ def profile_cmd(
     out: Path,
     as_json: bool,
 ) -> None:
-    """Measure each model's TTFT and decode speed against concurrency; write a profile."""
+    """Measure each model's TTFT and decode speed against concurrency; write a profile.
+
+    \b
+    Example:
+      garden profile --model law --out law-profile.yaml
+    """
     from autoscaling.simulate import ProfileSet
     from loadtest.bench.batching import measure_curve, to_profile
 

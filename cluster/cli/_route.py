@@ -25,7 +25,12 @@ def _ready_states(policy: Any) -> dict[str, Any]:
 @config_option
 @click.argument("text")
 def route_cmd(config_path: str | None, text: str) -> None:
-    """Print where TEXT would go (all models healthy) and the per-domain scores."""
+    """Print where TEXT would go (all models healthy) and the per-domain scores.
+
+    \b
+    Example:
+      garden route "What is the statute of limitations for fraud?"
+    """
     from router.routing import Router
 
     router = Router(load(config_path))
@@ -100,7 +105,12 @@ def route_eval_cmd(
     output_tokens: int,
     plot_path: Path | None,
 ) -> None:
-    """Measure routing accuracy, safety and decision latency on labelled prompts."""
+    """Measure routing accuracy, safety and decision latency on labelled prompts.
+
+    \b
+    Example:
+      garden route-eval --data labelled.jsonl --json
+    """
     from router.evaluation import route_cost, route_metrics
     from router.routing import Router
 
@@ -226,6 +236,10 @@ def route_cv_cmd(
     Reports each scheme's routing metrics with the configured thresholds and
     with thresholds calibrated on the out-of-fold predictions of the schemes
     run, and each exemplar source's accuracy.
+
+    \b
+    Example:
+      garden route-cv --json
     """
     from dataclasses import replace
 

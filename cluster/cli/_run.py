@@ -54,7 +54,12 @@ def _table(progress: list[DeploymentProgress]) -> str:
     help="Seconds to wait for every model to become healthy.",
 )
 def up_cmd(config_path: str | None, address: str | None, timeout_s: float) -> None:
-    """Start the garden and wait until every model is healthy."""
+    """Start the garden and wait until every model is healthy.
+
+    \b
+    Example:
+      garden up --config garden.yaml
+    """
     garden = load(config_path)
     where = address or "a local Ray"
     click.echo(f"garden up: deploying {garden.name!r} ({len(garden.models)} models) on {where}")
@@ -69,7 +74,12 @@ def up_cmd(config_path: str | None, address: str | None, timeout_s: float) -> No
 @cli.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def status_cmd(as_json: bool) -> None:
-    """Show every deployment of the running garden: status and replicas."""
+    """Show every deployment of the running garden: status and replicas.
+
+    \b
+    Example:
+      garden status --json
+    """
 
     state = running_garden()
     progress = status(state.app)
@@ -94,7 +104,12 @@ def status_cmd(as_json: bool) -> None:
     help="Seconds requests in flight may take to finish before engines are killed (0: none).",
 )
 def down_cmd(drain_s: float) -> None:
-    """Stop the garden and every engine process it started, after its requests finish."""
+    """Stop the garden and every engine process it started, after its requests finish.
+
+    \b
+    Example:
+      garden down --drain-timeout 60
+    """
     survivors = down(drain_s=drain_s)
     if survivors:
         raise click.ClickException(f"processes survived SIGKILL: {survivors}")

@@ -159,7 +159,12 @@ def simulate_cmd(
     as_json: bool,
     plot_path: Path | None,
 ) -> None:
-    """Replay a trace through a simulated garden and report SLO attainment and cost."""
+    """Replay a trace through a simulated garden and report SLO attainment and cost.
+
+    \b
+    Example:
+      garden simulate --trace azure_code_2023.csv --policy garden --json
+    """
     from autoscaling.simulate import (
         PolicyName,
         ProfileError,

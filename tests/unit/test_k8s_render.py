@@ -286,3 +286,17 @@ def test_garden_app_reads_relative_exemplars_under_base_dir(
     assert garden.models[1].exemplars_file == str(tmp_path / "tax.txt")
     bundled = Path(garden.models[0].exemplars_file)
     assert bundled.is_file() and bundled.name == "medicine.jsonl"
+
+
+def test_cli_render_defaults_to_the_embedded_garden(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --config, render deploys what `garden up` runs: the embedded garden."""
+    from cluster.cli import _k8s  # noqa: F401
+
+    monkeypatch.delenv("GARDEN_CONFIG", raising=False)
+    result = CliRunner().invoke(cli, ["k8s", "render", "--release", "garden"])
+    assert result.exit_code == 0, result.output
+    garden = yaml.safe_load(default_config_text())
+    ours = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    assert ours == helm_template(stack_values(garden), release="garden", namespace="default")
+    # Each tiny model is named: on a cluster it needs a `source`.
+    assert result.stderr.count("is a tiny model") == len(garden["models"])
