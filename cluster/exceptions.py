@@ -14,6 +14,7 @@ __all__ = [
     "ConfigError",
     "ContextLengthError",
     "DataFileError",
+    "EndpointNotSupportedError",
     "FirstTokenTimeoutError",
     "GardenError",
     "InvalidRequestError",
@@ -151,6 +152,17 @@ class UnsupportedRequestError(InvalidRequestError):
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message, param=param, code="unsupported_feature")
+
+
+class EndpointNotSupportedError(InvalidRequestError):
+    """The named model does not serve this endpoint (400, ``param`` ``model``).
+
+    A chat request to an embedder, embeddings from a model that generates,
+    or tokenize with a virtual model (which names no one tokenizer).
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, param="model", code="model_not_supported")
 
 
 class RequestTooLargeError(InvalidRequestError):

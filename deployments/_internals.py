@@ -11,9 +11,21 @@ What is reached, and why no public API serves:
 * ``CallbackBase`` and ``CallbackConfig``: ``LLMConfig.callback_config``
   is public, but the class it takes and its base are not exported. The
   garden's callback skips node initialisation for a local checkpoint.
-* ``ChatCompletionRequest`` and ``CompletionRequest``: the request schemas
-  that ``LLMServer.chat`` / ``completions`` take; the replica validates the
-  router's JSON body with them (the router stays free of vLLM).
+* ``ChatCompletionRequest``, ``CompletionRequest``, the two embedding, the
+  two tokenize and the detokenize requests: the request schemas that
+  ``LLMServer``'s endpoint methods take, and vLLM's ``ResponsesRequest``;
+  the replica validates the router's JSON body with them (the router stays
+  free of vLLM).
+* ``VLLMEngine._oai_serving_tokenization``: Ray Serve LLM 2.60 looks for
+  vLLM's tokenizer serving under the name vLLM used before 0.32
+  (``openai_serving_tokenization``); vLLM 0.32 sets ``serving_tokenization``,
+  so tokenize and detokenize would answer "not supported". After the
+  engine's start, :class:`HookedEngine` adopts vLLM's object under Ray's name.
+* ``LLMServer._run_request`` and ``VLLMEngine._app_state``: Ray Serve LLM
+  serves no Responses API, but the engine's vLLM state holds vLLM's own
+  ``OpenAIServingResponses``; :class:`HookedEngine` serves it as an engine
+  method and :meth:`HookedServer.run_on_engine` runs it the way Ray Serve
+  LLM runs its own (request id, LoRA adapter from Serve's multiplexing).
 * ``VLLMEngine`` with its ``_prepare_engine_config`` and
   ``_start_async_llm_engine``, and ``LLMServer``'s
   ``_get_default_engine_class`` and ``_start_engine``: the only places to
@@ -44,7 +56,7 @@ import importlib
 import inspect
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -52,9 +64,15 @@ from ray.llm._internal.common.callbacks.base import CallbackBase, CallbackConfig
 from ray.llm._internal.serve.core.configs.openai_api_models import (
     ChatCompletionRequest,
     CompletionRequest,
+    DetokenizeRequest,
+    EmbeddingChatRequest,
+    EmbeddingCompletionRequest,
+    TokenizeChatRequest,
+    TokenizeCompletionRequest,
 )
 from ray.llm._internal.serve.engines.vllm.vllm_engine import VLLMEngine
 from ray.serve.llm import LLMServer
+from vllm.entrypoints.openai.responses.protocol import ResponsesRequest
 from vllm.exceptions import VLLMValidationError
 from vllm.utils import system_utils
 from vllm.v1.metrics.loggers import AggregateStatLoggerBase
@@ -66,8 +84,14 @@ __all__ = [
     "CallbackConfig",
     "ChatCompletionRequest",
     "CompletionRequest",
+    "DetokenizeRequest",
+    "EmbeddingChatRequest",
+    "EmbeddingCompletionRequest",
     "HookedEngine",
     "HookedServer",
+    "ResponsesRequest",
+    "TokenizeChatRequest",
+    "TokenizeCompletionRequest",
     "VLLMEngine",
     "VLLMValidationError",
     "add_stat_logger",
@@ -92,6 +116,17 @@ _NAMES: dict[str, tuple[str, str]] = {
         "ray.llm._internal.serve.core.configs.openai_api_models",
         "CompletionRequest",
     ),
+    **{
+        name: ("ray.llm._internal.serve.core.configs.openai_api_models", name)
+        for name in (
+            "DetokenizeRequest",
+            "EmbeddingChatRequest",
+            "EmbeddingCompletionRequest",
+            "TokenizeChatRequest",
+            "TokenizeCompletionRequest",
+        )
+    },
+    "ResponsesRequest": ("vllm.entrypoints.openai.responses.protocol", "ResponsesRequest"),
     "VLLMEngine": ("ray.llm._internal.serve.engines.vllm.vllm_engine", "VLLMEngine"),
     "AggregateStatLoggerBase": ("vllm.v1.metrics.loggers", "AggregateStatLoggerBase"),
     "VLLMValidationError": ("vllm.exceptions", "VLLMValidationError"),
@@ -117,6 +152,21 @@ _MEMBERS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("ray.serve.llm", "LLMServer", "_start_engine", ("self",)),
     ("ray.serve.llm", "LLMServer", "chat", ("self", "request")),
     ("ray.serve.llm", "LLMServer", "completions", ("self", "request")),
+    ("ray.serve.llm", "LLMServer", "embeddings", ("self", "request")),
+    ("ray.serve.llm", "LLMServer", "tokenize", ("self", "request")),
+    ("ray.serve.llm", "LLMServer", "detokenize", ("self", "request")),
+    (
+        "ray.serve.llm",
+        "LLMServer",
+        "_run_request",
+        ("self", "request", "engine_method", "batch_output_stream"),
+    ),
+    (
+        "vllm.entrypoints.openai.responses.serving",
+        "OpenAIServingResponses",
+        "create_responses",
+        ("self", "request", "raw_request"),
+    ),
     (
         *_NAMES["AggregateStatLoggerBase"],
         "record",
@@ -127,6 +177,8 @@ _MEMBERS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
 #: (module, class, attribute its source must still assign).
 _ATTRIBUTES = (
     (*_NAMES["VLLMEngine"], "self._engine_client"),
+    (*_NAMES["VLLMEngine"], "self._app_state"),
+    (*_NAMES["VLLMEngine"], "self._oai_serving_tokenization"),
     ("vllm.v1.engine.async_llm", "AsyncLLM", "self.logger_manager"),
 )
 
@@ -148,6 +200,32 @@ class HookedEngine(VLLMEngine):
 
     def started(self, client: Any) -> None:
         """The engine's ``AsyncLLM``, just started."""
+
+    async def start(self) -> None:
+        await super().start()
+        if getattr(self, "_oai_serving_tokenization", None) is None:
+            # vLLM 0.32's name for what Ray Serve LLM 2.60 reads as openai_serving_tokenization.
+            state = getattr(self, "_app_state", None)
+            self._oai_serving_tokenization = getattr(state, "serving_tokenization", None)
+
+    async def responses(self, request: Any, raw_request_info: Any = None) -> AsyncIterator[Any]:
+        """vLLM's Responses API on this engine, as Ray Serve LLM's engine methods yield.
+
+        Yields one vLLM ``ErrorResponse`` or ``ResponsesResponse``, or, for a
+        stream, each event as an SSE string (``event: <type>`` and its data),
+        as vLLM's own server writes them.
+        """
+        serving = getattr(getattr(self, "_app_state", None), "openai_serving_responses", None)
+        if serving is None:
+            raise RuntimeError("this engine serves no Responses API (it does not generate)")
+        result = await serving.create_responses(request, raw_request=None)
+        if not hasattr(result, "__aiter__"):
+            yield result
+            return
+        async for event in result:
+            kind = getattr(event, "type", "unknown")
+            data = event.model_dump_json(indent=None, by_alias=True)
+            yield f"event: {kind}\ndata: {data}\n\n"
 
     def _prepare_engine_config(self, callback_ctx: Any) -> tuple[Any, Any, Any]:
         engine_args, frontend_args, vllm_config = super()._prepare_engine_config(callback_ctx)
@@ -177,6 +255,17 @@ class HookedServer(LLMServer):
 
     def engine_ready(self) -> None:
         """Called once the engine has started."""
+
+    async def run_on_engine(self, request: Any, method: str) -> AsyncIterator[Any]:
+        """Run engine method ``method`` on ``request`` as Ray Serve LLM runs its own.
+
+        With Serve's request id stamped on it and the multiplexed LoRA
+        adapter loaded; the stream is not batched.
+        """
+        stream: AsyncIterator[Any] = await self._run_request(
+            request, engine_method=method, batch_output_stream=False
+        )
+        return stream
 
     def _get_default_engine_class(self) -> Any:
         return self.engine_class()
@@ -254,6 +343,12 @@ def _assigned(module: str, owner: str, attribute: str) -> str | None:
     return None if assigned else f"{module}.{owner} no longer sets {attribute}"
 
 
+def _sets_state(module: str, name: str) -> str | None:
+    source = inspect.getsource(importlib.import_module(module))
+    found = re.search(rf"state\.{re.escape(name)}\s*=", source)
+    return None if found else f"{module} no longer sets state.{name}"
+
+
 def _callable(module: str, name: str) -> str | None:
     found = importlib.import_module(module).__dict__.get(name)
     return None if callable(found) else f"{module}.{name} is gone"
@@ -267,6 +362,13 @@ def problems() -> list[str]:
     checks += [functools.partial(_assigned, *attribute) for attribute in _ATTRIBUTES]
     checks += [functools.partial(_callable, path, "get_max_tokens") for path in _SERVING]
     checks.append(functools.partial(_callable, "vllm.utils.system_utils", "_maybe_force_spawn"))
+    checks.append(
+        functools.partial(
+            _sets_state,
+            "vllm.entrypoints.launchers.api_server.app_state",
+            "serving_tokenization",
+        )
+    )
     out: list[str] = []
     for check in checks:
         try:

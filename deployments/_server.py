@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import psutil
@@ -13,19 +13,43 @@ from pydantic import BaseModel, ValidationError
 from deployments._internals import (
     ChatCompletionRequest,
     CompletionRequest,
+    DetokenizeRequest,
+    EmbeddingChatRequest,
+    EmbeddingCompletionRequest,
     HookedServer,
+    ResponsesRequest,
+    TokenizeChatRequest,
+    TokenizeCompletionRequest,
     engine_client,
 )
+from deployments._tracing import end_span, engine_span
 from deployments.protocol import ENDPOINTS, ReplyHead
 
 __all__ = ["GardenModel"]
 
-#: vLLM's request schema of each endpoint in ``deployments.protocol.ENDPOINTS``.
-_SCHEMAS: dict[str, type[BaseModel]] = {
+#: vLLM's request schema of each endpoint in ``deployments.protocol.ENDPOINTS``:
+#: one, or (a body with ``messages``, one without) where vLLM takes either.
+_SCHEMAS: dict[str, type[BaseModel] | tuple[type[BaseModel], type[BaseModel]]] = {
     "chat": ChatCompletionRequest,
     "completions": CompletionRequest,
+    "responses": ResponsesRequest,
+    "embeddings": (EmbeddingChatRequest, EmbeddingCompletionRequest),
+    "tokenize": (TokenizeChatRequest, TokenizeCompletionRequest),
+    "detokenize": DetokenizeRequest,
 }
 assert set(_SCHEMAS) == set(ENDPOINTS)
+
+#: Endpoints Ray Serve LLM's ``LLMServer`` serves itself (the rest run on the engine).
+_SERVER_METHODS = frozenset({"chat", "completions", "embeddings", "tokenize", "detokenize"})
+
+
+def _schema_of(endpoint: str, body: dict[str, Any]) -> type[BaseModel]:
+    schema = _SCHEMAS.get(endpoint)
+    if schema is None:
+        raise ValueError(f"unknown endpoint {endpoint!r}")
+    if isinstance(schema, tuple):
+        return schema[0] if "messages" in body else schema[1]
+    return schema
 
 
 def _error_body(message: str, err_type: str, param: Any = None, code: str | None = None) -> bytes:
@@ -108,37 +132,59 @@ class GardenModel(HookedServer):
         probe = getattr(self.engine, "probe", None)
         return {} if probe is None else dict(probe.stats())
 
-    async def generate(self, endpoint: str, body: dict[str, Any]) -> AsyncIterator[Any]:
+    async def generate(
+        self, endpoint: str, body: dict[str, Any], trace: Mapping[str, str] | None = None
+    ) -> AsyncIterator[Any]:
         """Serve one OpenAI request given as its JSON body.
 
         Yields a :class:`ReplyHead`, then the remaining SSE chunks of a stream.
         The body is validated here with vLLM's own request schema, so the
-        router never needs vLLM's classes.
+        router never needs vLLM's classes. ``trace`` (W3C headers) is the
+        router span's context: the engine call's span is its child.
         """
-        schema = _SCHEMAS.get(endpoint)
-        if schema is None:
-            raise ValueError(f"unknown endpoint {endpoint!r}")
+        span = engine_span(endpoint, str(body.get("model", "")), trace)
+        status: int | None = None
         try:
-            request = schema.model_validate(body)
-        except ValidationError as err:
-            yield _validation_reply(err)
-            return
-        stream = await getattr(self, endpoint)(request)
-        first = await anext(stream, None)
-        if first is None:
-            yield ReplyHead(500, _error_body("engine returned no output", "server_error"))
-            return
-        head_item = first[0] if isinstance(first, list) and first else first
-        error = getattr(head_item, "error", None)
-        if error is not None:
-            status = int(error.code)
-            # vLLM names its exception class as the type; OpenAI clients expect these.
-            err_type = "invalid_request_error" if status < 500 else "server_error"
-            yield ReplyHead(status, _error_body(error.message, err_type, error.param))
-            return
-        if not getattr(request, "stream", False):
-            yield ReplyHead(200, first.model_dump_json().encode())
-            return
-        yield ReplyHead(200, _chunk_text(first).encode(), stream=True)
-        async for item in stream:
-            yield _chunk_text(item)
+            async for item in _reply(self, endpoint, body):
+                if isinstance(item, ReplyHead):
+                    status = item.status
+                yield item
+        except BaseException as err:  # the span says how it ended; the error goes on
+            end_span(span, status, err)
+            raise
+        end_span(span, status)
+
+
+async def _reply(server: GardenModel, endpoint: str, body: dict[str, Any]) -> AsyncIterator[Any]:
+    """:meth:`GardenModel.generate`'s reply, without its span."""
+    schema = _schema_of(endpoint, body)
+    try:
+        request = schema.model_validate(body)
+    except ValidationError as err:
+        yield _validation_reply(err)
+        return
+    if endpoint in _SERVER_METHODS:
+        stream = await getattr(server, endpoint)(request)
+    else:
+        stream = await server.run_on_engine(request, endpoint)
+    first = await anext(stream, None)
+    if first is None:
+        yield ReplyHead(500, _error_body("engine returned no output", "server_error"))
+        return
+    head_item = first[0] if isinstance(first, list) and first else first
+    error: Any = getattr(head_item, "error", None)
+    # vLLM's ErrorResponse: a numeric code (a Responses object's own `error` has none).
+    if isinstance(getattr(error, "code", None), int):
+        status = int(error.code)
+        # vLLM names its exception class as the type; OpenAI clients expect these.
+        err_type = "invalid_request_error" if status < 500 else "server_error"
+        yield ReplyHead(status, _error_body(error.message, err_type, error.param))
+        return
+    if not getattr(request, "stream", False):
+        # vLLM writes Responses objects by their wire names (aliases).
+        dumped = first.model_dump_json(by_alias=endpoint == "responses")
+        yield ReplyHead(200, dumped.encode())
+        return
+    yield ReplyHead(200, _chunk_text(first).encode(), stream=True)
+    async for item in stream:
+        yield _chunk_text(item)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from cluster.config import GardenConfig, ModelSpec
 from cluster.exceptions import ModelSourceError
+from cluster.tracing import TRACES_ENDPOINT_ENV
 from deployments.tiny import is_built, model_path
 
 if TYPE_CHECKING:
@@ -157,7 +158,8 @@ def build_llm_config(garden: GardenConfig, spec: ModelSpec) -> LLMConfig:
     """The ``LLMConfig`` of ``spec``; engine args pass through unchanged.
 
     With ``spec.lora``, its ``lora_config`` and the engine arguments vLLM needs
-    for adapters (``enable_lora``, ``max_lora_rank``, ``max_loras``) are added.
+    for adapters (``enable_lora``, ``max_lora_rank``, ``max_loras``) are added;
+    an embedder runs vLLM's pooling runner (:meth:`ModelSpec.engine_kwargs`).
     """
     from ray.serve.llm import LLMConfig
 
@@ -165,6 +167,9 @@ def build_llm_config(garden: GardenConfig, spec: ModelSpec) -> LLMConfig:
     from deployments._internals import CallbackConfig
 
     env = {**spec.env, GARDEN_ENV_MARKER: garden.name}
+    if garden.telemetry.traces_endpoint is not None:
+        # The replica's own span (deployments._tracing) goes where the router's go.
+        env.setdefault(TRACES_ENDPOINT_ENV, garden.telemetry.traces_endpoint)
     source = resolve_source(garden, spec)
     local = Path(source).is_dir()
     return LLMConfig(
@@ -172,7 +177,7 @@ def build_llm_config(garden: GardenConfig, spec: ModelSpec) -> LLMConfig:
         callback_config=CallbackConfig(callback_class=LocalCheckpoint)
         if local
         else CallbackConfig(),
-        engine_kwargs={**spec.engine, **(spec.lora.engine_kwargs() if spec.lora else {})},
+        engine_kwargs=spec.engine_kwargs(),
         lora_config=spec.lora.lora_config() if spec.lora else None,
         accelerator_type=spec.resources.accelerator_type,
         placement_group_config=placement_group_config(spec),

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 __all__ = ["ENDPOINTS", "ReplyHead"]
 
-#: OpenAI endpoints a model replica serves, by the name the router passes.
-ENDPOINTS = ("chat", "completions")
+#: OpenAI (and vLLM) endpoints a model replica serves, by the name the router passes.
+ENDPOINTS = ("chat", "completions", "responses", "embeddings", "tokenize", "detokenize")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +23,8 @@ class ReplyHead:
     ``status`` is the HTTP status to answer with. ``body`` is the whole JSON
     response (non-stream), the OpenAI error body (status >= 400), or the first
     SSE chunk(s) of a stream (``stream`` true), whose remaining chunks follow
-    as ``str`` items.
+    as ``str`` items. A Responses API stream's events carry their ``event:``
+    line, as vLLM writes them.
     """
 
     status: int

@@ -28,12 +28,28 @@ _STAMP = "garden-tiny.json"
 _VOCAB_SIZE = 4096
 _SPECIAL = ["<unk>", "<s>", "</s>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
 # A plain role-tagged chat template; vLLM renders it with the checkpoint's tokenizer.
+# Tools are offered in a system turn, and an assistant's tool calls written as a
+# Python list of calls, `[name(arg="value")]`: the format of vLLM's `pythonic`
+# tool parser, which needs no special tokens. A tool's result is a `tool` turn.
 _CHAT_TEMPLATE = (
-    "{{ bos_token }}{% for message in messages %}"
+    "{{ bos_token }}"
+    "{% if tools %}<|system|>\nYou may call these functions. To call them, answer with "
+    'a Python list of calls, such as [name(arg="value")].\n'
+    "{% for tool in tools %}"
+    "{{ (tool['function'] if tool['function'] is defined else tool) | tojson }}\n"
+    "{% endfor %}<|end|>\n{% endif %}"
+    "{% for message in messages %}"
     "<|{{ message['role'] }}|>\n"
     "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for part in message['content'] %}{% if part['type'] == 'text' %}"
-    "{{ part['text'] }}{% endif %}{% endfor %}{% endif %}<|end|>\n"
+    "{% elif message['content'] %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "{% if message['tool_calls'] %}["
+    "{% for call in message['tool_calls'] %}{{ call['function']['name'] }}("
+    "{% if call['function']['arguments'] is mapping %}"
+    "{% for name, value in call['function']['arguments'].items() %}"
+    "{{ name }}={{ value | tojson }}{% if not loop.last %}, {% endif %}{% endfor %}"
+    "{% endif %}){% if not loop.last %}, {% endif %}{% endfor %}]{% endif %}"
+    "<|end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
 

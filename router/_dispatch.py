@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
@@ -125,8 +125,12 @@ class Dispatcher:
         spilled_from: str | None = None,
         abandon_when_down: bool = False,
         adapter: str | None = None,
+        trace: Mapping[str, str] | None = None,
     ) -> Reply:
         """Send ``body`` to ``model`` and return once its reply head arrived.
+
+        ``trace`` is the request span's W3C context (``traceparent``), which
+        the replica's own span continues.
 
         With ``adapter``, the request is for the LoRA adapter ``<model>:<adapter>``
         on ``model``'s replicas: it goes through Serve's model multiplexing
@@ -175,7 +179,7 @@ class Dispatcher:
             named = body if body.get("model") == key else {**body, "model": key}
             replies = cast(
                 DeploymentResponseGenerator[Any],
-                handle.generate.remote(endpoint, named),
+                handle.generate.remote(endpoint, named, dict(trace or {})),
             )
             head = await self._head(
                 _Target(model, key), replies, deadline_s, stalls, abandon_when_down

@@ -38,6 +38,11 @@ def _text_bytes(body: Mapping[str, Any]) -> int:
             if isinstance(content, str):
                 total += len(content.encode())
         total += sum(len(str(p.get("text", "")).encode()) for p in _parts(messages))
+    given = body.get("input")  # the Responses API: a string, or message items like chat's
+    if isinstance(given, str):
+        total += len(given.encode())
+    elif isinstance(given, Sequence):
+        total += _text_bytes({"messages": given})
     prompt = body.get("prompt")
     if isinstance(prompt, str):
         total += len(prompt.encode())
@@ -47,11 +52,11 @@ def _text_bytes(body: Mapping[str, Any]) -> int:
 
 
 def needs_of(body: Mapping[str, Any]) -> Needs:
-    """The :class:`~router.policy.Needs` of a chat or completions body.
+    """The :class:`~router.policy.Needs` of a chat, completions or Responses body.
 
-    Tools count only when the model must decide to call them (``tool_choice``
-    absent or ``auto``): vLLM then needs a tool-call parser, while ``none``,
-    ``required`` and a named function are served by any model.
+    With ``tools``, ``tool_choice`` absent or ``auto`` lets the model decide
+    (vLLM needs auto tool choice and a parser), ``required`` or a named
+    function forces a call (vLLM needs the parser), and ``none`` needs nothing.
     """
     tools = body.get("tools")
     choice = body.get("tool_choice", "auto")
@@ -61,10 +66,13 @@ def needs_of(body: Mapping[str, Any]) -> Needs:
         wanted = int(top) if logprobs and isinstance(top, int) else 0
     else:  # completions: logprobs=n
         wanted = int(logprobs) if isinstance(logprobs, int) else 0
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    max_tokens = body.get(
+        "max_completion_tokens", body.get("max_tokens", body.get("max_output_tokens"))
+    )
     out_tokens = int(max_tokens) if isinstance(max_tokens, int) and max_tokens > 0 else 0
     return Needs(
         tools=bool(tools) and choice == "auto",
+        forced_tools=bool(tools) and choice not in ("auto", "none", None),
         images=any(p.get("type") in _IMAGE_PARTS for p in _parts(body.get("messages"))),
         logprobs=wanted,
         tokens=_text_bytes(body) // BYTES_PER_TOKEN_AT_MOST + out_tokens,

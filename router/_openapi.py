@@ -60,6 +60,63 @@ class CompletionBody(_Sampling):
     prompt: str | list[str] | list[int] = Field(description="Text, texts, or token ids.")
 
 
+class ResponsesBody(_Open):
+    """``POST /v1/responses`` (vLLM's Responses API)."""
+
+    model: str = Field(description="A served model, `<model>:<adapter>`, or a virtual model.")
+    input: str | list[dict[str, Any]] = Field(description="A prompt, or message items.")
+    instructions: str | None = None
+    max_output_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    stream: bool = False
+    user: str | None = Field(None, description="Names a conversation for sticky routing.")
+
+
+class EmbeddingsBody(_Open):
+    """``POST /v1/embeddings``, from a model with ``role: embedder``."""
+
+    model: str
+    input: str | list[str] | list[int] | list[list[int]] = Field(
+        description="Text, texts, or token ids."
+    )
+    encoding_format: Literal["float", "base64"] | None = None
+    dimensions: int | None = Field(None, ge=1)
+
+
+class TokenizeBody(_Open):
+    """``POST /tokenize`` (vLLM's): a ``prompt``, or chat ``messages``."""
+
+    model: str = Field(description="A served model or `<model>:<adapter>` (not virtual).")
+    prompt: str | None = None
+    messages: list[ChatMessage] | None = None
+    add_special_tokens: bool | None = None
+
+
+class TokenizeReply(_Open):
+    """vLLM's tokenize answer."""
+
+    count: int
+    max_model_len: int
+    tokens: list[int]
+    token_strs: list[str] | None = None
+
+
+class DetokenizeBody(_Open):
+    """``POST /detokenize`` (vLLM's)."""
+
+    model: str = Field(description="A served model or `<model>:<adapter>` (not virtual).")
+    tokens: list[int]
+
+
+class DetokenizeReply(_Open):
+    """vLLM's detokenize answer."""
+
+    prompt: str
+
+
 class ErrorDetail(BaseModel):
     """OpenAI's error object."""
 
@@ -99,10 +156,15 @@ _ROUTES: dict[str, tuple[str, type[BaseModel] | None, type[BaseModel] | None]] =
     "/v1/models/{model_id}": ("get", None, ModelCard),
     "/v1/chat/completions": ("post", ChatCompletionBody, None),
     "/v1/completions": ("post", CompletionBody, None),
+    "/v1/responses": ("post", ResponsesBody, None),
+    "/v1/embeddings": ("post", EmbeddingsBody, None),
+    "/tokenize": ("post", TokenizeBody, TokenizeReply),
+    "/detokenize": ("post", DetokenizeBody, DetokenizeReply),
 }
 
 _ERRORS = {
-    "400": "Malformed body or parameter, nested too deep, too many messages",
+    "400": "Malformed body or parameter, nested too deep, too many messages, or a model "
+    "that does not serve the route (code model_not_supported)",
     "401": "No known API key (with router.auth)",
     "404": "Unknown model",
     "408": "The body did not arrive within router.request_limits.body_timeout_s",
@@ -125,6 +187,12 @@ def openapi_document(app: FastAPI, version: str) -> dict[str, Any]:
         ErrorBody,
         ChatCompletionBody,
         CompletionBody,
+        ResponsesBody,
+        EmbeddingsBody,
+        TokenizeBody,
+        TokenizeReply,
+        DetokenizeBody,
+        DetokenizeReply,
         ModelList,
         ModelCard,
     ]

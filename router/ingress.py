@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
-from opentelemetry.trace import Span, TracerProvider
+from opentelemetry.trace import TracerProvider
 from ray import serve
 from ray.exceptions import RayTaskError
 from ray.serve.exceptions import BackPressureError
@@ -44,6 +45,7 @@ from cluster.config import ADAPTER_ID, GardenConfig
 from cluster.counters import Counters
 from cluster.exceptions import (
     ConfigError,
+    EndpointNotSupportedError,
     FirstTokenTimeoutError,
     InvalidRequestError,
     ModelNotFoundError,
@@ -54,6 +56,7 @@ from cluster.exceptions import (
     UpstreamError,
 )
 from cluster.store import RayKVStore, SharedStore
+from cluster.tracing import tracer_provider
 from deployments.protocol import ReplyHead
 from router import _health
 from router._body import read_body, read_json_body
@@ -68,10 +71,12 @@ from router._telemetry import (
     RayRouteMetrics,
     RouteMetrics,
     RouteTelemetry,
+    Traced,
     explanation_headers,
+    trace_carrier,
+    trace_parent,
     usage_of,
 )
-from router._tracing import tracer_provider
 from router.auth import api_key_check, keys_dir_signature
 from router.classify import build_classifier, request_text
 from router.policy import (
@@ -86,7 +91,7 @@ from router.policy import (
     session_after,
 )
 from router.quota import Admission, Quotas, quotas_for, spend_of
-from router.virtual import virtual_policies
+from router.virtual import model_capabilities, virtual_policies
 
 __all__ = ["Router", "app"]
 
@@ -113,6 +118,11 @@ _DEMAND_SPILLS = frozenset(
 _CLASSIFY_BATCH = 32
 
 _MID_STREAM_FAILURES = (RayTaskError, *REPLICA_FAILURES)
+
+#: Endpoints that generate text: served by specialists and the generalist, and routed.
+_GENERATES = frozenset({"chat", "completions", "responses"})
+#: Endpoints whose streams the router can resume on the generalist (``router._resume``).
+_RESUMABLE = frozenset({"chat", "completions"})
 
 
 @app.exception_handler(RequestError)
@@ -158,7 +168,14 @@ def _model_and_stream(body: dict[str, Any]) -> tuple[str, bool]:
 
 
 def _model_cards(garden: GardenConfig) -> list[dict[str, Any]]:
+    """``/v1/models``: the virtual models, each served model, then each listed LoRA adapter.
+
+    ``max_model_len`` is the context window where the config or checkpoint
+    gives one (vLLM's cards carry it too); an adapter's card names its
+    ``parent``, as vLLM's do.
+    """
     created = int(time.time())
+    windows = {name: c.max_model_len for name, c in model_capabilities(garden).items()}
     virtual = [
         {
             "id": v.name,
@@ -179,10 +196,25 @@ def _model_cards(garden: GardenConfig) -> list[dict[str, Any]]:
             "owned_by": "model-garden",
             "role": m.role,
             "domains": list(m.domains),
+            "max_model_len": windows[m.name],
         }
         for m in garden.models
     ]
-    return virtual + served
+    adapters = [
+        {
+            "id": f"{m.name}:{a.name}",
+            "object": "model",
+            "created": created,
+            "owned_by": "model-garden",
+            "role": "adapter",
+            "parent": m.name,
+            "domains": list(a.domains),
+            "max_model_len": windows[m.name],
+        }
+        for m in garden.models
+        for a in (m.lora.adapters if m.lora else [])
+    ]
+    return virtual + served + adapters
 
 
 @dataclass(slots=True)
@@ -266,7 +298,7 @@ async def _sent_tokens(resume: _Resume, index: int = 0) -> int | None:
         return None
 
 
-async def _hand_over(reply: _Streamed, resume: _Resume, span: Span) -> _Streamed | None:
+async def _hand_over(reply: _Streamed, resume: _Resume, traced: Traced) -> _Streamed | None:
     """The generalist's reply going on from what ``reply`` sent; None when it cannot.
 
     A stream of ``n`` > 1 choices goes on as one request per choice still
@@ -307,7 +339,7 @@ async def _hand_over(reply: _Streamed, resume: _Resume, span: Span) -> _Streamed
         if transcript.n == 1 and 0 in replies
         else _Merged(resume.generalist, replies, transcript.stream_id)
     )
-    resume.telemetry.resumed(span, handed.model, failed)
+    resume.telemetry.resumed(traced, handed.model, failed)
     logger.info("stream of %s resumed on %s", failed, handed.model)
     return handed
 
@@ -323,7 +355,7 @@ def _replies_of(tasks: Mapping[int, asyncio.Future[Reply]]) -> dict[int, Reply]:
 
 async def _sse(
     reply: _Streamed,
-    span: Span,
+    traced: Traced,
     resume: _Resume | None = None,
     *,
     drop_usage: bool = False,
@@ -345,6 +377,7 @@ async def _sse(
         while True:
             try:
                 async for piece in _pieces(reply):
+                    traced.observe(piece, first=sent == 0)
                     counted = usage_of(piece)
                     if counted is not None:
                         usage = counted
@@ -362,7 +395,9 @@ async def _sse(
             except _MID_STREAM_FAILURES as err:
                 error = f"stream interrupted: {type(err).__name__}"
                 first_failure = relabel is None
-                handed = await _hand_over(reply, resume, span) if resume and first_failure else None
+                handed = (
+                    await _hand_over(reply, resume, traced) if resume and first_failure else None
+                )
                 if handed is None or resume is None:
                     # Bytes already reached the client: end the stream with an error
                     # event and no [DONE], so the client sees a failed stream, not a
@@ -374,7 +409,12 @@ async def _sse(
                 reply, error = handed, None
     finally:
         reply.close()
-        RouteTelemetry.finish(span, status=reply.head.status, usage=usage, error=error)
+        traced.finish(
+            status=reply.head.status,
+            usage=usage,
+            error=error,
+            error_type=None if error is None else error.partition(": ")[2] or error,
+        )
         if ended is not None:
             # A stream cut before its usage chunk still spends what it sent.
             ended(usage if usage is not None else (0, max(0, sent - 1)), reply.model)
@@ -488,7 +528,10 @@ class Router:
         self._classifier = build_classifier(garden)
         self._metrics = metrics if metrics is not None else RayRouteMetrics()
         self._telemetry = RouteTelemetry(
-            tracer or tracer_provider(garden.telemetry.traces_endpoint), self._metrics
+            tracer or tracer_provider(garden.telemetry.traces_endpoint),
+            self._metrics,
+            server=(spec.host, spec.port),
+            record_content=garden.telemetry.record_content,
         )
         self._watcher: asyncio.Task[None] | None = None
         self._cards = _model_cards(garden)
@@ -502,6 +545,7 @@ class Router:
         self._spend = spend_of(garden) if spec.auth.enabled else None
         self._beating: asyncio.Task[None] | None = None
         self._lora_models = frozenset(m.name for m in garden.models if m.lora)
+        self._embedders = [m.name for m in garden.embedders]
         # Domain-owning adapters, '<model>:<adapter>' -> the model whose replicas serve them.
         self._adapters = {
             owner: owner.partition(":")[0]
@@ -547,18 +591,42 @@ class Router:
         """OpenAI chat completions, streaming or not."""
         key = self._authorize(request)
         body = await self._json_body(request)
-        return await self._serve(
-            "chat", body, _request_id(request), session_key(request.headers, body), key
-        )
+        return await self._serve("chat", request, body, key, sticky=True)
 
     @app.post("/v1/completions")
     async def completions(self, request: Request) -> Response:
         """OpenAI (legacy) completions, streaming or not."""
         key = self._authorize(request)
         body = await self._json_body(request)
-        return await self._serve(
-            "completions", body, _request_id(request), session_key(request.headers, body), key
-        )
+        return await self._serve("completions", request, body, key, sticky=True)
+
+    @app.post("/v1/responses")
+    async def responses(self, request: Request) -> Response:
+        """OpenAI Responses API (vLLM's), streaming or not; virtual models route it."""
+        key = self._authorize(request)
+        body = await self._json_body(request)
+        return await self._serve("responses", request, body, key, sticky=True)
+
+    @app.post("/v1/embeddings")
+    async def embeddings(self, request: Request) -> Response:
+        """OpenAI embeddings, from a model with ``role: embedder``."""
+        key = self._authorize(request)
+        body = await self._json_body(request)
+        return await self._serve("embeddings", request, body, key)
+
+    @app.post("/tokenize")
+    async def tokenize(self, request: Request) -> Response:
+        """vLLM's ``/tokenize``: a ``prompt`` or ``messages`` in a served model's tokenizer."""
+        key = self._authorize(request)
+        body = await self._json_body(request)
+        return await self._serve("tokenize", request, body, key)
+
+    @app.post("/detokenize")
+    async def detokenize(self, request: Request) -> Response:
+        """vLLM's ``/detokenize``: ``tokens`` back to text in a served model's tokenizer."""
+        key = self._authorize(request)
+        body = await self._json_body(request)
+        return await self._serve("detokenize", request, body, key)
 
     async def check_health(self) -> None:
         """Serve's periodic health check; also (re)starts the state watcher and reaps sessions."""
@@ -668,6 +736,24 @@ class Router:
             return base, adapter
         raise ModelNotFoundError(model, self._model_ids(key))
 
+    def _check_endpoint(self, endpoint: str, model: str, target: str) -> None:
+        """400 when ``model`` (served by ``target``) does not serve ``endpoint``."""
+        embedder = target in self._embedders
+        if endpoint in _GENERATES and embedder:
+            raise EndpointNotSupportedError(
+                f"model {model!r} is an embedding model: it serves /v1/embeddings, "
+                "/tokenize and /detokenize"
+            )
+        if endpoint == "embeddings" and not embedder:
+            raise EndpointNotSupportedError(
+                f"model {model!r} generates text and serves no embeddings; the garden's "
+                f"embedding models: {self._embedders}"
+            )
+        if endpoint in ("tokenize", "detokenize") and model in self._policies:
+            raise EndpointNotSupportedError(
+                f"virtual model {model!r} names no one tokenizer: name a served model"
+            )
+
     def _model_ids(self, key: str | None = None) -> list[str]:
         return [str(card["id"]) for card in self._cards_for(key)]
 
@@ -684,47 +770,72 @@ class Router:
     async def _serve(
         self,
         endpoint: str,
+        request: Request,
         body: dict[str, Any],
-        request_id: str,
-        session: str | None,
-        key: str | None = None,
+        key: str | None,
+        *,
+        sticky: bool = False,
     ) -> Response:
+        """Serve one request to ``endpoint``: a named model, or routed by a virtual one.
+
+        ``sticky`` endpoints keep a conversation (``x-session-id`` or ``user``)
+        on its model. The request's own trace context, if any, is the span's parent.
+        """
+        request_id = _request_id(request)
+        session = session_key(request.headers, body) if sticky else None
+        parent = trace_parent(request.headers)
         model, stream = _model_and_stream(body)
-        self._check_allowed(key, model)
-        target, adapter = self._target(model, key)
-        await self._ensure_watcher()
-        span = self._telemetry.start(endpoint, model, stream, request_id)
+        traced = self._telemetry.start(
+            endpoint, model, stream, request_id, parent=parent, body=body
+        )
+        carrier = trace_carrier(traced.span)  # the replica's span continues this trace
         ended = self._ended(None)
         quota_headers: dict[str, str] = {}
         asked_usage = True
         try:
-            # From here on every way out ends the request's accounting (once).
+            # From here on every way out ends the span and the request's accounting (once).
+            self._check_allowed(key, model)
+            target, adapter = self._target(model, key)
+            self._check_endpoint(endpoint, model, target)
+            await self._ensure_watcher()
             admission = await self._admit(key)
             if admission is not None:
                 ended, quota_headers = self._ended(admission), admission.headers
-                if stream:
+                if stream and endpoint in _RESUMABLE:
                     # Tokens per key need a stream's usage: ask for it, drop it if unasked.
+                    # (A Responses stream's last event always carries it.)
                     body, asked_usage = _with_usage(body)
             if model in self._policies:
                 policy = self._policies[model]
-                reply, headers, decision = await self._route(policy, endpoint, body, span, session)
-                resume = self._resume(endpoint, body, policy, decision) if stream else None
+                reply, headers, decision = await self._route(
+                    policy, endpoint, body, traced, session, carrier
+                )
+                resume = self._resume(endpoint, body, policy, decision, carrier) if stream else None
             else:
-                send = self._dispatcher.send(target, endpoint, body, adapter=adapter)
+                send = self._dispatcher.send(target, endpoint, body, adapter=adapter, trace=carrier)
                 reply, headers, resume = await send, {}, None
-                RouteTelemetry.served(span, model)
+                traced.responded(model)
         except BaseException as err:
             ended(None, model)
             if isinstance(err, RequestError):
-                RouteTelemetry.finish(span, status=err.status_code, usage=None, error=err.message)
+                traced.finish(
+                    status=err.status_code,
+                    usage=None,
+                    error=err.message,
+                    error_type=err.code or type(err).__name__,
+                )
                 err.headers = {**quota_headers, **err.headers}
+            else:  # the client left (cancelled), or a bug that answers 500
+                gone = isinstance(err, asyncio.CancelledError)
+                traced.finish(status=499 if gone else 500, usage=None, error=type(err).__name__)
             raise
         headers = {**headers, **quota_headers}
         if not reply.head.stream:
             reply.close()
             status = reply.head.status
             usage = usage_of(reply.head.body)
-            RouteTelemetry.finish(span, status=status, usage=usage)
+            traced.output(reply.head.body)
+            traced.finish(status=status, usage=usage)
             ended(usage, reply.model)
             return Response(
                 reply.head.body, status_code=status, media_type="application/json", headers=headers
@@ -735,24 +846,29 @@ class Router:
             ended(None, reply.model)
 
         return _Stream(
-            _sse(reply, span, resume, drop_usage=not asked_usage, ended=ended),
+            _sse(reply, traced, resume, drop_usage=not asked_usage, ended=ended),
             closed=closed,
             media_type="text/event-stream",
             headers=headers,
         )
 
     def _resume(
-        self, endpoint: str, body: dict[str, Any], policy: PolicyConfig, decision: Decision
+        self,
+        endpoint: str,
+        body: dict[str, Any],
+        policy: PolicyConfig,
+        decision: Decision,
+        carrier: dict[str, str],
     ) -> _Resume | None:
         """How a routed stream served by a specialist goes on if it dies (None: it cannot)."""
         generalist = policy.generalist
-        if not policy.spill or decision.model == generalist:
+        if endpoint not in _RESUMABLE or not policy.spill or decision.model == generalist:
             return None
         if not policy.can_serve(generalist, needs_of(body)):
             return None
 
         async def send(continued: dict[str, Any]) -> Reply:
-            return await self._send_to(generalist, endpoint, continued)
+            return await self._send_to(generalist, endpoint, continued, trace=carrier)
 
         def failed() -> None:
             self._states.failed(decision.model)
@@ -773,8 +889,9 @@ class Router:
         policy: PolicyConfig,
         endpoint: str,
         body: dict[str, Any],
-        span: Span,
+        traced: Traced,
         key: str | None,
+        carrier: dict[str, str],
     ) -> tuple[Reply, dict[str, str], Decision]:
         started = time.perf_counter()
         needs = needs_of(body)
@@ -786,14 +903,14 @@ class Router:
         states = self._states.snapshot(self._adapters)
         decision = decide(features, states, policy, needs, session)
         seconds = time.perf_counter() - started
-        reply, decision = await self._send_routed(decision, policy, endpoint, body, needs)
+        reply, decision = await self._send_routed(decision, policy, endpoint, body, needs, carrier)
         lost = decision.fallback_from
         cooldown = (
             lost is not None
             and decision.reason is Reason.UNHEALTHY
             and (states[lost].cooling or self._states.cooling(lost))
         )
-        self._telemetry.routed(span, features, decision, seconds, session, cooldown=cooldown)
+        self._telemetry.routed(traced, features, decision, seconds, session, cooldown=cooldown)
         if self._sessions is not None and key is not None and readable:
             after = session_after(decision, policy, session)
             # Kept only when the model answered: a failed turn proves nothing.
@@ -831,9 +948,10 @@ class Router:
         endpoint: str,
         body: dict[str, Any],
         needs: Needs,
+        carrier: dict[str, str],
     ) -> tuple[Reply, Decision]:
         """Send to the decided model; before any byte, fall back to a capable generalist."""
-        send = self._send_to
+        send = functools.partial(self._send_to, trace=carrier)
         stays = not policy.spill or not policy.can_serve(policy.generalist, needs)
         if stays or decision.model == policy.generalist:
             lost = decision.fallback_from if decision.reason in _DEMAND_SPILLS else None

@@ -69,8 +69,10 @@ class Needs:
     """What one request needs of the model that serves it (see ``router.needs_of``).
 
     ``tools``: tool definitions the model may call on its own (``tool_choice``
-    absent or ``auto``), which needs a tool-call parser; ``images``: image
-    inputs; ``logprobs``: how many log-probabilities per token it asks for;
+    absent or ``auto``), which needs vLLM's auto tool choice and a tool-call
+    parser; ``forced_tools``: a call it must make (``required`` or a named
+    function), which needs the parser only; ``images``: image inputs;
+    ``logprobs``: how many log-probabilities per token it asks for;
     ``tokens``: a lower bound on the prompt's tokens plus ``max_tokens``.
     """
 
@@ -78,12 +80,15 @@ class Needs:
     images: bool = False
     logprobs: int = 0
     tokens: int = 0
+    forced_tools: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     """What one model can serve, from its engine config.
 
+    ``tools``: auto tool choice (``enable_auto_tool_choice`` and a parser);
+    ``tool_parser``: a ``tool_call_parser``, which forced calls need.
     ``max_model_len`` ``None`` means not known (no prompt is refused for length).
     """
 
@@ -91,11 +96,14 @@ class Capabilities:
     images: bool = False
     max_logprobs: int = 20
     max_model_len: int | None = None
+    tool_parser: bool = False
 
     def lacks(self, needs: Needs) -> list[str]:
         """The features of ``needs`` this model cannot serve, by request parameter."""
         missing = []
-        if needs.tools and not self.tools:
+        if (needs.tools and not self.tools) or (
+            needs.forced_tools and not (self.tool_parser or self.tools)
+        ):
             missing.append("tools")
         if needs.images and not self.images:
             missing.append("images")

@@ -14,16 +14,23 @@ __all__ = [
     "ATTR_CONFIDENCE",
     "ATTR_COOLDOWN",
     "ATTR_DOMAIN",
+    "ATTR_ERROR_TYPE",
     "ATTR_FALLBACK_FROM",
+    "ATTR_FINISH_REASONS",
     "ATTR_HTTP_STATUS",
+    "ATTR_INPUT_MESSAGES",
     "ATTR_OPERATION",
+    "ATTR_OUTPUT_MESSAGES",
     "ATTR_PROVIDER",
     "ATTR_REASON",
     "ATTR_REQUEST_ID",
     "ATTR_REQUEST_MODEL",
+    "ATTR_RESPONSE_ID",
     "ATTR_RESPONSE_MODEL",
     "ATTR_RESUMED",
     "ATTR_RESUMED_FROM",
+    "ATTR_SERVER_ADDRESS",
+    "ATTR_SERVER_PORT",
     "ATTR_SESSION_REASON",
     "ATTR_STAGE",
     "ATTR_STREAM",
@@ -36,16 +43,26 @@ __all__ = [
     "HEADER_PREFIX",
     "HEADER_REASON",
     "METRIC_DECISION_SECONDS",
+    "METRIC_GENAI_REQUEST_DURATION",
+    "METRIC_GENAI_TIME_TO_FIRST_TOKEN",
+    "METRIC_GENAI_TOKEN_USAGE",
     "METRIC_KEY_LIMITED",
     "METRIC_KEY_REQUESTS",
     "METRIC_KEY_SPEND",
     "METRIC_KEY_TOKENS",
     "METRIC_RESUMED",
     "METRIC_ROUTE",
+    "MODEL_TRACER_NAME",
     "OPERATIONS",
     "PROVIDER",
+    "REQUEST_PARAMETERS",
     "TAG_DOMAIN",
+    "TAG_ERROR_TYPE",
     "TAG_FROM",
+    "TAG_GENAI_OPERATION",
+    "TAG_GENAI_REQUEST_MODEL",
+    "TAG_GENAI_RESPONSE_MODEL",
+    "TAG_GENAI_TOKEN_TYPE",
     "TAG_KEY",
     "TAG_LIMIT",
     "TAG_MODEL",
@@ -85,11 +102,45 @@ ATTR_RESUMED_FROM: Final = "garden.route.resumed_from"
 ATTR_STREAM: Final = "garden.request.stream"
 ATTR_REQUEST_ID: Final = "garden.request.id"
 ATTR_HTTP_STATUS: Final = "http.response.status_code"
+ATTR_ERROR_TYPE: Final = "error.type"
+ATTR_RESPONSE_ID: Final = "gen_ai.response.id"
+ATTR_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+ATTR_SERVER_ADDRESS: Final = "server.address"
+ATTR_SERVER_PORT: Final = "server.port"
+#: Prompt and response text: recorded only with ``telemetry.record_content``,
+#: as the GenAI conventions advise (they may hold personal data).
+ATTR_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+ATTR_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+#: The model replica's span, a child of the router's, around the engine call.
+MODEL_TRACER_NAME: Final = "model_garden.model"
+
+#: OpenAI body key -> the GenAI ``gen_ai.request.*`` attribute it is recorded as.
+REQUEST_PARAMETERS: Final = {
+    "max_tokens": "gen_ai.request.max_tokens",
+    "max_completion_tokens": "gen_ai.request.max_tokens",
+    "max_output_tokens": "gen_ai.request.max_tokens",
+    "temperature": "gen_ai.request.temperature",
+    "top_p": "gen_ai.request.top_p",
+    "top_k": "gen_ai.request.top_k",
+    "seed": "gen_ai.request.seed",
+    "n": "gen_ai.request.choice.count",
+    "frequency_penalty": "gen_ai.request.frequency_penalty",
+    "presence_penalty": "gen_ai.request.presence_penalty",
+    "stop": "gen_ai.request.stop_sequences",
+    "encoding_format": "gen_ai.request.encoding_formats",
+}
 
 #: ``gen_ai.provider.name`` of every model the garden serves.
 PROVIDER: Final = "vllm"
 #: ``gen_ai.operation.name`` of each router endpoint.
-OPERATIONS: Final = {"chat": "chat", "completions": "text_completion"}
+OPERATIONS: Final = {
+    "chat": "chat",
+    "completions": "text_completion",
+    "responses": "chat",  # the GenAI conventions have no operation of its own for it
+    "embeddings": "embeddings",
+    "tokenize": "tokenize",
+    "detokenize": "detokenize",
+}
 
 # -- metrics (Ray's exporter adds its ``ray_`` namespace, and ``_total`` to counters) --
 METRIC_ROUTE: Final = "garden_route"
@@ -100,6 +151,18 @@ TAG_FROM: Final = "from"
 TAG_DOMAIN: Final = "domain"
 TAG_MODEL: Final = "model"
 TAG_REASON: Final = "reason"
+
+#: The GenAI conventions' metrics, as Prometheus names them (dots become
+#: underscores; Ray's exporter adds ``ray_``): tokens per request by type,
+#: the request's duration and its time to first token, in seconds.
+METRIC_GENAI_TOKEN_USAGE: Final = "gen_ai_client_token_usage"
+METRIC_GENAI_REQUEST_DURATION: Final = "gen_ai_server_request_duration"
+METRIC_GENAI_TIME_TO_FIRST_TOKEN: Final = "gen_ai_server_time_to_first_token"
+TAG_GENAI_OPERATION: Final = "gen_ai_operation_name"
+TAG_GENAI_REQUEST_MODEL: Final = "gen_ai_request_model"
+TAG_GENAI_RESPONSE_MODEL: Final = "gen_ai_response_model"
+TAG_GENAI_TOKEN_TYPE: Final = "gen_ai_token_type"
+TAG_ERROR_TYPE: Final = "error_type"
 
 #: Per API key (router.auth): requests answered, tokens (input and output, as
 #: OpenTelemetry's gen_ai.token.type), spend at the models' cost_per_hour,

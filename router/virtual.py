@@ -10,7 +10,7 @@ from cluster.config import GardenConfig, ModelSpec
 from deployments.tiny import model_path
 from router.policy import Capabilities, PolicyConfig
 
-__all__ = ["capabilities_of", "virtual_policies"]
+__all__ = ["capabilities_of", "model_capabilities", "virtual_policies"]
 
 #: vLLM's default ``max_logprobs``.
 _VLLM_MAX_LOGPROBS = 20
@@ -33,6 +33,7 @@ def capabilities_of(spec: ModelSpec, checkpoint: Mapping[str, Any] | None) -> Ca
 
     * tools: vLLM's ``enable_auto_tool_choice`` with a ``tool_call_parser``
       (Ray Serve LLM passes both from the engine args to vLLM's frontend);
+      forced calls (``required``, a named function) need the parser only;
     * images: ``limit_mm_per_prompt`` allows images, or, unset, the
       checkpoint has a vision tower (``vision_config``); a checkpoint that
       cannot be read (a hub id) counts as able, and the engine decides;
@@ -56,11 +57,22 @@ def capabilities_of(spec: ModelSpec, checkpoint: Mapping[str, Any] | None) -> Ca
     logprobs = engine.get("max_logprobs", _VLLM_MAX_LOGPROBS)
     return Capabilities(
         tools=tools,
+        tool_parser=bool(engine.get("tool_call_parser")),
         images=images,
         # vLLM reads -1 as "no cap" (max_logprobs) and "derive it" (max_model_len).
         max_logprobs=int(logprobs) if int(logprobs) >= 0 else _NO_CAP,
         max_model_len=int(length) if isinstance(length, int) and length > 0 else None,
     )
+
+
+def model_capabilities(garden: GardenConfig) -> dict[str, Capabilities]:
+    """:func:`capabilities_of` every model, and of each routed adapter (its base model's)."""
+    capabilities = {
+        m.name: capabilities_of(m, _checkpoint_config(garden, m)) for m in garden.models
+    }
+    for owner in garden.domain_owners().values():
+        capabilities.setdefault(owner, capabilities[owner.partition(":")[0]])
+    return capabilities
 
 
 def virtual_policies(garden: GardenConfig) -> dict[str, PolicyConfig]:
@@ -71,13 +83,7 @@ def virtual_policies(garden: GardenConfig) -> dict[str, PolicyConfig]:
     knows each model's :func:`capabilities_of`.
     """
     owners = garden.domain_owners()
-    capabilities = {
-        m.name: capabilities_of(m, _checkpoint_config(garden, m)) for m in garden.models
-    }
-    # An adapter serves what its base model serves.
-    for owner in owners.values():
-        base = owner.partition(":")[0]
-        capabilities.setdefault(owner, capabilities[base])
+    capabilities = model_capabilities(garden)
     router = garden.router
     policies: dict[str, PolicyConfig] = {}
     for virtual in router.virtual_models:

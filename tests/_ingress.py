@@ -100,8 +100,14 @@ class FakeHandle:
         sent: list[tuple[dict[str, Any], dict[str, Any]]] | None = None,
         replies: Callable[[dict[str, Any]], Any] | None = None,
         counted: list[str] | None = None,
+        endpoints: list[str] | None = None,
+        traces: list[dict[str, str]] | None = None,
     ) -> None:
         self.generate = self
+        #: The endpoint of each request, in the order of ``sent``.
+        self.endpoints: list[str] = [] if endpoints is None else endpoints
+        #: The W3C trace headers sent with each request, in the order of ``sent``.
+        self.traces: list[dict[str, str]] = [] if traces is None else traces
         self.sent: list[tuple[dict[str, Any], dict[str, Any]]] = [] if sent is None else sent
         #: Texts whose tokens were counted (``count_tokens``).
         self.counted: list[str] = counted if counted is not None else []
@@ -111,12 +117,16 @@ class FakeHandle:
         self.replies = replies or _replies
 
     def options(self, **options: Any) -> FakeHandle:
-        copy = FakeHandle(self.sent, self.replies, self.counted)
+        copy = FakeHandle(self.sent, self.replies, self.counted, self.endpoints, self.traces)
         copy._options = {**self._options, **options}
         return copy
 
-    def remote(self, endpoint: str, body: dict[str, Any]) -> Any:
+    def remote(
+        self, endpoint: str, body: dict[str, Any], trace: dict[str, str] | None = None
+    ) -> Any:
         self.sent.append((body, self._options))
+        self.endpoints.append(endpoint)
+        self.traces.append(dict(trace or {}))
         return self.replies(body)
 
 
@@ -126,12 +136,17 @@ class FakeMetrics:
     def __init__(self) -> None:
         self.usage: list[tuple[str, str, tuple[int, int] | None, float]] = []
         self.limited: list[tuple[str, str]] = []
+        #: The GenAI metrics of each answered request (RouteMetrics.answered's arguments).
+        self.genai: list[tuple[Any, ...]] = []
 
     def record(self, *_: Any) -> None:
         pass
 
     def resumed(self, *_: Any) -> None:
         pass
+
+    def answered(self, *args: Any) -> None:
+        self.genai.append(args)
 
     def key_usage(self, key: str, model: str, usage: tuple[int, int] | None, spend: float) -> None:
         self.usage.append((key, model, usage, spend))

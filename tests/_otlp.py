@@ -14,11 +14,15 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 def _value(v: AnyValue) -> Any:
     kind = v.WhichOneof("value")
+    if kind == "array_value":
+        return [_value(item) for item in v.array_value.values]
     return getattr(v, kind) if kind else None
 
 
 class SpanCollector:
-    """Collects exported spans as ``{"name", "attributes"}`` dicts."""
+    """Collects exported spans as dicts: ``name``, ``attributes``, ``kind``, ``service``
+    (the resource's ``service.name``), and ``trace_id``, ``span_id`` and
+    ``parent_span_id`` in hex (``parent_span_id`` empty for a root span)."""
 
     def __init__(self) -> None:
         self.spans: list[dict[str, Any]] = []
@@ -50,10 +54,28 @@ class SpanCollector:
         request = ExportTraceServiceRequest.FromString(raw)
         with self._lock:
             for resource in request.resource_spans:
+                service = next(
+                    (
+                        _value(a.value)
+                        for a in resource.resource.attributes
+                        if a.key == "service.name"
+                    ),
+                    None,
+                )
                 for scope in resource.scope_spans:
                     for span in scope.spans:
                         attrs = {a.key: _value(a.value) for a in span.attributes}
-                        self.spans.append({"name": span.name, "attributes": attrs})
+                        self.spans.append(
+                            {
+                                "name": span.name,
+                                "attributes": attrs,
+                                "kind": span.kind,
+                                "service": service,
+                                "trace_id": span.trace_id.hex(),
+                                "span_id": span.span_id.hex(),
+                                "parent_span_id": span.parent_span_id.hex(),
+                            }
+                        )
 
     def wait_for(self, attribute: str, value: Any, timeout_s: float = 30) -> dict[str, Any]:
         """The first span whose ``attribute`` equals ``value``, waiting for the export."""
@@ -65,6 +87,16 @@ class SpanCollector:
                         return span
             time.sleep(0.2)
         raise AssertionError(f"no span with {attribute}={value!r} within {timeout_s} s")
+
+    def of_trace(self, trace_id: str, count: int, timeout_s: float = 30) -> list[dict[str, Any]]:
+        """The spans of trace ``trace_id`` once at least ``count`` of them arrived."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._lock:
+                found = [s for s in self.spans if s["trace_id"] == trace_id]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.2)
 
     def close(self) -> None:
         self._server.shutdown()

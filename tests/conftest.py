@@ -190,14 +190,12 @@ def _test_config(traces_endpoint: str, profile: str, s3_port: int, keys_dir: Pat
     medicine = next(m for m in data["models"] if m["name"] == "medicine")
     medicine["engine"] = {**medicine["engine"], "max_num_seqs": 64}
     medicine["limits"] = {**medicine["limits"], "max_ongoing_requests": 64}
-    # One model serves tools (vLLM's pythonic parser needs no special tokens),
-    # so capability-aware routing has somewhere to send a tools request.
-    code = next(m for m in data["models"] if m["name"] == TOOLS_MODEL)
-    code["engine"] = {
-        **code["engine"],
-        "enable_auto_tool_choice": True,
-        "tool_call_parser": "pythonic",
-    }
+    # Only one model keeps the default garden's tool parser, so that
+    # capability-aware routing has one place to send a tools request.
+    for model in data["models"]:
+        if model["name"] != TOOLS_MODEL:
+            for arg in ("enable_auto_tool_choice", "tool_call_parser"):
+                model["engine"].pop(arg, None)
     # One model serves a LoRA adapter that owns a domain of its own, fetched
     # from the local S3 server the garden fixture starts (tests/_lora.py).
     base = next(m for m in data["models"] if m["name"] == ADAPTER_MODEL)

@@ -30,21 +30,21 @@ def _targets(
     garden: GardenConfig, profiles: ProfileSet, requests: Sequence[Request], source: TargetsFrom
 ) -> dict[str, float]:
     if source == "config":
-        return {m.name: m.autoscaling.target_ongoing_requests for m in garden.models}
+        return {m.name: m.autoscaling.target_ongoing_requests for m in garden.chat_models}
     # Each model's batch capacity at its SLO for the trace's mean request.
     n = len(requests)
     mean_in = sum(r.input_tokens for r in requests) / n
     mean_out = sum(r.output_tokens for r in requests) / n
     return {
         m.name: capacity_at_slo(profiles.for_model(m.name), m.slo.ttft_ms / 1000, mean_in, mean_out)
-        for m in garden.models
+        for m in garden.chat_models
     }
 
 
 def _check_budget(garden: GardenConfig, budget: float | None) -> None:
     if budget is None:
         return
-    floor = sum(m.cost_per_hour * m.autoscaling.min_replicas for m in garden.models)
+    floor = sum(m.cost_per_hour * m.autoscaling.min_replicas for m in garden.chat_models)
     if not budget >= floor:
         raise ValueError(
             f"budget {budget:g}/h is below the cost of every model's min_replicas ({floor:g}/h)"
@@ -65,6 +65,9 @@ def with_bounds(
         return garden
     models = []
     for m in garden.models:
+        if not m.chats:  # the simulator replays generation only
+            models.append(m)
+            continue
         lo, hi = m.autoscaling.min_replicas, m.autoscaling.max_replicas
         if min_replicas is not None:
             lo = min_replicas if m.role == "specialist" else max(1, min_replicas)
@@ -101,7 +104,7 @@ def _runs(
 
     runs: dict[str, ModelRun] = {}
     ledger = Ledger(Budget())  # the replay's coordinator, as the controller's is live
-    for spec in garden.models:
+    for spec in garden.chat_models:
         dep = Deployment(
             garden,
             spec,
@@ -179,10 +182,10 @@ def _partitioned(
     }
     maxes = partition(
         needs,
-        {m.name: m.cost_per_hour for m in garden.models},
-        {m.name: m.autoscaling.min_replicas for m in garden.models},
+        {m.name: m.cost_per_hour for m in garden.chat_models},
+        {m.name: m.autoscaling.min_replicas for m in garden.chat_models},
         budget,
-        {m.name: m.autoscaling.max_replicas for m in garden.models},
+        {m.name: m.autoscaling.max_replicas for m in garden.chat_models},
     )
     data = garden.model_dump(mode="json")
     for model in data["models"]:
@@ -314,7 +317,8 @@ def simulate(
         "budget": cost_cap,
         "horizon_s": round(horizon, 3),
         "bounds": {
-            m.name: [m.autoscaling.min_replicas, m.autoscaling.max_replicas] for m in garden.models
+            m.name: [m.autoscaling.min_replicas, m.autoscaling.max_replicas]
+            for m in garden.chat_models
         },
     }
     if knobs is not None:

@@ -96,7 +96,7 @@ def profile_cmd(
 
     levels = _concurrencies(concurrency)
     garden = load(config_path)
-    names = list(models) or [m.name for m in garden.models]
+    names = list(models) or [m.name for m in garden.chat_models]
     unknown = sorted(set(names) - {m.name for m in garden.models})
     if unknown:
         raise click.BadParameter(

@@ -261,6 +261,12 @@ class TelemetrySpec(Strict):
         "http://otel-collector:4318/v1/traces. Unset: spans go to the process's global "
         "OpenTelemetry provider (a no-op unless one is installed).",
     )
+    record_content: bool = Field(
+        False,
+        description="Record prompt and response text in spans (gen_ai.input.messages, "
+        "gen_ai.output.messages). Off by default, as OpenTelemetry's GenAI conventions "
+        "advise: the text may hold personal data.",
+    )
     metrics_port: int = Field(
         8080,
         ge=1,

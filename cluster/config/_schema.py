@@ -196,11 +196,13 @@ class TinyModelSpec(Strict):
 
 
 class ModelSpec(Strict):
-    """One served model: a specialist for some domains, or the generalist."""
+    """One served model: a specialist for some domains, the generalist, or an embedder."""
 
     name: Name
-    role: Literal["specialist", "generalist"] = Field(
-        description="'specialist' serves its domains first; the one 'generalist' takes the rest."
+    role: Literal["specialist", "generalist", "embedder"] = Field(
+        description="'specialist' serves its domains first; the one 'generalist' takes the "
+        "rest; an 'embedder' serves /v1/embeddings (vLLM's pooling runner) and is never "
+        "routed to by a virtual model."
     )
     domains: list[Domain] = Field(
         default_factory=list,
@@ -258,6 +260,8 @@ class ModelSpec(Strict):
     def _role_shape(self) -> ModelSpec:
         if self.role == "specialist" and not self.domains:
             raise ValueError(f"specialist {self.name!r} needs at least one domain (domains=[])")
+        if self.role == "embedder":
+            self._check_embedder()
         if self.role == "generalist" and self.domains:
             raise ValueError(
                 f"the generalist {self.name!r} takes every domain; remove domains={self.domains}"
@@ -284,6 +288,46 @@ class ModelSpec(Strict):
                 f"(got { ({k: self.engine[k] for k in both}) })"
             )
         return self
+
+    def _check_embedder(self) -> None:
+        taught = {
+            "domains": self.domains,
+            "exemplars": self.exemplars,
+            "exemplars_file": self.exemplars_file,
+            "lora.adapters": [a.name for a in self.lora.adapters] if self.lora else [],
+        }
+        routed = {k: v for k, v in taught.items() if v}
+        if routed:
+            raise ValueError(
+                f"embedder {self.name!r} is not routed to, so it takes no {sorted(routed)} "
+                f"(got {routed})"
+            )
+        if self.autoscaling.policy == "garden":
+            raise ValueError(
+                f"embedder {self.name!r} autoscales with Ray's queue-length policy; the "
+                "garden policy models generation (got autoscaling.policy='garden')"
+            )
+        runner = self.engine.get("runner", "pooling")
+        if runner != "pooling":
+            raise ValueError(
+                f"embedder {self.name!r} runs vLLM's pooling runner; remove "
+                f"engine.runner={runner!r} (or set it to 'pooling')"
+            )
+
+    @property
+    def chats(self) -> bool:
+        """True for the models that generate text (every role but ``embedder``)."""
+        return self.role != "embedder"
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        """vLLM engine arguments: ``engine``, with an embedder's pooling runner and
+        ``lora``'s arguments added."""
+        kwargs = dict(self.engine)
+        if self.role == "embedder":
+            kwargs.setdefault("runner", "pooling")
+        if self.lora:
+            kwargs.update(self.lora.engine_kwargs())
+        return kwargs
 
     @field_validator("engine")
     @classmethod
@@ -423,7 +467,13 @@ class GardenConfig(Strict):
                 )
 
     def policy_of(self, spec: ModelSpec) -> Literal["garden", "ray-default"]:
-        """The autoscaling policy that sizes ``spec``: its own, else the garden-wide one."""
+        """The autoscaling policy that sizes ``spec``: its own, else the garden-wide one.
+
+        Embedders always run Ray's: the garden policy models generation
+        (prefill and decode against a service profile).
+        """
+        if not spec.chats:
+            return "ray-default"
         return spec.autoscaling.policy or self.autoscaling.policy
 
     def _check_budget(self) -> None:
@@ -431,7 +481,7 @@ class GardenConfig(Strict):
             unbudgeted = [
                 f"models[{i}] ({m.name})"
                 for i, m in enumerate(self.models)
-                if self.policy_of(m) != "garden"
+                if m.chats and self.policy_of(m) != "garden"
             ]
             if unbudgeted:
                 raise ValueError(
@@ -484,6 +534,16 @@ class GardenConfig(Strict):
     def specialists(self) -> list[ModelSpec]:
         """Specialist models in config order."""
         return [m for m in self.models if m.role == "specialist"]
+
+    @property
+    def chat_models(self) -> list[ModelSpec]:
+        """The models that generate (specialists and the generalist), in config order."""
+        return [m for m in self.models if m.chats]
+
+    @property
+    def embedders(self) -> list[ModelSpec]:
+        """The ``embedder`` models, in config order."""
+        return [m for m in self.models if not m.chats]
 
     def model(self, name: str) -> ModelSpec:
         """The model called ``name``; KeyError if there is none."""

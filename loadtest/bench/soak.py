@@ -54,7 +54,7 @@ def default_users(garden: GardenConfig) -> int:
         round(
             sum(
                 m.autoscaling.target_ongoing_requests * max(1, m.autoscaling.min_replicas)
-                for m in garden.models
+                for m in garden.chat_models
             )
         ),
     )

@@ -16,6 +16,7 @@ __all__ = ["MAX_CHARS", "clip", "request_text"]
 #: Characters of the request the classifier reads at most.
 MAX_CHARS = 2000
 _CONTEXT_CHARS = 400
+_TEXT_PARTS = frozenset({"text", "input_text"})
 
 
 def clip(text: str, limit: int = MAX_CHARS) -> str:
@@ -33,15 +34,25 @@ def _content_text(content: Any) -> str:
         parts = [
             str(p.get("text", ""))
             for p in content
-            if isinstance(p, Mapping) and p.get("type") == "text"
+            # chat's "text" parts; the Responses API's "input_text"
+            if isinstance(p, Mapping) and p.get("type") in _TEXT_PARTS
         ]
         return " ".join(parts)
     return ""
 
 
 def request_text(body: Mapping[str, Any]) -> str:
-    """The text of a chat or completions body that decides its domain."""
+    """The text of a chat, completions or Responses body that decides its domain.
+
+    A Responses ``input`` is a prompt (a string) or a conversation (a list
+    of message items, read like chat ``messages``).
+    """
     messages = body.get("messages")
+    if messages is None and "input" in body:
+        given = body["input"]
+        if isinstance(given, str):
+            return clip(given)
+        messages = given
     if isinstance(messages, Sequence) and not isinstance(messages, str):
         turns = [m for m in messages if isinstance(m, Mapping)]
         last_user = next(

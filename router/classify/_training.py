@@ -22,7 +22,7 @@ def training_rows(garden: GardenConfig) -> tuple[list[Exemplar], list[str]]:
     """
     rows: list[Exemplar] = []
     labels: list[str] = []
-    for spec in garden.models:
+    for spec in garden.chat_models:
         teachers: list[tuple[str, ModelSpec | AdapterSpec]] = [
             (spec.domains[0] if spec.domains else GENERAL_DOMAIN, spec)
         ]

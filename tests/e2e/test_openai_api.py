@@ -32,7 +32,13 @@ def test_models_lists_every_model(
 ) -> None:
     virtual = [v.name for v in garden.config.router.virtual_models]
     listed = client.models.list().data
-    assert [m.id for m in listed] == [*virtual, *model_ids]
+    adapters = [
+        f"{m.name}:{a.name}"
+        for m in garden.config.models
+        for a in (m.lora.adapters if m.lora else [])
+    ]
+    assert [m.id for m in listed] == [*virtual, *model_ids, *adapters]
+    assert all(m.model_dump()["max_model_len"] == 2048 for m in listed[len(virtual) :])
     assert {m.owned_by for m in listed} == {"model-garden"}
     assert client.models.retrieve("law").id == "law"
 
@@ -102,7 +108,7 @@ def test_request_id_is_echoed(garden: RunningGarden) -> None:
 
 def test_32_requests_in_flight_all_succeed(garden: RunningGarden) -> None:
     client = openai.AsyncOpenAI(base_url=garden.endpoint, api_key="unused", max_retries=0)
-    models = [m.name for m in garden.config.models]
+    models = [m.name for m in garden.config.chat_models]
 
     async def one(i: int) -> int:
         reply = await client.chat.completions.create(

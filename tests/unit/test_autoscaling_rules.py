@@ -190,9 +190,11 @@ def test_the_replays_policy_sizes_every_model_whatever_one_names_for_itself() ->
         assert report["policy"] == policy and report["models"]["law"]["requests"] > 0
 
 
-def test_bounds_overrides_apply_to_every_model_and_keep_the_generalist_at_one() -> None:
+def test_bounds_overrides_apply_to_every_chat_model_and_keep_the_generalist_at_one() -> None:
     garden = with_bounds(load_config(None), 0, 8)
-    assert {m.autoscaling.max_replicas for m in garden.models} == {8}
+    assert {m.autoscaling.max_replicas for m in garden.chat_models} == {8}
+    # The simulator replays generation: the embedder is left as configured.
+    assert [m.autoscaling.max_replicas for m in garden.embedders] == [2]
     assert garden.generalist.autoscaling.min_replicas == 1
     assert {m.autoscaling.min_replicas for m in garden.specialists} == {0}
     with pytest.raises(ValueError, match="above max_replicas"):

@@ -64,5 +64,5 @@ def test_the_shipped_measured_profile_covers_the_default_garden() -> None:
 
     path = resources.files("autoscaling").joinpath("profiles", "cpu-tiny.yaml")
     profiles = load_profiles(str(path))
-    for spec in load_config(None).models:
+    for spec in load_config(None).chat_models:
         assert profiles.for_model(spec.name).decode_rate(1) > 0

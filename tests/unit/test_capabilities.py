@@ -50,7 +50,12 @@ def test_tools_are_needed_only_when_the_model_must_choose_to_call_them() -> None
     assert needs_of({**chat, "tool_choice": "auto"}).tools
     for choice in ("none", "required", {"type": "function", "function": {"name": "f"}}):
         assert not needs_of({**chat, "tool_choice": choice}).tools
+    # vLLM 0.32 parses a forced call (required, or a named function) with the parser too.
+    for choice in ("required", {"type": "function", "function": {"name": "f"}}):
+        assert needs_of({**chat, "tool_choice": choice}).forced_tools
+    assert not needs_of({**chat, "tool_choice": "none"}).forced_tools
     assert not needs_of({**chat, "tools": []}).tools
+    assert not needs_of({**chat, "tools": []}).forced_tools
 
 
 def test_image_parts_logprobs_and_tokens() -> None:
@@ -87,6 +92,11 @@ def test_capabilities_come_from_engine_args_and_the_checkpoint() -> None:
     assert capabilities_of(tools, text_checkpoint).tools
     assert capabilities_of(tools, text_checkpoint).max_model_len == 1024
     assert not capabilities_of(_spec(enable_auto_tool_choice=True), None).tools  # no parser
+    parser_only = capabilities_of(_spec(tool_call_parser="pythonic"), None)
+    assert parser_only.tool_parser and not parser_only.tools
+    assert parser_only.lacks(Needs(forced_tools=True)) == []
+    assert parser_only.lacks(Needs(tools=True)) == ["tools"]
+    assert PLAIN.lacks(Needs(forced_tools=True)) == ["tools"]
     assert capabilities_of(_spec(), {"vision_config": {}}).images
     assert not capabilities_of(
         _spec(limit_mm_per_prompt={"image": 0}), {"vision_config": {}}

@@ -46,7 +46,7 @@ def test_schema_prints_json_schema() -> None:
 def test_validate_accepts_the_default(tmp_path: Path) -> None:
     result = _run("config", "validate", _write(tmp_path, _default()))
     assert result.exit_code == 0, result.output
-    assert "5 models" in result.output
+    assert "6 models" in result.output
 
 
 def test_bad_config_exits_2_with_key_path(tmp_path: Path) -> None:

@@ -28,9 +28,15 @@ def _problems(data: dict[str, Any]) -> list[str]:
     return info.value.problems
 
 
-def test_embedded_default_has_the_five_models() -> None:
+def test_embedded_default_has_five_chat_models_and_an_embedder() -> None:
     cfg = load_config(None)
-    assert [m.name for m in cfg.models] == ["medicine", "law", "finance", "code", "generalist"]
+    names = ["medicine", "law", "finance", "code", "generalist", "embedder"]
+    assert [m.name for m in cfg.models] == names
+    assert [m.name for m in cfg.chat_models] == names[:-1]
+    assert [m.name for m in cfg.embedders] == ["embedder"]
+    assert cfg.model("embedder").engine_kwargs()["runner"] == "pooling"
+    # Tool calling is on in every chat model (vLLM's pythonic parser).
+    assert {m.engine.get("tool_call_parser") for m in cfg.chat_models} == {"pythonic"}
     assert cfg.generalist.name == "generalist"
     assert {d for m in cfg.specialists for d in m.domains} == {"medicine", "law", "finance", "code"}
 
@@ -69,7 +75,17 @@ def test_wrong_type_is_rejected_with_value() -> None:
 @pytest.mark.parametrize(
     ("mutate", "expect"),
     [
-        (lambda d: d["models"].pop(), "exactly one generalist"),
+        (lambda d: d["models"].pop(-2), "exactly one generalist"),
+        (lambda d: d["models"][-1].update(domains=["x"]), "takes no ['domains']"),
+        (lambda d: d["models"][-1].update(exemplars=["hi"]), "takes no ['exemplars']"),
+        (
+            lambda d: d["models"][-1]["engine"].update(runner="generate"),
+            "engine.runner='generate'",
+        ),
+        (
+            lambda d: d["models"][-1]["autoscaling"].update(policy="garden"),
+            "autoscales with Ray's queue-length policy",
+        ),
         (lambda d: d["models"][0].update(name="auto"), "router.virtual_models names"),
         (
             lambda d: d["router"].update(virtual_models=[{"name": "a"}, {"name": "a"}]),
@@ -125,7 +141,7 @@ def test_a_model_may_name_its_own_policy() -> None:
     data["autoscaling"]["policy"] = "ray-default"
     data["models"][1]["autoscaling"].update(policy="garden", min_replicas=0)
     cfg = parse_config(data)
-    assert [cfg.policy_of(m) for m in cfg.models] == ["ray-default", "garden"] + ["ray-default"] * 3
+    assert [cfg.policy_of(m) for m in cfg.models] == ["ray-default", "garden"] + ["ray-default"] * 4
 
 
 def test_yaml_syntax_error_gives_line(tmp_path: Path) -> None:
@@ -162,3 +178,11 @@ def test_schema_is_json_and_documents_every_field() -> None:
 def test_data_dir_expands_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("GARDEN_DATA_DIR", str(tmp_path))
     assert load_config(None).data_path() == tmp_path
+
+
+def test_an_embedder_runs_rays_policy_and_a_budget_still_validates() -> None:
+    data = _default()
+    data["budget"] = {"max_cost_per_hour": 10.0}
+    cfg = parse_config(data)
+    assert cfg.policy_of(cfg.model("embedder")) == "ray-default"
+    assert cfg.policy_of(cfg.model("law")) == "garden"

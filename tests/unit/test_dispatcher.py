@@ -44,7 +44,7 @@ class _Handle:
     def options(self, **_: Any) -> _Handle:
         return self
 
-    def remote(self, endpoint: str, body: dict[str, Any]) -> _Replies:
+    def remote(self, endpoint: str, body: dict[str, Any], trace: Any = None) -> _Replies:
         return self.replies
 
 
@@ -148,7 +148,7 @@ class _Stalled:
     def options(self, **_: Any) -> _Stalled:
         return self
 
-    def remote(self, endpoint: str, body: dict[str, Any]) -> _Replies:
+    def remote(self, endpoint: str, body: dict[str, Any], trace: Any = None) -> _Replies:
         self.sent.append(_Replies(HEAD))
         return self.sent[-1]
 
@@ -287,7 +287,7 @@ def test_only_routed_requests_probe_and_an_adapter_cools_alone() -> None:
 
 def test_a_send_that_fails_to_start_leaks_nothing() -> None:
     class _Broken(_Handle):
-        def remote(self, endpoint: str, body: dict[str, Any]) -> _Replies:
+        def remote(self, endpoint: str, body: dict[str, Any], trace: Any = None) -> _Replies:
             raise RuntimeError("handle gone")
 
     states = ModelStates({"law": 4, "generalist": 4}, cooldown_s=5, clock=lambda: 10.0)

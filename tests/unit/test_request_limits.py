@@ -116,7 +116,17 @@ def _error(response: Any) -> dict[str, Any]:
     return dict(body["error"])
 
 
-@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/responses",
+        "/v1/embeddings",
+        "/tokenize",
+        "/detokenize",
+    ],
+)
 def test_the_router_refuses_without_calling_a_model(
     served: tuple[TestClient, dict[str, FakeHandle]], path: str
 ) -> None:

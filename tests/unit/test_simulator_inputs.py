@@ -133,7 +133,7 @@ def test_decode_rate_is_interpolated_and_saturates_past_the_last_batch() -> None
 
 def test_the_shipped_profiles_cover_the_default_garden() -> None:
     profiles = load_profiles(None)
-    for model in load_config(None).models:
+    for model in load_config(None).chat_models:
         assert profiles.for_model(model.name).prefill_tokens_per_s > 0
 
 

@@ -43,7 +43,7 @@ def test_default_users_fill_each_models_target_at_its_floor() -> None:
     garden = load_config(None)
     expected = sum(
         m.autoscaling.target_ongoing_requests * max(1, m.autoscaling.min_replicas)
-        for m in garden.models
+        for m in garden.chat_models
     )
     assert soak.default_users(garden) == round(expected) > 0
 
