@@ -69,10 +69,17 @@ def test_lint_strict_passes(case: str) -> None:
     assert [m for m in report["messages"] if m["severity"] >= 2] == []
 
 
+_CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "HTTPRoute"}
+#: The default values' GPU group, and a router resource as KubeRay's rayStartParams give it.
+_L4 = {"name": "l4", "acceleratorType": "L4", "gpus": 1, "maxReplicas": 8}
+_OFFER = '"{\\"garden_router\\": 4}"'
+
+
 def test_builtin_objects_match_kubernetes_schemas(rendered: Any) -> None:
     _, objects = rendered
     builtins = [o for o in objects if o["apiVersion"] != "ray.io/v1"]
-    builtins = [o for o in builtins if o["kind"] != "ServiceMonitor"]  # a CRD, checked below
+    # CRDs (the Prometheus Operator's, the Gateway API's): checked below.
+    builtins = [o for o in builtins if o["kind"] not in _CRD_KINDS]
     builtins += pod_templates(one(objects, "RayService"))
     problems = [p for o in builtins for p in builtin_problems(o)]
     assert problems == []
@@ -109,7 +116,7 @@ def test_every_object_is_labelled_and_namespaced(rendered: Any) -> None:
 
 def test_optional_objects_follow_their_switches() -> None:
     kinds = {o["kind"] for o in render_chart(None)}
-    assert kinds == {"RayService", "ConfigMap", "PodDisruptionBudget"}
+    assert kinds == {"RayService", "ConfigMap", "PodDisruptionBudget", "ServiceAccount"}
     full = render_chart(CASES["gpu-full-values"])
     monitor = one(full, "ServiceMonitor")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
@@ -139,24 +146,90 @@ def test_proxy_location_follows_the_router_config() -> None:
     assert where(values) == "HeadOnly"
 
 
-def test_named_keys_are_mounted_at_keys_dir_on_every_ray_container() -> None:
-    rayservice = one(render_chart(CASES["gpu-full-values"]), "RayService")
-    cluster = rayservice["spec"]["rayClusterConfig"]
-    pods = [cluster["headGroupSpec"]["template"]["spec"]]
-    pods += [g["template"]["spec"] for g in cluster["workerGroupSpecs"]]
-    for pod in pods:
+def _pods(values: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Each Ray pod spec of the rendered RayService, by group name (the head as 'head')."""
+    cluster = one(render_chart(values), "RayService")["spec"]["rayClusterConfig"]
+    pods = {"head": cluster["headGroupSpec"]["template"]["spec"]}
+    pods.update({g["groupName"]: g["template"]["spec"] for g in cluster["workerGroupSpecs"]})
+    return pods
+
+
+def test_api_keys_reach_the_routers_pods_only() -> None:
+    pods = _pods(CASES["gpu-full-values"])
+    for name, pod in pods.items():
+        (container,) = pod["containers"]
         volumes = {v["name"]: v for v in pod["volumes"]}
-        assert volumes["api-keys"]["secret"] == {"secretName": "garden-named-keys"}
-        mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
-        assert mounts["api-keys"] == {
-            "name": "api-keys",
-            "mountPath": "/etc/model-garden/keys",
-            "readOnly": True,
-        }
-    plain = one(render_chart(None), "RayService")["spec"]["rayClusterConfig"]
-    assert "api-keys" not in {
-        v["name"] for v in plain["headGroupSpec"]["template"]["spec"]["volumes"]
-    }
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        env_from = [e.get("secretRef", {}).get("name") for e in container.get("envFrom", [])]
+        # HF_TOKEN (extraEnv) reaches every container; the API keys only the router group's.
+        assert any(e["name"] == "HF_TOKEN" for e in container["env"]), name
+        if name == "router":
+            assert volumes["api-keys"]["secret"] == {"secretName": "garden-named-keys"}
+            assert mounts["api-keys"] == {
+                "name": "api-keys",
+                "mountPath": "/etc/model-garden/keys",
+                "readOnly": True,
+            }
+            assert env_from == ["garden-api-keys"]
+        else:
+            assert "api-keys" not in volumes and "api-keys" not in mounts, name
+            assert "garden-api-keys" not in env_from, name
+    # Ray places the router there: the group offers the resource the router asks for.
+    text = one(render_chart(CASES["gpu-full-values"]), "RayService")["spec"]["serveConfigV2"]
+    config = yaml.safe_load(text)["applications"][0]["args"]["config"]
+    assert config["router"]["custom_resources"] == {"garden_router": 1}
+    plain = _pods(None)["head"]
+    assert "api-keys" not in {v["name"] for v in plain["volumes"]}
+
+
+def test_pods_run_as_the_charts_account_unprivileged() -> None:
+    values = CASES["gpu-full-values"]
+    objects = render_chart(values)
+    account = one(objects, "ServiceAccount")
+    assert account["metadata"]["name"] == "garden-prod"
+    assert account["metadata"]["annotations"] == values["serviceAccount"]["annotations"]
+    for name, pod in _pods(values).items():
+        assert pod["serviceAccountName"] == "garden-prod"
+        # Only the head mounts the token: KubeRay's in-tree autoscaler uses it.
+        assert pod["automountServiceAccountToken"] is (name == "head")
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        (container,) = pod["containers"]
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    other = copy.deepcopy(values)
+    other["serviceAccount"] = {"create": False, "name": "platform-ray"}
+    assert "ServiceAccount" not in {o["kind"] for o in render_chart(other)}
+    assert {p["serviceAccountName"] for p in _pods(other).values()} == {"platform-ray"}
+
+
+def test_worker_pods_spread_by_their_own_group() -> None:
+    pods = _pods(CASES["gpu-full-values"])
+    assert "topologySpreadConstraints" not in pods["head"]
+    for name in ("l4", "h100", "router"):
+        (spread,) = pods[name]["topologySpreadConstraints"]
+        assert spread["topologyKey"] == "topology.kubernetes.io/zone"
+        assert spread["labelSelector"]["matchLabels"]["model-garden/group"] == name
+
+
+def test_the_http_route_and_the_slo_alerts() -> None:
+    values = CASES["gpu-full-values"]
+    objects = render_chart(values)
+    route = one(objects, "HTTPRoute")
+    assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert route["spec"]["parentRefs"] == values["httpRoute"]["parentRefs"]
+    (rule,) = route["spec"]["rules"]
+    assert rule["backendRefs"] == [{"name": "garden-prod-serve-svc", "port": 8000}]
+    alerts = one(objects, "PrometheusRule")["spec"]["groups"][0]["rules"]
+    ttft = {a["labels"].get("model"): a for a in alerts if a["alert"] == "GardenTTFTOverSLO"}
+    assert set(ttft) == {m["name"] for m in values["models"]}
+    assert "> 0.8" in ttft["law"]["expr"]  # law's slo.ttft_ms: 800
+    assert "> 2" in ttft["code"]["expr"]  # the config's default, 2000 ms
+    names = {a["alert"] for a in alerts}
+    assert {"GardenFallbackRateHigh", "GardenBudgetCapped"} <= names
+    for alert in alerts:  # every expression names a series the garden exports
+        assert "ray_gen_ai_server_time_to_first_token_bucket" in alert["expr"] or (
+            "ray_garden_route_total" in alert["expr"]
+        )
 
 
 def test_worker_groups_carry_gpus_selectors_and_tolerations() -> None:
@@ -297,6 +370,46 @@ def test_schema_rejects_bad_values(patch: dict[str, Any], expected: str) -> None
             {"apiKeys": {"keysSecret": "named"}},
             'apiKeys.keysSecret: "named" is mounted at router.auth.keys_dir, which is not set',
         ),
+        (
+            {"apiKeys": {"existingSecret": "keys"}},
+            "workerGroups: the API keys (apiKeys) reach only the router's pods",
+        ),
+        (
+            {
+                "apiKeys": {"existingSecret": "keys"},
+                "workerGroups": [_L4, {"name": "router", "maxReplicas": 2, "router": True}],
+            },
+            "router.custom_resources: required with apiKeys",
+        ),
+        (
+            {
+                "apiKeys": {"existingSecret": "keys"},
+                "router": {"custom_resources": {"garden_router": 1}},
+                "workerGroups": [_L4, {"name": "router", "maxReplicas": 2, "router": True}],
+            },
+            'workerGroups[1].rayStartParams.resources: the router group "router" must offer '
+            'router.custom_resources "garden_router"',
+        ),
+        (
+            {
+                "apiKeys": {"existingSecret": "keys"},
+                "router": {"custom_resources": {"garden_router": 1}},
+                "workerGroups": [
+                    {**_L4, "rayStartParams": {"resources": _OFFER}},
+                    {
+                        "name": "router",
+                        "maxReplicas": 2,
+                        "router": True,
+                        "rayStartParams": {"resources": _OFFER},
+                    },
+                ],
+            },
+            'workerGroups[0].rayStartParams.resources: "l4" offers the router\'s resource',
+        ),
+        (
+            {"httpRoute": {"enabled": True}},
+            "httpRoute.parentRefs: name at least one Gateway",
+        ),
     ],
     ids=[
         "name-too-long",
@@ -310,6 +423,11 @@ def test_schema_rejects_bad_values(patch: dict[str, Any], expected: str) -> None
         "min-above-max",
         "api-keys-without-secret",
         "keys-secret-without-dir",
+        "api-keys-without-router-group",
+        "router-group-without-resource",
+        "router-group-not-offering",
+        "other-group-offering",
+        "http-route-without-gateway",
     ],
 )
 def test_chart_fails_on_cross_key_problems(patch: dict[str, Any], expected: str) -> None:
@@ -344,4 +462,4 @@ def test_notes_tell_clients_about_api_keys() -> None:
     assert "Authorization" not in notes(None)
     text = notes(CASES["gpu-full-values"])
     assert 'needs "Authorization: Bearer <key>", a key from GARDEN_API_KEYS' in text
-    assert "Secret garden-hf-token" in text
+    assert "Secret garden-api-keys" in text

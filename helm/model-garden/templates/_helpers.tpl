@@ -59,3 +59,22 @@ app.kubernetes.io/part-of: model-garden
 {{- define "model-garden.serveService" -}}
 {{- printf "%s-serve-svc" (include "model-garden.fullname" .) }}
 {{- end }}
+
+{{/* The service account every Ray pod runs as. */}}
+{{- define "model-garden.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- .Values.serviceAccount.name | default (include "model-garden.fullname" .) }}
+{{- else }}
+{{- .Values.serviceAccount.name | default "default" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Ray custom resources a pod offers: its rayStartParams.resources, KubeRay's
+quoted JSON string ('"{\"garden_router\": 8}"'), as a dict (empty when unset).
+*/}}
+{{- define "model-garden.offeredResources" -}}
+{{- $raw := (.rayStartParams | default dict).resources | default "" }}
+{{- $json := $raw | trimPrefix "\"" | trimSuffix "\"" | replace "\\\"" "\"" }}
+{{- if $json }}{{ $json }}{{ else }}{}{{ end }}
+{{- end }}

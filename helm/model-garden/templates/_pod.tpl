@@ -7,6 +7,8 @@ Context: dict "root" $ "role" ("ray-head"|"ray-worker") "place" <head or group v
 {{- $v := $root.Values }}
 {{- $place := .place }}
 {{- $worker := eq .role "ray-worker" }}
+{{- /* Only the router's pods get its API keys (values apiKeys; checked in rayservice.yaml). */}}
+{{- $router := and $worker ($place.router | default false) }}
 {{- $gpus := 0 }}
 {{- if $worker }}{{ $gpus = int ($place.gpus | default 0) }}{{ end }}
 {{- $requests := deepCopy (dig "resources" "requests" dict $place) }}
@@ -19,11 +21,21 @@ metadata:
   labels:
     {{- include "model-garden.selectorLabels" $root | nindent 4 }}
     app.kubernetes.io/component: {{ .role }}
+    {{- if $worker }}
+    model-garden/group: {{ $place.name }}
+    {{- end }}
   {{- with $v.podAnnotations }}
   annotations:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 spec:
+  serviceAccountName: {{ include "model-garden.serviceAccountName" $root }}
+  {{- /* The head's token is the in-tree autoscaler's (KubeRay binds its Role to this account). */}}
+  automountServiceAccountToken: {{ and (not $worker) $v.rayAutoscaler.enabled }}
+  {{- with $v.podSecurityContext }}
+  securityContext:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
   {{- with $v.imagePullSecrets }}
   imagePullSecrets:
     {{- range . }}
@@ -42,10 +54,29 @@ spec:
   affinity:
     {{- toYaml . | nindent 4 }}
   {{- end }}
+  {{- if $worker }}
+  {{- $spread := $place.topologySpreadConstraints | default $v.topologySpreadConstraints }}
+  {{- with $spread }}
+  topologySpreadConstraints:
+    {{- range . }}
+    {{- $c := deepCopy . }}
+    {{- if not (hasKey $c "labelSelector") }}
+    {{- $labels := include "model-garden.selectorLabels" $root | fromYaml }}
+    {{- $_ := set $labels "model-garden/group" $place.name }}
+    {{- $_ := set $c "labelSelector" (dict "matchLabels" $labels) }}
+    {{- end }}
+    - {{- toYaml $c | nindent 6 }}
+    {{- end }}
+  {{- end }}
+  {{- end }}
   containers:
     - name: {{ .role }}
       image: "{{ $v.image.repository }}:{{ $v.image.tag | default $root.Chart.AppVersion }}"
       imagePullPolicy: {{ $v.image.pullPolicy }}
+      {{- with $v.securityContext }}
+      securityContext:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
       ports:
         {{- if not $worker }}
         - containerPort: 6379
@@ -70,16 +101,25 @@ spec:
           value: {{ include "model-garden.serveOptimized" $root | quote }}
         - name: RAY_SERVE_ENABLE_HA_PROXY
           value: {{ include "model-garden.serveOptimized" $root | quote }}
-      {{- with $v.apiKeys.existingSecret }}
+        {{- with $v.extraEnv }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      {{- $keys := and $router $v.apiKeys.existingSecret }}
+      {{- if or $keys $v.extraEnvFrom }}
       envFrom:
+        {{- if $keys }}
         - secretRef:
-            name: {{ . }}
+            name: {{ $v.apiKeys.existingSecret }}
+        {{- end }}
+        {{- with $v.extraEnvFrom }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
       {{- end }}
       volumeMounts:
         - name: exemplars
           mountPath: {{ $v.exemplars.mountPath }}
           readOnly: true
-        {{- if $v.apiKeys.keysSecret }}
+        {{- if and $router $v.apiKeys.keysSecret }}
         - name: api-keys
           mountPath: {{ dig "auth" "keys_dir" "" ($v.router | default dict) }}
           readOnly: true
@@ -103,10 +143,10 @@ spec:
       emptyDir:
         medium: Memory
     {{- end }}
-    {{- with $v.apiKeys.keysSecret }}
+    {{- if and $router $v.apiKeys.keysSecret }}
     - name: api-keys
       secret:
-        secretName: {{ . }}
+        secretName: {{ $v.apiKeys.keysSecret }}
     {{- end }}
     {{- with $v.volumes }}
     {{- toYaml . | nindent 4 }}
