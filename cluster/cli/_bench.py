@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from cluster.cli._display import console, table
 from cluster.cli._main import cli
 from cluster.cli._options import api_key_of, config_option, load, running_garden
 from cluster.exceptions import ClusterError
+
+if TYPE_CHECKING:
+    from rich.console import Group
 
 
 @cli.group("bench")
@@ -37,8 +41,7 @@ def startup(config_path: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result))
     else:
-        for key, value in result.items():
-            click.echo(f"{key:<16} {value}")
+        console().print(table("figure", "value", rows=result.items(), right=1))
 
 
 @bench_group.command("overhead")
@@ -93,7 +96,10 @@ def overhead(
         from loadtest.bench.plot import plot_overhead
 
         plot_overhead(result, plot)
-    click.echo(json.dumps(result) if as_json else _overhead_table(result))
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        console().print(_overhead_table(result))
 
 
 @bench_group.command("soak")
@@ -174,14 +180,33 @@ def soak(
     Console().print(table)
 
 
-def _overhead_table(result: dict[str, Any]) -> str:
-    lines = ["setup             p50/p99 TTFT ms     p50/p99 e2e ms      req/s   failures"]
-    for name, s in result["setups"].items():
-        lines.append(
-            f"{name:<17} {s.get('p50_ttft_ms')!s:>8}/{s.get('p99_ttft_ms')!s:<9} "
-            f"{s.get('p50_e2e_ms')!s:>8}/{s.get('p99_e2e_ms')!s:<9} "
-            f"{s.get('throughput_rps')!s:>7}   {s['failures']}"
-        )
-    for name, r in result["ratios"].items():
-        lines.append(f"{name:<24} " + "  ".join(f"{k} {v}" for k, v in r.items()))
-    return "\n".join(lines)
+def _overhead_table(result: dict[str, Any]) -> Group:
+    from rich.console import Group
+
+    setups = table(
+        "setup",
+        "p50/p99 TTFT ms",
+        "p50/p99 e2e ms",
+        "req/s",
+        "failures",
+        rows=[
+            (
+                name,
+                f"{s.get('p50_ttft_ms')}/{s.get('p99_ttft_ms')}",
+                f"{s.get('p50_e2e_ms')}/{s.get('p99_e2e_ms')}",
+                s.get("throughput_rps"),
+                s["failures"],
+            )
+            for name, s in result["setups"].items()
+        ],
+        right=4,
+    )
+    ratios = table(
+        "ratio",
+        "figures",
+        rows=[
+            (name, "  ".join(f"{k} {v}" for k, v in r.items()))
+            for name, r in result["ratios"].items()
+        ],
+    )
+    return Group(setups, ratios)

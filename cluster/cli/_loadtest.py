@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from cluster.cli._display import console, table
 from cluster.cli._main import cli
 from cluster.cli._options import api_key_of, config_option, load, running_garden
 
@@ -110,11 +111,12 @@ def _progress(line: str) -> None:
 
 def _print(summary: dict[str, Any], out: Path) -> None:
     click.echo(f"requests {summary['requests']} in {summary['duration_s']} s")
-    click.echo("            p50       p90       p99  (ms)")
-    for key in ("ttft_ms", "tpot_ms", "e2e_ms"):
-        row = summary[key]
-        cells = "".join(f"{'-' if row[q] is None else row[q]:>10}" for q in ("p50", "p90", "p99"))
-        click.echo(f"{key.removesuffix('_ms').upper():<6}{cells}")
+    rows = [
+        (key.removesuffix("_ms").upper(), *("-" if summary[key][q] is None else summary[key][q]
+                                            for q in ("p50", "p90", "p99")))
+        for key in ("ttft_ms", "tpot_ms", "e2e_ms")
+    ]  # fmt: skip
+    console().print(table("ms", "p50", "p90", "p99", rows=rows, right=3))
     tp, fails, good = summary["throughput"], summary["failures"], summary["goodput"]
     click.echo(
         f"throughput {tp['requests_per_s']} req/s, {tp['output_tokens_per_s']} output tok/s; "

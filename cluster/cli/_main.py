@@ -51,6 +51,7 @@ def main() -> None:
         _route,
         _run,
         _simulate,
+        _top,
     )
 
     cli(prog_name="garden")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cluster.cli._display import console, table
 from cluster.cli._main import cli
 from cluster.cli._options import config_option, load
 
@@ -32,11 +33,20 @@ def build(config_path: str | None, force: bool) -> None:
     from router.classify import build_classifier
 
     garden = load(config_path)
-    results = build_missing(garden, force=force)
+    out = console()
+    rows = []
+    # A spinner per step in a terminal (nothing without one); the table after.
+    with out.status("building the tiny checkpoints") as step:
+        results = []
+        for spec in garden.models:
+            if spec.tiny is not None:
+                step.update(f"checkpoint {spec.name}")
+                results += build_missing(garden.model_copy(update={"models": [spec]}), force=force)
+        rows += [(r.model, "built" if r.built else "up to date", str(r.path)) for r in results]
+        step.update("fitting the router's classifier")
+        started = time.monotonic()
+        build_classifier(garden)
+        rows.append(("router", "classifier", f"ready in {time.monotonic() - started:.1f} s"))
     if not results:
         click.echo("no model has a `tiny` section; nothing to build")
-    for r in results:
-        click.echo(f"{r.model:<12} {'built' if r.built else 'up to date':<10} {r.path}")
-    started = time.monotonic()
-    build_classifier(garden)
-    click.echo(f"{'router':<12} {'classifier':<10} ready in {time.monotonic() - started:.1f} s")
+    out.print(table("model", "state", "where", rows=rows))

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from cluster.cli._display import console, table
 from cluster.cli._main import cli
 from cluster.cli._options import config_option, load
 
@@ -40,8 +41,8 @@ def route_cmd(config_path: str | None, text: str) -> None:
         f"confidence={decision.confidence:.3f} reason={decision.reason.value} "
         f"stage={features.stage}"
     )
-    for domain, score in sorted(features.scores.items(), key=lambda kv: -kv[1]):
-        click.echo(f"  {domain:<10} {score:.3f}")
+    scores = sorted(features.scores.items(), key=lambda kv: -kv[1])
+    console().print(table("domain", "score", rows=[(d, f"{s:.3f}") for d, s in scores], right=1))
 
 
 def _read_rows(path: Path) -> list[tuple[str, str]]:
@@ -157,7 +158,7 @@ def route_eval_cmd(
     if as_json:
         click.echo(json.dumps(metrics))
         return
-    for key in (
+    keys = (
         "n",
         "accuracy",
         "macro_recall",
@@ -165,16 +166,44 @@ def route_eval_cmd(
         "specialist_coverage",
         "p50_ms",
         "p99_ms",
-    ):
-        value = metrics[key]
-        click.echo(f"{key:<22} {value:.4f}" if isinstance(value, float) else f"{key:<22} {value}")
-    for domain, m in metrics["per_domain"].items():
-        click.echo(
-            f"  {domain:<10} precision {m['precision']:.3f}  recall {m['recall']:.3f}  n={m['n']}"
+    )
+    out = console()
+    out.print(
+        table(
+            "metric",
+            "value",
+            rows=[
+                (k, f"{metrics[k]:.4f}" if isinstance(metrics[k], float) else metrics[k])
+                for k in keys
+            ],
+            right=1,
         )
-    for stage, share in metrics["stage_share"].items():
-        accuracy = metrics["stage_accuracy"][stage]
-        click.echo(f"  decided by {stage:<9} share {share:.3f}  accuracy {accuracy:.3f}")
+    )
+    out.print(
+        table(
+            "domain",
+            "precision",
+            "recall",
+            "n",
+            rows=[
+                (d, f"{m['precision']:.3f}", f"{m['recall']:.3f}", m["n"])
+                for d, m in metrics["per_domain"].items()
+            ],
+            right=3,
+        )
+    )
+    out.print(
+        table(
+            "decided by",
+            "share",
+            "accuracy",
+            rows=[
+                (stage, f"{share:.3f}", f"{metrics['stage_accuracy'][stage]:.3f}")
+                for stage, share in metrics["stage_share"].items()
+            ],
+            right=2,
+        )
+    )
     cost = metrics["cost"]
     click.echo(
         f"cost per 1k requests   routed {cost['routed_per_1k']:.4f}  "

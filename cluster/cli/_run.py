@@ -4,38 +4,82 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import click
 
+from cluster.cli._display import console, table
 from cluster.cli._main import cli
 from cluster.cli._options import config_option, load, running_garden
 from cluster.lifecycle import DeploymentProgress, down, status, up
 
 
 class _ProgressPrinter:
-    """Prints a deployment's line whenever its state changes."""
+    """Shows each deployment's progress: a bar per deployment in a terminal, else lines.
+
+    A bar counts its running replicas against the target, and names Serve's
+    status; without a terminal (a log) a line is printed whenever a
+    deployment's state changes. Used as a context manager around the wait.
+    """
 
     def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         self._start = time.monotonic()
         self._last: dict[str, tuple[str, int, int]] = {}
+        self._console = console()
+        self._bars = Progress(
+            TextColumn("{task.description:<12}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=self._console,
+        )
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _ProgressPrinter:
+        if self._console.is_terminal:
+            self._bars.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._bars.stop()
 
     def __call__(self, progress: list[DeploymentProgress]) -> None:
         for p in progress:
             key = (p.status, p.running, p.target)
-            if self._last.get(p.name) != key:
-                self._last[p.name] = key
+            if self._last.get(p.name) == key:
+                continue
+            self._last[p.name] = key
+            if not self._console.is_terminal:
                 elapsed = time.monotonic() - self._start
                 click.echo(
                     f"  [{elapsed:5.0f}s] {p.name:<12} {p.status:<11} "
                     f"{p.running}/{p.target} replicas"
                 )
+                continue
+            if p.name not in self._tasks:
+                self._tasks[p.name] = self._bars.add_task(p.name, total=None, status="")
+            self._bars.update(
+                self._tasks[p.name], completed=p.running, total=p.target or 1, status=p.status
+            )
 
 
-def _table(progress: list[DeploymentProgress]) -> str:
-    rows = [f"{'DEPLOYMENT':<14}{'STATUS':<13}{'REPLICAS':<10}MESSAGE"]
-    for p in progress:
-        rows.append(f"{p.name:<14}{p.status:<13}{f'{p.running}/{p.target}':<10}{p.message}")
-    return "\n".join(rows)
+def _table(progress: list[DeploymentProgress]) -> Any:
+    return table(
+        "deployment",
+        "status",
+        "replicas",
+        "message",
+        rows=[(p.name, p.status, f"{p.running}/{p.target}", p.message) for p in progress],
+    )
 
 
 @cli.command("up")
@@ -64,7 +108,8 @@ def up_cmd(config_path: str | None, address: str | None, timeout_s: float) -> No
     where = address or "a local Ray"
     click.echo(f"garden up: deploying {garden.name!r} ({len(garden.models)} models) on {where}")
     start = time.monotonic()
-    state = up(garden, address=address, timeout_s=timeout_s, on_progress=_ProgressPrinter())
+    with _ProgressPrinter() as progress:
+        state = up(garden, address=address, timeout_s=timeout_s, on_progress=progress)
     click.echo(f"garden {garden.name!r} is ready in {time.monotonic() - start:.0f}s")
     click.echo(f"  endpoint: {state.endpoint}")
     click.echo(f"  models:   {', '.join(m.name for m in garden.models)}")
@@ -91,7 +136,9 @@ def status_cmd(as_json: bool) -> None:
             )
         )
     else:
-        click.echo(f"garden {state.app!r} at {state.endpoint}\n{_table(progress)}")
+        out = console()
+        out.print(f"garden {state.app!r} at {state.endpoint}")
+        out.print(_table(progress))
 
 
 @cli.command("down")

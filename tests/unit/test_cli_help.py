@@ -26,6 +26,7 @@ def _commands() -> Iterator[tuple[list[str], click.Command]]:
         _route,
         _run,
         _simulate,
+        _top,
     )
 
     root = cli_main.cli
