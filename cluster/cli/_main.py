@@ -38,8 +38,8 @@ def cli() -> None:
     """Model Garden: specialized-first serving of many LLMs on Ray Serve and vLLM."""
 
 
-def main() -> None:
-    """Console-script entry point."""
+def register_commands() -> None:
+    """Import every command module: each adds its commands to :data:`cli`."""
     from cluster.cli import (  # noqa: F401
         _bench,
         _config,
@@ -54,4 +54,8 @@ def main() -> None:
         _top,
     )
 
+
+def main() -> None:
+    """Console-script entry point."""
+    register_commands()
     cli(prog_name="garden")

@@ -15,19 +15,8 @@ pytestmark = pytest.mark.unit
 
 def _commands() -> Iterator[tuple[list[str], click.Command]]:
     import cluster.cli._main as cli_main
-    from cluster.cli import (  # noqa: F401  (registers every command)
-        _bench,
-        _config,
-        _k8s,
-        _keys,
-        _loadtest,
-        _models,
-        _profile,
-        _route,
-        _run,
-        _simulate,
-        _top,
-    )
+
+    cli_main.register_commands()
 
     root = cli_main.cli
     ctx = click.Context(root)
