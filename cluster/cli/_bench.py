@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from cluster.cli._display import console, table
+from cluster.cli._display import StepProgress, console, table
 from cluster.cli._main import cli
 from cluster.cli._options import api_key_of, config_option, load, running_garden
+from cluster.cli._run import ProgressPrinter
 from cluster.exceptions import ClusterError
 
 if TYPE_CHECKING:
@@ -37,7 +39,9 @@ def startup(config_path: str | None, as_json: bool) -> None:
     garden = load(config_path)
     if read_state() is not None:
         raise ClusterError("a garden is already running here; `garden down` first")
-    result = run_startup_bench(garden, up, down)
+    # The deployments' progress on stderr: stdout stays the result (--json).
+    with ProgressPrinter(stderr=True) as progress:
+        result = run_startup_bench(garden, functools.partial(up, on_progress=progress), down)
     if as_json:
         click.echo(json.dumps(result))
     else:
@@ -85,10 +89,11 @@ def overhead(
         click.echo("starting the garden ...", err=True)
         state, started = up(garden), True
     try:
-        result = run_overhead_bench(
-            garden, state.endpoint, model=model, rounds=rounds, concurrency=concurrency,
-            tokens=tokens, log_dir=run_dir(), api_key=api_key_of(garden),
-        )  # fmt: skip
+        with StepProgress("bench overhead") as progress:
+            result = run_overhead_bench(
+                garden, state.endpoint, model=model, rounds=rounds, concurrency=concurrency,
+                tokens=tokens, log_dir=run_dir(), api_key=api_key_of(garden), progress=progress,
+            )  # fmt: skip
     finally:
         if started:
             down()

@@ -14,7 +14,7 @@ from cluster.cli._options import config_option, load, running_garden
 from cluster.lifecycle import DeploymentProgress, down, status, up
 
 
-class _ProgressPrinter:
+class ProgressPrinter:
     """Shows each deployment's progress: a bar per deployment in a terminal, else lines.
 
     A bar counts its running replicas against the target, and names Serve's
@@ -22,7 +22,7 @@ class _ProgressPrinter:
     deployment's state changes. Used as a context manager around the wait.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, stderr: bool = False) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -33,7 +33,8 @@ class _ProgressPrinter:
 
         self._start = time.monotonic()
         self._last: dict[str, tuple[str, int, int]] = {}
-        self._console = console()
+        self._stderr = stderr
+        self._console = console(stderr=stderr)
         self._bars = Progress(
             TextColumn("{task.description:<12}"),
             BarColumn(),
@@ -44,13 +45,14 @@ class _ProgressPrinter:
         )
         self._tasks: dict[str, Any] = {}
 
-    def __enter__(self) -> _ProgressPrinter:
+    def __enter__(self) -> ProgressPrinter:
         if self._console.is_terminal:
             self._bars.start()
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._bars.stop()
+        if self._console.is_terminal:
+            self._bars.stop()
 
     def __call__(self, progress: list[DeploymentProgress]) -> None:
         for p in progress:
@@ -62,7 +64,8 @@ class _ProgressPrinter:
                 elapsed = time.monotonic() - self._start
                 click.echo(
                     f"  [{elapsed:5.0f}s] {p.name:<12} {p.status:<11} "
-                    f"{p.running}/{p.target} replicas"
+                    f"{p.running}/{p.target} replicas",
+                    err=self._stderr,
                 )
                 continue
             if p.name not in self._tasks:
@@ -108,7 +111,7 @@ def up_cmd(config_path: str | None, address: str | None, timeout_s: float) -> No
     where = address or "a local Ray"
     click.echo(f"garden up: deploying {garden.name!r} ({len(garden.models)} models) on {where}")
     start = time.monotonic()
-    with _ProgressPrinter() as progress:
+    with ProgressPrinter() as progress:
         state = up(garden, address=address, timeout_s=timeout_s, on_progress=progress)
     click.echo(f"garden {garden.name!r} is ready in {time.monotonic() - start:.0f}s")
     click.echo(f"  endpoint: {state.endpoint}")

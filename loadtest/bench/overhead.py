@@ -26,7 +26,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -239,23 +239,43 @@ def _delete_ray_llm(app: str) -> None:
     kill_tree(p for p in tree if p.is_running())
 
 
+#: ``progress(step, done, total)``: what a benchmark is doing, and how far it is
+#: (``total`` None while a step has no count, e.g. starting a server).
+Progress = Callable[[str, int, int | None], None]
+
+
+def _quiet(step: str, done: int, total: int | None) -> None:
+    pass
+
+
 async def _rounds(
-    targets: Sequence[Target], prompts: Sequence[str], rounds: int, concurrency: int, tokens: int
+    targets: Sequence[Target],
+    prompts: Sequence[str],
+    rounds: int,
+    concurrency: int,
+    tokens: int,
+    progress: Progress = _quiet,
 ) -> dict[str, list[Round]]:
     seen: dict[str, list[Round]] = {t.name: [] for t in targets}
+    total, done = len(targets) * (rounds + 1), 0
     # Idle connections expire before the server's keep-alive (uvicorn: 5 s) would
     # close them under a reused request: the other setups' rounds run in between.
     limits = httpx.Limits(max_connections=4 * concurrency, keepalive_expiry=1.0)
     async with httpx.AsyncClient(timeout=300, limits=limits) as client:
         for target in targets:  # warm-up round, not counted
+            progress(f"warm-up: {target.name}", done, total)
             await run_round(client, target, prompts, concurrency, tokens)
+            done += 1
         orders = round_orders(len(targets))
         for r in range(rounds):
             for i in orders[r % len(orders)]:
                 target = targets[i]
+                progress(f"round {r + 1}/{rounds}: {target.name}", done, total)
                 seen[target.name].append(
                     await run_round(client, target, prompts, concurrency, tokens)
                 )
+                done += 1
+    progress("done", done, total)
     return seen
 
 
@@ -279,18 +299,21 @@ def run_overhead_bench(
     prompts: Sequence[str] = CODE_PROMPTS,
     log_dir: Path,
     api_key: str = "",
+    progress: Progress = _quiet,
 ) -> dict[str, Any]:
     """Start the two baselines beside the running garden at ``endpoint``, measure, stop them.
 
     The connected Ray cluster must be the garden's; ``api_key`` is sent to
-    the garden when it has ``router.auth``. Returns the issue's JSON
-    object (``setups`` and ``ratios``) plus the settings.
+    the garden when it has ``router.auth``; ``progress`` hears of each step.
+    Returns the issue's JSON object (``setups`` and ``ratios``) plus the
+    settings.
     """
     spec = garden.model(model)
     log_dir.mkdir(parents=True, exist_ok=True)
     vllm: subprocess.Popen[bytes] | None = None
     try:
         log = log_dir / "bench-vllm.log"
+        progress("starting bare vLLM and Ray Serve LLM's app", 0, None)
         vllm, vllm_url = _spawn_vllm(garden, spec, log)  # starts while Ray's app deploys
         ray_llm = _start_ray_llm(garden, spec, endpoint)
         _wait_http(vllm_url.removesuffix("/v1") + "/health", vllm, log, timeout_s=600)
@@ -300,7 +323,7 @@ def run_overhead_bench(
             Target("garden_explicit", endpoint, model, api_key),
             Target("garden_auto", endpoint, "auto", api_key),
         ]
-        seen = asyncio.run(_rounds(targets, prompts, rounds, concurrency, tokens))
+        seen = asyncio.run(_rounds(targets, prompts, rounds, concurrency, tokens, progress))
     except httpx.HTTPError as err:
         raise ClusterError(f"the overhead benchmark lost a server: {err}") from err
     finally:
