@@ -163,13 +163,19 @@ def snapshot(
     before: Scrape,
     after: Scrape,
     replicas: Mapping[str, tuple[str, int, int]],
+    *,
+    min_window_s: float = 0.0,
 ) -> TopSnapshot:
     """The view of ``garden`` between two scrapes.
 
     ``replicas`` is each deployment's (status, running, target) as Serve
-    reports it now.
+    reports it now. Under ``min_window_s`` the window's rates and quantiles
+    are left out (None): Ray's processes report their counters every 10 s,
+    so a shorter window may show none of the traffic, or twice of it.
     """
     window = max(after.at - before.at, 1e-9)
+    if window < min_window_s:
+        before = after  # gauges only, until the window is long enough
     running = _by(after.samples.get(RUNNING, []), "model_name")
     waiting = _by(after.samples.get(WAITING, []), "model_name")
     kv = _max_by(after.samples.get(KV_CACHE, []), "model_name")
@@ -192,7 +198,7 @@ def snapshot(
         cost += live * spec.cost_per_hour
         p50 = _quantile(0.5, ttft.get(spec.name, {}))
         p99 = _quantile(0.99, ttft.get(spec.name, {}))
-        tokens = generated.get((spec.name,))
+        tokens = generated.get((spec.name,)) if window >= min_window_s else None
         views.append(
             ModelView(
                 name=spec.name,

@@ -73,7 +73,7 @@ from ray.llm._internal.serve.core.configs.openai_api_models import (
 from ray.llm._internal.serve.engines.vllm.vllm_engine import VLLMEngine
 from ray.serve.llm import LLMServer
 from vllm.entrypoints.openai.responses.protocol import ResponsesRequest
-from vllm.exceptions import VLLMValidationError
+from vllm.exceptions import VLLMClientError, VLLMValidationError
 from vllm.utils import system_utils
 from vllm.v1.metrics.loggers import AggregateStatLoggerBase
 
@@ -130,6 +130,7 @@ _NAMES: dict[str, tuple[str, str]] = {
     "VLLMEngine": ("ray.llm._internal.serve.engines.vllm.vllm_engine", "VLLMEngine"),
     "AggregateStatLoggerBase": ("vllm.v1.metrics.loggers", "AggregateStatLoggerBase"),
     "VLLMValidationError": ("vllm.exceptions", "VLLMValidationError"),
+    "VLLMClientError": ("vllm.exceptions", "VLLMClientError"),
 }
 
 #: The serving modules whose module-level helpers :func:`replace_in_serving` swaps.
@@ -218,7 +219,13 @@ class HookedEngine(VLLMEngine):
         serving = getattr(getattr(self, "_app_state", None), "openai_serving_responses", None)
         if serving is None:
             raise RuntimeError("this engine serves no Responses API (it does not generate)")
-        result = await serving.create_responses(request, raw_request=None)
+        try:
+            result = await serving.create_responses(request, raw_request=None)
+        except (ValueError, VLLMClientError) as err:
+            # A bad request (a prompt over the window, say): vLLM's 400, as
+            # Ray Serve LLM's own engine methods answer it, not a failed replica.
+            yield serving.create_error_response(err)
+            return
         if not hasattr(result, "__aiter__"):
             yield result
             return

@@ -39,6 +39,12 @@ _SCHEMAS: dict[str, type[BaseModel] | tuple[type[BaseModel], type[BaseModel]]] =
 }
 assert set(_SCHEMAS) == set(ENDPOINTS)
 
+#: The events that open a Responses stream before its first token.
+_OPENING_EVENTS = tuple(
+    f"event: response.{kind}\n"
+    for kind in ("created", "in_progress", "output_item.added", "content_part.added")
+)
+
 #: Endpoints Ray Serve LLM's ``LLMServer`` serves itself (the rest run on the engine).
 _SERVER_METHODS = frozenset({"chat", "completions", "embeddings", "tokenize", "detokenize"})
 
@@ -185,6 +191,16 @@ async def _reply(server: GardenModel, endpoint: str, body: dict[str, Any]) -> As
         dumped = first.model_dump_json(by_alias=endpoint == "responses")
         yield ReplyHead(200, dumped.encode())
         return
-    yield ReplyHead(200, _chunk_text(first).encode(), stream=True)
+    head = [_chunk_text(first)]
+    if endpoint == "responses":
+        # vLLM opens a Responses stream with lifecycle events before any token:
+        # the head waits for the first event past them, so the router's
+        # first-token deadline and TTFT mean the first token, as for chat.
+        while head[-1].startswith(_OPENING_EVENTS):
+            following = await anext(stream, None)
+            if following is None:
+                break
+            head.append(_chunk_text(following))
+    yield ReplyHead(200, "".join(head).encode(), stream=True)
     async for item in stream:
         yield _chunk_text(item)

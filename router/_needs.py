@@ -73,7 +73,10 @@ def needs_of(body: Mapping[str, Any]) -> Needs:
     return Needs(
         tools=bool(tools) and choice == "auto",
         forced_tools=bool(tools) and choice not in ("auto", "none", None),
-        images=any(p.get("type") in _IMAGE_PARTS for p in _parts(body.get("messages"))),
+        # chat's messages, or the Responses API's input items (input_image parts)
+        images=any(
+            p.get("type") in _IMAGE_PARTS for p in _parts(body.get("messages") or body.get("input"))
+        ),
         logprobs=wanted,
         tokens=_text_bytes(body) // BYTES_PER_TOKEN_AT_MOST + out_tokens,
     )

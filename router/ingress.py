@@ -119,6 +119,11 @@ _CLASSIFY_BATCH = 32
 
 _MID_STREAM_FAILURES = (RayTaskError, *REPLICA_FAILURES)
 
+#: The status and ``error.type`` a request's span gets when its client left
+#: (nginx's 499: no answer was sent).
+_CLIENT_GONE = 499
+_CLIENT_GONE_TYPE = "client_disconnected"
+
 #: Endpoints that generate text: served by specialists and the generalist, and routed.
 _GENERATES = frozenset({"chat", "completions", "responses"})
 #: Endpoints whose streams the router can resume on the generalist (``router._resume``).
@@ -371,6 +376,7 @@ async def _sse(
     """
     usage: tuple[int, int] | None = None
     error: str | None = None
+    gone = False  # the client left mid-stream
     relabel: Callable[[bytes | str], str] | None = None  # set once handed over
     sent = 0  # pieces: at least a token each, the count when no usage arrives
     try:
@@ -407,13 +413,18 @@ async def _sse(
                 # A merged stream (n > 1) comes out relabelled already.
                 relabel = resume.transcript.relabel if isinstance(handed, Reply) else _as_text
                 reply, error = handed, None
+    except (asyncio.CancelledError, GeneratorExit):
+        gone, error = True, "client disconnected"
+        raise
     finally:
         reply.close()
         traced.finish(
-            status=reply.head.status,
+            status=_CLIENT_GONE if gone else reply.head.status,
             usage=usage,
             error=error,
-            error_type=None if error is None else error.partition(": ")[2] or error,
+            error_type=_CLIENT_GONE_TYPE
+            if gone
+            else (None if error is None else error.partition(": ")[2] or error),
         )
         if ended is not None:
             # A stream cut before its usage chunk still spends what it sent.
@@ -827,7 +838,12 @@ class Router:
                 err.headers = {**quota_headers, **err.headers}
             else:  # the client left (cancelled), or a bug that answers 500
                 gone = isinstance(err, asyncio.CancelledError)
-                traced.finish(status=499 if gone else 500, usage=None, error=type(err).__name__)
+                traced.finish(
+                    status=_CLIENT_GONE if gone else 500,
+                    usage=None,
+                    error=type(err).__name__,
+                    error_type=_CLIENT_GONE_TYPE if gone else type(err).__name__,
+                )
             raise
         headers = {**headers, **quota_headers}
         if not reply.head.stream:
@@ -844,6 +860,13 @@ class Router:
         def closed() -> None:
             reply.close()
             ended(None, reply.model)
+            # The client left before the relay began (a no-op when the relay ended it).
+            traced.finish(
+                status=_CLIENT_GONE,
+                usage=None,
+                error="client disconnected",
+                error_type=_CLIENT_GONE_TYPE,
+            )
 
         return _Stream(
             _sse(reply, traced, resume, drop_usage=not asked_usage, ended=ended),

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 #: Seconds the live view's rates and TTFT quantiles look back (or since it started).
 _LIVE_WINDOW_S = 60.0
+#: The live view shows rates once its window is this long: Ray's processes
+#: report their metrics every 10 s.
+_LIVE_MIN_WINDOW_S = 20.0
 
 
 def _number(value: float | None, digits: int = 0, suffix: str = "") -> str:
@@ -135,7 +138,14 @@ def top_cmd(
                 now = scrape(url)
                 while len(history) > 1 and now.at - history[1].at >= _LIVE_WINDOW_S:
                     history.popleft()
-                live.update(render(snapshot(garden, history[0], now, _replicas(state.app))))
+                view = snapshot(
+                    garden,
+                    history[0],
+                    now,
+                    _replicas(state.app),
+                    min_window_s=_LIVE_MIN_WINDOW_S,
+                )
+                live.update(render(view))
                 live.refresh()
                 history.append(now)
                 time.sleep(interval_s)

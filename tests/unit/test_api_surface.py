@@ -134,6 +134,9 @@ def test_the_responses_body_is_read_for_domain_and_needs() -> None:
     needs = needs_of({"input": "x" * 1600, "max_output_tokens": 50})
     assert needs.tokens == 1600 // 16 + 50
     assert needs_of({"input": turns, "tools": [{"type": "function"}]}).tools
+    image = {"type": "input_image", "image_url": "data:image/png;base64,AAAA"}
+    assert needs_of({"input": [{"role": "user", "content": [image]}]}).images
+    assert not needs_of({"input": turns}).images
 
 
 def test_usage_is_read_from_responses_and_embeddings() -> None:

@@ -88,3 +88,13 @@ def test_the_view_renders_without_a_terminal() -> None:
     assert "overloaded" in text and "25.0%" in text
     assert "no budget" in text
     assert "\x1b[" not in text  # no escape codes when no terminal is attached
+
+
+def test_a_window_shorter_than_rays_report_interval_shows_gauges_only() -> None:
+    garden = load_config(None)
+    before, after = parse_scrape(BEFORE, 100.0), parse_scrape(AFTER, 105.0)
+    view = snapshot(garden, before, after, REPLICAS, min_window_s=20.0)
+    law = next(m for m in view.models if m.name == "law")
+    assert (law.requests_running, law.kv_cache_use) == (5.0, 0.5)
+    assert law.tokens_per_s is None and law.ttft_p50_ms is None and law.route_share is None
+    assert view.routed == 0 and view.reasons == {}
