@@ -22,11 +22,16 @@ from cluster._ray import (
     start_local_ray,
     stop_local_ray,
 )
-from cluster.app import build_app, router_env
+from cluster.app import ROUTER_DEPLOYMENT, build_app, router_env
 from cluster.config import GardenConfig
 from cluster.exceptions import ClusterError, StartupError
 from cluster.processes import cluster_processes, kill_garden_processes, kill_tree
-from cluster.ray_internals import serve_controller, serve_details, start_deleting_app
+from cluster.ray_internals import (
+    draining_replicas,
+    serve_controller,
+    serve_details,
+    start_deleting_app,
+)
 
 __all__ = ["DeploymentProgress", "RunState", "down", "read_state", "run_dir", "status", "up"]
 
@@ -238,6 +243,13 @@ def up(
 def _drain(state: RunState, drain_s: float, clock: Callable[[], float] = time.monotonic) -> None:
     """Delete ``state``'s Serve application gracefully, waiting at most ``drain_s`` seconds.
 
+    Drained once the application is gone, or once only router replicas are
+    left: every request a router carries runs on a model replica, and those
+    have finished theirs. Behind HAProxy Serve holds a router replica open
+    for ``RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S`` (30 s) after its
+    last request, so that load balancers can deregister it; with the whole
+    application going there is nothing to deregister from.
+
     No call is left blocked in Ray when this returns: ``down`` stops Ray
     next, and a driver whose Ray stops under a running call exits.
     """
@@ -249,11 +261,18 @@ def _drain(state: RunState, drain_s: float, clock: Callable[[], float] = time.mo
     except ClusterError:
         return  # the cluster is gone: nothing is in flight
     deadline = clock() + drain_s
+    routers_only = 0  # polls in a row that found only router replicas left
     try:
         start_deleting_app(state.app)
         while clock() < deadline:
             details = serve_details()
             if details is None or state.app not in details.get("applications", {}):
+                return
+            left = draining_replicas(state.app)
+            routers_only = routers_only + 1 if set(left) <= {ROUTER_DEPLOYMENT} else 0
+            # Two polls apart: a router relaying a model's last chunks has sent them.
+            if routers_only >= 2:
+                logger.info("garden down: every model replica has drained")
                 return
             time.sleep(0.5)
     except (RayError, RayServeException) as err:  # logged; the stop that follows runs

@@ -19,6 +19,10 @@ What is reached, and why no public API serves:
 * ``ray.serve._private.constants`` ``SERVE_CONTROLLER_NAME`` and
   ``SERVE_NAMESPACE``: to ask whether Serve runs without starting it
   (``serve.status()`` would).
+* ``ray.serve._private.common.REPLICA_ID_FULL_ID_STR_PREFIX``, and the
+  replica actor names Serve builds from it (``<prefix><app>#<deployment>#<id>``):
+  a replica actor outlives its deployment's deletion while it drains, and
+  ``garden down`` counts the ones still draining (:func:`draining_replicas`).
 * ``ray.serve.context._get_global_client``: the controller's serve details as
   the plain dict it sends; ``serve.status()`` re-parses them into pydantic
   models at ten times the CPU, which the router cannot afford twice a second.
@@ -48,6 +52,7 @@ __all__ = [
     "apply_scaling_factors",
     "cold_start_replicas",
     "deployment_id",
+    "draining_replicas",
     "internal_policy_state",
     "kv_delete",
     "kv_get",
@@ -72,6 +77,7 @@ _POLICY = "ray.serve.autoscaling_policy"
 
 #: (module, name, the parameters the garden passes, in order).
 _REACHES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (_COMMON, "REPLICA_ID_FULL_ID_STR_PREFIX", ()),
     (_KV, "_internal_kv_put", ("key", "value")),
     (_KV, "_internal_kv_get", ("key",)),
     (_KV, "_internal_kv_list", ("prefix",)),
@@ -169,6 +175,26 @@ def start_deleting_app(name: str) -> None:
     from ray import serve
 
     serve.delete(name, _blocking=False)
+
+
+def draining_replicas(app: str) -> dict[str, int]:
+    """Replica actors of application ``app`` still alive, by deployment.
+
+    Serve names every replica actor ``<prefix><app>#<deployment>#<id>``
+    (``ReplicaID.to_full_id_str``); read with Ray's public
+    ``list_named_actors``.
+    """
+    import ray
+    from ray.serve._private.common import REPLICA_ID_FULL_ID_STR_PREFIX as prefix
+
+    out: dict[str, int] = {}
+    for actor in ray.util.list_named_actors(all_namespaces=True):
+        name = actor["name"] if isinstance(actor, dict) else str(actor)
+        owner, _, rest = name.removeprefix(prefix).partition("#")
+        if name.startswith(prefix) and owner == app and rest:
+            deployment = rest.partition("#")[0]
+            out[deployment] = out.get(deployment, 0) + 1
+    return out
 
 
 # -- Serve's policy wrapper and autoscaling metrics, for the simulator ------------------

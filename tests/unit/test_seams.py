@@ -140,3 +140,26 @@ def test_only_the_seam_overrides_private_members() -> None:
                     if is_method and item.name.startswith("_") and not item.name.endswith("__"):
                         found.append(f"{path.relative_to(REPO)}: {node.name}.{item.name}")
     assert found == [], f"private members overridden outside the seam: {found}"
+
+
+def test_draining_replicas_counts_the_apps_replica_actors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Serve's replica actor names, as ReplicaID writes them, counted by deployment."""
+    import ray
+    from ray.serve._private.common import DeploymentID, ReplicaID
+
+    from cluster.ray_internals import draining_replicas
+
+    def named(app: str, deployment: str, unique: str) -> dict[str, str]:
+        replica = ReplicaID(unique, DeploymentID(name=deployment, app_name=app))
+        return {"name": replica.to_full_id_str(), "namespace": "serve"}
+
+    actors = [
+        named("garden", "router", "a1"),
+        named("garden", "router", "b2"),
+        named("garden", "law", "c3"),
+        named("other", "law", "d4"),
+        {"name": "SERVE_CONTROLLER_ACTOR", "namespace": "serve"},
+    ]
+    monkeypatch.setattr(ray.util, "list_named_actors", lambda all_namespaces=False: actors)
+    assert draining_replicas("garden") == {"router": 2, "law": 1}
+    assert draining_replicas("none") == {}
