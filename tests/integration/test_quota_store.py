@@ -55,13 +55,15 @@ async def _shared_quota(counters: Counters, app: str) -> None:
     # The refused ones took themselves back: 8 - len(admitted) requests remain this minute.
     left = 0
     while True:
+        router = (a, b)[left % 2]
         try:
-            done = await (a, b)[left % 2].admit("team")
+            done = await router.admit("team")
         except RateLimitError as err:
             assert err.error_type == "requests"
             break
         left += 1
-        await a.finish(done, None, 0.0)
+        # Ended where it was admitted: in-flight counts are each router's own.
+        await router.finish(done, None, 0.0)
     assert len(admitted) + left == 8
     usage = await usage_of_keys(counters, app)
     assert usage["team"]["requests"] == 8
