@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -110,6 +111,9 @@ def _flag(key: str, value: Any) -> list[str]:
         return [flag]
     if value is False or value is None:
         return []
+    if isinstance(value, dict | list):
+        # vLLM's CLI reads a nested config (structured_outputs_config, ...) as JSON.
+        return [flag, json.dumps(value)]
     return [flag, str(value)]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from itertools import pairwise
 
@@ -24,6 +25,9 @@ def test_vllm_gets_the_gardens_engine_arguments_as_flags() -> None:
     assert "--max-num-seqs 32" in joined and "--max-model-len 2048" in joined
     assert "--enforce-eager" in command  # a true flag takes no value
     assert "--num-gpu-blocks-override 512" in joined
+    # A nested config goes as JSON, which vLLM's CLI parses (not Python's repr).
+    flag = command.index("--structured-outputs-config")
+    assert json.loads(command[flag + 1]) == spec.engine["structured_outputs_config"]
 
 
 def test_summary_counts_failures_and_takes_percentiles_of_the_rest() -> None:
