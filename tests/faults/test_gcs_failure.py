@@ -27,7 +27,7 @@ import redis
 
 from cluster.processes import kill_tree, serve_replicas
 from tests._redis import redis_server
-from tests.faults.conftest import SPECIALIST, fault_garden, finish, records_of
+from tests.faults.conftest import SPECIALIST, FaultGarden, fault_garden, finish, records_of
 
 pytestmark = [pytest.mark.faults]
 
@@ -37,9 +37,13 @@ BEFORE_S, DOWN_S = 15.0, 20.0
 LOAD_S = 90
 
 
-def _whole(status: str) -> bool:
-    rows = [line.split() for line in status.splitlines()[2:] if line.strip()]
-    return bool(rows) and all(len(r) > 1 and r[1] == "HEALTHY" for r in rows)
+def _whole(garden: FaultGarden) -> bool:
+    """Whether ``garden status --json`` answers and reports every deployment healthy."""
+    done = garden.garden("status", "--json", timeout_s=60)
+    if done.returncode != 0:
+        return False
+    deployments = json.loads(done.stdout)["deployments"]
+    return bool(deployments) and all(d["status"] == "HEALTHY" for d in deployments)
 
 
 def test_a_killed_gcs_costs_no_request_and_the_garden_is_whole_after_its_restart(
@@ -62,7 +66,7 @@ def test_a_killed_gcs_costs_no_request_and_the_garden_is_whole_after_its_restart
             garden.cluster.restart_gcs()
             whole_s = garden.wait_for(
                 "garden status reporting every deployment healthy",
-                lambda: _whole(garden.garden("status", timeout_s=60).stdout),
+                lambda: _whole(garden),
                 120,
                 every_s=2,
             )
