@@ -12,8 +12,9 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cluster._ray import (
     check_port_free,
@@ -32,6 +33,8 @@ from cluster.ray_internals import (
     serve_details,
     start_deleting_app,
 )
+from cluster.startup import Stage, engine_up_replicas, stage_counts
+from cluster.store import RayKVStore, SharedStore
 
 __all__ = ["DeploymentProgress", "RunState", "down", "read_state", "run_dir", "status", "up"]
 
@@ -71,18 +74,34 @@ class RunState:
 
 @dataclass(frozen=True)
 class DeploymentProgress:
-    """One deployment's state as Ray Serve reports it."""
+    """One deployment's state as Ray Serve reports it, with its replicas' start stages."""
 
     name: str
     status: str
     running: int
     target: int
     message: str
+    #: Replicas at each stage of their start (``cluster.startup``), by stage label.
+    stages: dict[str, int] = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:
         """True once the deployment serves with all its replicas."""
         return self.status == "HEALTHY"
+
+    @property
+    def steps(self) -> tuple[int, int]:
+        """(steps taken, steps in all): three steps up per wanted replica, for a bar."""
+        done = sum(stage * self.stages.get(stage.label, 0) for stage in Stage)
+        return done, Stage.HEALTHY * max(self.target, 1)
+
+    @property
+    def stage(self) -> str:
+        """The stage of its least advanced replica: where the deployment is held up."""
+        for stage in Stage:
+            if self.stages.get(stage.label):
+                return stage.label
+        return Stage.HEALTHY.label
 
 
 def _state_file() -> Path:
@@ -127,26 +146,45 @@ def _import_serving_code() -> None:
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
 
 
-def status(app: str) -> list[DeploymentProgress]:
-    """Per-deployment progress of ``app`` on the connected cluster."""
-    from ray import serve
+def _text(value: object) -> str:
+    return str(getattr(value, "value", value))
 
-    apps = serve.status().applications
-    if app not in apps:
-        raise ClusterError(f"no garden application {app!r} is deployed on this cluster")
+
+def _progress_of(app: str, details: dict[str, Any], store: SharedStore) -> list[DeploymentProgress]:
     out = []
-    for name, dep in apps[app].deployments.items():
-        states = {str(getattr(k, "value", k)): v for k, v in dep.replica_states.items()}
+    for name, dep in details.get("deployments", {}).items():
+        replicas = dep.get("replicas", [])
+        counts = stage_counts(dep, engine_up_replicas(store, app, name))
         out.append(
             DeploymentProgress(
                 name=name,
-                status=str(getattr(dep.status, "value", dep.status)),
-                running=states.get("RUNNING", 0),
-                target=sum(states.values()),
-                message=dep.message,
+                status=_text(dep.get("status")),
+                running=sum(_text(r.get("state")) == "RUNNING" for r in replicas),
+                target=int(dep.get("target_num_replicas") or len(replicas)),
+                message=str(dep.get("message") or ""),
+                stages={stage.label: n for stage, n in counts.items()},
             )
         )
     return out
+
+
+def _app_details(app: str) -> dict[str, Any] | None:
+    details = serve_details()
+    found = None if details is None else details.get("applications", {}).get(app)
+    return None if found is None else dict(found)
+
+
+def status(app: str, store: SharedStore | None = None) -> list[DeploymentProgress]:
+    """Per-deployment progress of ``app`` on the connected cluster.
+
+    From one call to Serve's controller (its details, as the plain dict it
+    sends) and the replicas' engine-up reports in ``store`` (Ray's KV store
+    by default).
+    """
+    details = _app_details(app)
+    if details is None:
+        raise ClusterError(f"no garden application {app!r} is deployed on this cluster")
+    return _progress_of(app, details, RayKVStore() if store is None else store)
 
 
 def _wait_healthy(
@@ -155,22 +193,22 @@ def _wait_healthy(
     on_progress: Callable[[list[DeploymentProgress]], None] | None,
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
-    from ray import serve
-
     deadline = clock() + timeout_s
+    store = RayKVStore()
     while True:
-        overview = serve.status().applications.get(app)
-        if overview is not None:
-            progress = status(app)
+        details = _app_details(app)
+        if details is not None:
+            progress = _progress_of(app, details, store)
             if on_progress:
                 on_progress(progress)
-            app_status = str(getattr(overview.status, "value", overview.status))
-            if app_status == "RUNNING" and all(p.healthy for p in progress):
+            app_status = _text(details.get("status"))
+            if app_status == "RUNNING" and progress and all(p.healthy for p in progress):
                 return
             if app_status == "DEPLOY_FAILED" or any(p.status == "DEPLOY_FAILED" for p in progress):
                 failed = [f"{p.name}: {p.message}" for p in progress if p.status != "HEALTHY"]
+                message = str(details.get("message") or "")
                 raise StartupError(
-                    "garden failed to deploy:\n  " + "\n  ".join(failed or [overview.message])
+                    "garden failed to deploy:\n  " + "\n  ".join(failed or [message])
                 )
         if clock() > deadline:
             raise StartupError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 import psutil
 from pydantic import BaseModel, ValidationError
 
+from cluster.startup import report_engine_up
+from cluster.store import RayKVStore
 from deployments._internals import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -26,6 +29,8 @@ from deployments._tracing import end_span, engine_span
 from deployments.protocol import ENDPOINTS, ReplyHead
 
 __all__ = ["GardenModel"]
+
+logger = logging.getLogger(__name__)
 
 #: vLLM's request schema of each endpoint in ``deployments.protocol.ENDPOINTS``:
 #: one, or (a body with ``messages``, one without) where vLLM takes either.
@@ -104,6 +109,22 @@ class GardenModel(HookedServer):
     def engine_ready(self) -> None:
         # From the replica process's birth (imports included) to a ready engine.
         self._ready_after_s = time.time() - psutil.Process().create_time()
+        # For `garden up`'s bars: from here until Serve runs it, this replica is "engine up".
+        # A progress report: the GCS failing it must not fail the replica's start.
+        from ray import serve
+        from ray.exceptions import RayError
+
+        replica = serve.get_replica_context()
+        try:
+            report_engine_up(
+                RayKVStore(),
+                replica.app_name,
+                replica.deployment,
+                replica.replica_id.unique_id,
+                at=time.time(),
+            )
+        except (RayError, ConnectionError, RuntimeError) as err:
+            logger.warning("could not report the engine up for garden up's progress: %r", err)
 
     def replica_facts(self) -> dict[str, float | int | None]:
         """What ``garden profile`` reads of this replica.

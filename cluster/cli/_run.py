@@ -15,30 +15,28 @@ from cluster.lifecycle import DeploymentProgress, down, status, up
 
 
 class ProgressPrinter:
-    """Shows each deployment's progress: a bar per deployment in a terminal, else lines.
+    """Shows each deployment's start: a bar per deployment in a terminal, else lines.
 
-    A bar counts its running replicas against the target, and names Serve's
-    status; without a terminal (a log) a line is printed whenever a
-    deployment's state changes. Used as a context manager around the wait.
+    A bar moves through each replica's stages (placing, loading weights,
+    engine up, healthy; ``cluster.startup``) and names the least advanced
+    replica's stage, with replicas running against the target. Without a
+    terminal (a log) a line is printed whenever a deployment's stage,
+    status or replica count changes. Used as a context manager around the
+    wait.
     """
 
     def __init__(self, *, stderr: bool = False) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self._start = time.monotonic()
-        self._last: dict[str, tuple[str, int, int]] = {}
+        self._last: dict[str, tuple[str, str, int, int]] = {}
         self._stderr = stderr
         self._console = console(stderr=stderr)
         self._bars = Progress(
             TextColumn("{task.description:<12}"),
             BarColumn(),
-            MofNCompleteColumn(),
+            TextColumn("{task.fields[stage]:<15}"),
+            TextColumn("{task.fields[replicas]} replicas"),
             TextColumn("{task.fields[status]}"),
             TimeElapsedColumn(),
             console=self._console,
@@ -56,22 +54,31 @@ class ProgressPrinter:
 
     def __call__(self, progress: list[DeploymentProgress]) -> None:
         for p in progress:
-            key = (p.status, p.running, p.target)
+            key = (p.stage, p.status, p.running, p.target)
             if self._last.get(p.name) == key:
                 continue
             self._last[p.name] = key
+            replicas = f"{p.running}/{p.target}"
             if not self._console.is_terminal:
                 elapsed = time.monotonic() - self._start
                 click.echo(
-                    f"  [{elapsed:5.0f}s] {p.name:<12} {p.status:<11} "
-                    f"{p.running}/{p.target} replicas",
+                    f"  [{elapsed:5.0f}s] {p.name:<12} {p.stage:<15} {replicas} replicas "
+                    f"({p.status})",
                     err=self._stderr,
                 )
                 continue
             if p.name not in self._tasks:
-                self._tasks[p.name] = self._bars.add_task(p.name, total=None, status="")
+                self._tasks[p.name] = self._bars.add_task(
+                    p.name, total=None, stage="", replicas="", status=""
+                )
+            done, total = p.steps
             self._bars.update(
-                self._tasks[p.name], completed=p.running, total=p.target or 1, status=p.status
+                self._tasks[p.name],
+                completed=done,
+                total=total,
+                stage=p.stage,
+                replicas=replicas,
+                status=p.status,
             )
 
 
@@ -80,8 +87,9 @@ def _table(progress: list[DeploymentProgress]) -> Any:
         "deployment",
         "status",
         "replicas",
+        "stage",
         "message",
-        rows=[(p.name, p.status, f"{p.running}/{p.target}", p.message) for p in progress],
+        rows=[(p.name, p.status, f"{p.running}/{p.target}", p.stage, p.message) for p in progress],
     )
 
 

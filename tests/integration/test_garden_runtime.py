@@ -9,6 +9,9 @@ import pytest
 
 from cluster.lifecycle import read_state, status
 from cluster.processes import garden_processes
+from cluster.ray_internals import serve_details
+from cluster.startup import engine_up_replicas
+from cluster.store import RayKVStore
 from router._health import running_replicas
 from tests._replicas import replica_process, replica_processes, wait_until_healthy
 from tests.conftest import RunningGarden
@@ -25,6 +28,18 @@ def test_every_model_and_the_router_are_healthy(garden: RunningGarden) -> None:
     for p in progress.values():
         floor = 1 if p.name == "router" else garden.config.model(p.name).autoscaling.min_replicas
         assert p.healthy and p.running == p.target >= floor, p
+        assert p.stage == "healthy" and p.stages["healthy"] == p.running, p
+
+
+def test_every_model_replica_reported_its_engine_up(garden: RunningGarden) -> None:
+    # garden up's "engine up" stage comes from these reports (cluster.startup).
+    app = garden.config.name
+    details = serve_details()
+    assert details is not None
+    for model in garden.config.models:
+        deployment = details["applications"][app]["deployments"][model.name]
+        running = {r["replica_id"] for r in deployment["replicas"] if r["state"] == "RUNNING"}
+        assert running and running <= engine_up_replicas(RayKVStore(), app, model.name), model.name
 
 
 def test_the_routers_replica_counts_agree_with_serve_status(garden: RunningGarden) -> None:
