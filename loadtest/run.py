@@ -6,7 +6,8 @@
 ``locust_exceptions.csv``), HTML report (``locust.html``) and log
 (``locust.log``) in the output folder, and the per-request records in
 ``records.jsonl`` (the locustfile's ``LOADTEST_RECORDS``). While it runs,
-``progress`` gets one line a second from the records so far. When Locust
+``progress(elapsed_s, duration_s, note)`` hears once a second how far it is,
+with a note on the records so far. When Locust
 exits, :func:`loadtest.summary.summarize` turns the records into
 ``summary.json``, with the SLOs of the garden's models for goodput.
 
@@ -30,7 +31,7 @@ from typing import Any
 from cluster.exceptions import ClusterError
 from loadtest.summary import SLO, percentile, read_records, summarize
 
-__all__ = ["LoadTest", "parse_duration", "run_loadtest"]
+__all__ = ["LoadTest", "Progress", "parse_duration", "progress_note", "run_loadtest"]
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
@@ -104,23 +105,24 @@ class LoadTest:
         return env
 
 
-def progress_line(rows: list[dict[str, Any]], elapsed_s: float, duration_s: float) -> str:
-    """One status line from the records so far."""
+#: ``progress(elapsed_s, duration_s, note)``: seconds run, seconds planned, the records so far.
+Progress = Callable[[float, float, str], None]
+
+
+def progress_note(rows: list[dict[str, Any]]) -> str:
+    """A note on the records so far: requests, failures, median TTFT."""
     requests = [r for r in rows if "kind" not in r]
     failed = sum(1 for r in requests if not r.get("ok"))
     ttfts = [r["ttft_ms"] for r in requests if r.get("ok") and r.get("ttft_ms") is not None]
     ttft = f"{percentile(ttfts, 50):.0f} ms" if ttfts else "-"
-    return (
-        f"[{elapsed_s:5.0f}/{duration_s:.0f} s] requests {len(requests)}  "
-        f"failures {failed}  ttft p50 {ttft}"
-    )
+    return f"requests {len(requests)}  failures {failed}  ttft p50 {ttft}"
 
 
 def run_loadtest(
     test: LoadTest,
     out: Path,
     slos: Mapping[str, SLO],
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Run ``test``, write its reports and ``summary.json`` under ``out``; return the summary.
 
@@ -140,7 +142,7 @@ def run_loadtest(
                 time.sleep(1)
                 if progress is not None:
                     elapsed = time.monotonic() - started
-                    progress(progress_line(read_records(records), elapsed, test.duration_s))
+                    progress(elapsed, test.duration_s, progress_note(read_records(records)))
         finally:
             if proc.poll() is None:
                 proc.terminate()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cluster.cli._display import StepProgress, console, table
+from cluster.cli._display import StepProgress, TimedProgress, console, table
 from cluster.cli._main import cli
 from cluster.cli._options import api_key_of, config_option, load, running_garden
 from cluster.cli._run import ProgressPrinter
@@ -146,43 +146,36 @@ def soak(
     garden = load(config_path)
     state = running_garden()
     folder = Path(out) if out else run_dir() / "soak"
-    result = run_soak(
-        garden,
-        state.endpoint,
-        minutes=minutes,
-        out=folder,
-        users=users,
-        max_tokens=max_tokens,
-        api_key=api_key_of(garden),
-        app=state.app,
-        metrics_url=state.metrics_url,
-        progress=None if as_json else lambda line: click.echo(line, err=True),
-    )
+    with TimedProgress("soak", every_s=60) as progress:
+        result = run_soak(
+            garden,
+            state.endpoint,
+            minutes=minutes,
+            out=folder,
+            users=users,
+            max_tokens=max_tokens,
+            api_key=api_key_of(garden),
+            app=state.app,
+            metrics_url=state.metrics_url,
+            progress=None if as_json else progress,
+        )
     if as_json:
         click.echo(json.dumps(result))
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"soak of garden {garden.name!r}: {minutes:g} min, {result['users']} users")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
     p99 = result["p99_ttft_ms"]
-    for name, value in (
+    rss = result["router_rss_mib"]
+    rows = [
         ("requests", result["requests"]),
         ("errors", result["errors"]),
         ("throughput (req/s)", result["throughput_rps"]),
-        (
-            "router RSS first / last (MiB)",
-            f"{result['router_rss_mib']['first']} / {result['router_rss_mib']['last']}",
-        ),
+        ("router RSS first / last (MiB)", f"{rss['first']} / {rss['last']}"),
         ("router RSS growth (MiB / 1k requests)", result["router_rss_growth_mib_per_1k"]),
         ("engine requests left running", result["left_running"]),
         ("p99 TTFT first / last minute (ms)", f"{p99['first_minute']} / {p99['last_minute']}"),
         ("p99 drift (last / first)", p99["drift"]),
-    ):
-        table.add_row(name, str(value))
-    Console().print(table)
+    ]
+    title = f"soak of garden {garden.name!r}: {minutes:g} min, {result['users']} users"
+    console().print(table("measure", "value", rows=rows, title=title, right=1))
 
 
 def _overhead_table(result: dict[str, Any]) -> Group:

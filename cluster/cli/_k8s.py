@@ -5,12 +5,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from cluster.cli._display import StepProgress, console, table
 from cluster.cli._main import cli
 from cluster.exceptions import StartupError
+
+if TYPE_CHECKING:
+    from rich.console import Group
+
+    from cluster.k8s import RayServiceStatus
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -200,20 +206,45 @@ def status(
     Example:
       garden k8s status -n ml --json
     """
-    from cluster.k8s import format_table, summarise
+    from cluster.k8s import summarise
 
     state = summarise(_services(kubeconfig, context, namespace).get(_name(name, release)))
     if as_json:
         click.echo(json.dumps(state.to_json()))
     else:
-        for line in format_table(state):
-            click.echo(line)
+        console().print(_status_view(state))
 
 
-def _progress(state: Any) -> str:
+def _status_view(state: RayServiceStatus) -> Group:
+    """The verdict, then rich tables of the conditions and of every deployment."""
+    from rich.console import Group
+
+    verdict = "READY" if state.ready else f"NOT READY: {state.reason}"
+    parts: list[Any] = [
+        f"RayService {state.name} (namespace {state.namespace}): {verdict}",
+        f"serviceStatus {state.service_status or '-'}; Ray cluster "
+        f"active {state.active_cluster or '-'}, pending {state.pending_cluster or '-'}",
+    ]
+    if state.conditions:
+        conditions = [(c["type"], c["status"], c["reason"], c["message"]) for c in state.conditions]
+        parts.append(table("condition", "status", "reason", "message", rows=conditions))
+    rows = [
+        (which, app_name, app.status, dep, d["status"], d["message"] or app.message)
+        for which, apps in (("active", state.applications), ("pending", state.pending_applications))
+        for app_name, app in sorted(apps.items())
+        for dep, d in sorted(app.deployments.items())
+    ]
+    if rows:
+        parts.append(
+            table("cluster", "application", "app status", "deployment", "status", "message",
+                  rows=rows, title="Serve deployments")
+        )  # fmt: skip
+    return Group(*parts)
+
+
+def _healthy(state: RayServiceStatus) -> tuple[int, int]:
     deployments = [d for app in state.applications.values() for d in app.deployments.values()]
-    healthy = sum(d["status"] == "HEALTHY" for d in deployments)
-    return f"{state.reason}; {healthy}/{len(deployments)} deployments HEALTHY"
+    return sum(d["status"] == "HEALTHY" for d in deployments), len(deployments)
 
 
 @k8s_group.command("wait")
@@ -253,26 +284,24 @@ def wait(
     services = _services(kubeconfig, context, namespace)
     target = _name(name, release)
     start = time.monotonic()
-    last = ""
-    while True:
-        state = summarise(services.get(target))
-        elapsed = time.monotonic() - start
-        line = "ready" if state.ready else _progress(state)
-        if line != last:
-            click.echo(f"[{elapsed:6.0f}s] {target}: {line}")
-            last = line
-        if state.ready:
-            return
-        failed = {n: a for n, a in state.applications.items() if a.status == "DEPLOY_FAILED"}
-        if failed:
-            detail = "; ".join(f"{n}: {a.message}" for n, a in failed.items())
-            raise StartupError(f"RayService {target}: deploy failed ({detail})")
-        if elapsed >= timeout:
-            raise StartupError(
-                f"RayService {target} not ready after {timeout:g}s: {state.reason}. "
-                f"See `garden k8s status --name {target} -n {services.namespace}`."
-            )
-        time.sleep(min(interval, max(timeout - elapsed, 0.01)))
+    with StepProgress(f"rayservice/{target}", unit="deployments healthy") as progress:
+        while True:
+            state = summarise(services.get(target))
+            elapsed = time.monotonic() - start
+            healthy, deployments = _healthy(state)
+            progress("ready" if state.ready else state.reason, healthy, deployments or None)
+            if state.ready:
+                return
+            failed = {n: a for n, a in state.applications.items() if a.status == "DEPLOY_FAILED"}
+            if failed:
+                detail = "; ".join(f"{n}: {a.message}" for n, a in failed.items())
+                raise StartupError(f"RayService {target}: deploy failed ({detail})")
+            if elapsed >= timeout:
+                raise StartupError(
+                    f"RayService {target} not ready after {timeout:g}s: {state.reason}. "
+                    f"See `garden k8s status --name {target} -n {services.namespace}`."
+                )
+            time.sleep(min(interval, max(timeout - elapsed, 0.01)))
 
 
 @k8s_group.command("delete")

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from cluster.cli._display import console, table
+from cluster.cli._display import TimedProgress, console, table
 from cluster.cli._main import cli
 from cluster.cli._options import api_key_of, config_option, load, running_garden
 
@@ -93,20 +93,17 @@ def loadtest_cmd(
         api_key=api_key_of(garden),
     )
     slos = {m.name: SLO(m.slo.ttft_ms, m.slo.tpot_ms) for m in garden.models}
-    show = None if as_json else _progress
-    summary = run_loadtest(test, out, slos, progress=show)
-    if not as_json:
-        click.echo(err=True)
+    if as_json:
+        summary = run_loadtest(test, out, slos)
+    else:
+        with TimedProgress("loadtest") as progress:
+            summary = run_loadtest(test, out, slos, progress=progress)
     if as_json:
         click.echo(json.dumps(summary))
     else:
         _print(summary, out)
     if summary["failures"]["count"] or summary["locust_exit_code"]:
         raise SystemExit(1)
-
-
-def _progress(line: str) -> None:
-    click.echo(f"\r{line}", nl=False, err=True)
 
 
 def _print(summary: dict[str, Any], out: Path) -> None:

@@ -18,7 +18,7 @@ from cluster.k8s._chart import (
 )
 from cluster.k8s._client import FIELD_MANAGER, RayServices, connect
 from cluster.k8s._names import CHART_NAME, fullname
-from cluster.k8s._status import ApplicationStatus, RayServiceStatus, format_table, summarise
+from cluster.k8s._status import ApplicationStatus, RayServiceStatus, summarise
 from cluster.k8s._values_schema import schema_text, values_schema
 
 __all__ = [
@@ -32,7 +32,6 @@ __all__ = [
     "Rendered",
     "chart_dir",
     "connect",
-    "format_table",
     "fullname",
     "render_chart",
     "schema_text",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["ApplicationStatus", "RayServiceStatus", "format_table", "summarise"]
+__all__ = ["ApplicationStatus", "RayServiceStatus", "summarise"]
 
 
 @dataclass(frozen=True)
@@ -110,29 +110,3 @@ def summarise(obj: dict[str, Any]) -> RayServiceStatus:
         applications=apps,
         pending_applications=_applications(pending),
     )
-
-
-def _app_lines(label: str, apps: dict[str, ApplicationStatus]) -> list[str]:
-    lines = []
-    for name, app in sorted(apps.items()):
-        lines.append(f"{label} {name}: {app.status}" + (f"  {app.message}" if app.message else ""))
-        for dep, d in sorted(app.deployments.items()):
-            note = f"  {d['message']}" if d["message"] else ""
-            lines.append(f"  {dep:<16} {d['status']:<12}{note}")
-    return lines
-
-
-def format_table(s: RayServiceStatus) -> list[str]:
-    """Human-readable lines: the verdict, conditions, clusters, then apps and deployments."""
-    lines = [
-        f"RayService {s.name} (namespace {s.namespace}): "
-        + ("READY" if s.ready else f"NOT READY: {s.reason}")
-    ]
-    for c in s.conditions:
-        lines.append(f"condition {c['type']:<18} {c['status']:<7} {c['reason']}  {c['message']}")
-    if s.service_status:
-        lines.append(f"serviceStatus {s.service_status}")
-    lines.append(f"cluster active={s.active_cluster or '-'} pending={s.pending_cluster or '-'}")
-    lines += _app_lines("application", s.applications)
-    lines += _app_lines("pending application", s.pending_applications)
-    return [line.rstrip() for line in lines]

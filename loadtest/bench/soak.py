@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ import psutil
 
 from cluster.config import GardenConfig
 from cluster.processes import serve_replicas
-from loadtest.run import LoadTest, run_loadtest
+from loadtest.run import LoadTest, Progress, run_loadtest
 from loadtest.summary import SLO, percentile, read_records
 
 __all__ = ["default_users", "run_soak"]
@@ -127,7 +127,7 @@ def run_soak(
     metrics_url: str | None = None,
     sample_s: float = 10.0,
     settle_s: float = 60.0,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Soak the garden at ``endpoint`` (an OpenAI base URL) for ``minutes``; the JSON report.
 
@@ -151,9 +151,9 @@ def run_soak(
     samples = [(0.0, 0.0, _router_rss_mib(app, router))]
     last = [began]
 
-    def tick(line: str) -> None:
+    def tick(elapsed_s: float, duration_s: float, note: str) -> None:
         if progress is not None:
-            progress(line)
+            progress(elapsed_s, duration_s, note)
         if time.monotonic() - last[0] >= sample_s:
             last[0] = time.monotonic()
             done = sum(1 for r in read_records(records) if "kind" not in r)
