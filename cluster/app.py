@@ -6,16 +6,22 @@ deploys it locally, and the Kubernetes path renders the same deployments.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+import hashlib
+import importlib.util
+import json
+from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from cluster.config import GardenConfig
+from cluster.config import GardenConfig, ModelSpec
 from cluster.exceptions import ConfigError
+from cluster.ray_internals import with_code_version
 
 if TYPE_CHECKING:
     from ray.serve.deployment import Application, Deployment
 
-__all__ = ["ROUTER_DEPLOYMENT", "build_app", "garden_app", "router_env"]
+__all__ = ["ROUTER_DEPLOYMENT", "build_app", "code_version", "garden_app", "router_env"]
 
 #: Deployment name of the ingress.
 ROUTER_DEPLOYMENT = "router"
@@ -51,19 +57,78 @@ def router_env(garden: GardenConfig, environ: Mapping[str, str]) -> dict[str, st
     return {name: environ[name] for name in names if name is not None and name in environ}
 
 
-def build_app(garden: GardenConfig, *, env: Mapping[str, str] | None = None) -> Application:
+#: The packages whose files are the garden's code (what its replicas run).
+_PACKAGES = ("cluster", "router", "deployments", "autoscaling")
+
+
+@functools.cache
+def _code_digest() -> str:
+    """A hash of the garden's code: every file of its packages, and Ray's version."""
+    import ray
+
+    digest = hashlib.sha256(ray.__version__.encode())
+    for package in _PACKAGES:
+        found = importlib.util.find_spec(package)
+        for root in (found.submodule_search_locations or []) if found else []:
+            for path in sorted(Path(root).rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts:
+                    digest.update(f"{package}/{path.relative_to(root)}".encode())
+                    digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def code_version(kind: str, what: Any) -> str:
+    """The code version of a deployment running ``kind`` on ``what`` (its arguments, as JSON).
+
+    A hash of the garden's code and of ``what``: a redeploy restarts a
+    deployment's replicas only when one of them changed (or Serve's own
+    triggers did: actor options, placement); config Serve applies in place
+    (autoscaling, limits) is not in it. ``serve.run`` would give every
+    deployment a random version, so each ``garden up`` on a running garden
+    would restart every replica.
+    """
+    encoded = json.dumps([_code_digest(), kind, what], sort_keys=True, default=str)
+    return hashlib.sha256(encoded.encode()).hexdigest()[:32]
+
+
+def _held(spec: ModelSpec) -> ModelSpec:
+    # At zero replicas, and free to stay there: Serve starts none until the real config.
+    scaling = spec.autoscaling.model_copy(update={"min_replicas": 0, "initial_replicas": 0})
+    return spec.model_copy(update={"autoscaling": scaling})
+
+
+def _model_deployment(garden: GardenConfig, spec: ModelSpec, held: bool) -> Application:
+    from deployments.model import build_llm_config, build_model_deployment
+
+    # The replica's arguments but its deployment config (autoscaling, limits),
+    # which Serve updates in place.
+    what = build_llm_config(garden, spec).model_dump(exclude={"deployment_config"})
+    app = build_model_deployment(garden, _held(spec) if held else spec)
+    return cast("Application", with_code_version(app, code_version("model", what)))
+
+
+def build_app(
+    garden: GardenConfig,
+    *,
+    env: Mapping[str, str] | None = None,
+    held: Collection[str] = (),
+) -> Application:
     """The garden's Serve application: one deployment per model behind the router.
 
     ``env`` becomes environment variables of the router's replicas (Ray's
     ``runtime_env``; see :func:`router_env`); without it the router sees its
-    node's environment (on Kubernetes, the container's).
+    node's environment (on Kubernetes, the container's). The models named
+    in ``held`` are deployed at zero replicas: deploying the application
+    again without them starts their replicas, and restarts nothing else
+    (every deployment's code version is pinned, :func:`code_version`).
     Raises :class:`~cluster.exceptions.ModelSourceError` when a model's local
     checkpoint is missing, before anything is deployed.
     """
-    from deployments.model import build_model_deployment
     from router.ingress import Router
 
-    models = {spec.name: build_model_deployment(garden, spec) for spec in garden.models}
+    models = {
+        spec.name: _model_deployment(garden, spec, spec.name in held) for spec in garden.models
+    }
     router = garden.router
     actor: dict[str, Any] = {"num_cpus": router.cpus}
     if router.custom_resources:
@@ -71,12 +136,14 @@ def build_app(garden: GardenConfig, *, env: Mapping[str, str] | None = None) -> 
     if env:
         actor["runtime_env"] = {"env_vars": dict(env)}
     ingress = cast("Deployment", Router)  # @serve.deployment made it a Deployment
-    return ingress.options(
+    config = garden.model_dump(mode="json")
+    app = ingress.options(
         name=ROUTER_DEPLOYMENT,
         num_replicas=router.num_replicas,
         max_ongoing_requests=router.max_ongoing_requests,
         ray_actor_options=actor,
-    ).bind(models, garden.model_dump(mode="json"))
+    ).bind(models, config)
+    return cast("Application", with_code_version(app, code_version("router", config)))
 
 
 def garden_app(args: dict[str, Any]) -> Application:

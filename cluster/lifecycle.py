@@ -11,8 +11,8 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,16 @@ from cluster.ray_internals import (
 from cluster.startup import Stage, engine_up_replicas, stage_counts
 from cluster.store import RayKVStore, SharedStore
 
-__all__ = ["DeploymentProgress", "RunState", "down", "read_state", "run_dir", "status", "up"]
+__all__ = [
+    "DeploymentProgress",
+    "RunState",
+    "down",
+    "read_state",
+    "run_dir",
+    "serving_deployments",
+    "status",
+    "up",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +92,8 @@ class DeploymentProgress:
     message: str
     #: Replicas at each stage of their start (``cluster.startup``), by stage label.
     stages: dict[str, int] = field(default_factory=dict)
+    #: Held at zero replicas by ``up`` until the garden serves (then ``queued``).
+    held: bool = False
 
     @property
     def healthy(self) -> bool:
@@ -92,16 +103,27 @@ class DeploymentProgress:
     @property
     def steps(self) -> tuple[int, int]:
         """(steps taken, steps in all): three steps up per wanted replica, for a bar."""
-        done = sum(stage * self.stages.get(stage.label, 0) for stage in Stage)
+        done = 0 if self.held else sum(s * self.stages.get(s.label, 0) for s in Stage)
         return done, Stage.HEALTHY * max(self.target, 1)
 
     @property
     def stage(self) -> str:
-        """The stage of its least advanced replica: where the deployment is held up."""
+        """The stage of its least advanced replica (``queued`` while held)."""
+        if self.held:
+            return QUEUED
         for stage in Stage:
             if self.stages.get(stage.label):
                 return stage.label
         return Stage.HEALTHY.label
+
+
+#: The stage of a model ``up`` holds at zero replicas until the garden serves.
+QUEUED = "queued"
+
+
+def serving_deployments(garden: GardenConfig) -> frozenset[str]:
+    """The deployments that must be healthy for ``garden`` to serve: the router, the generalist."""
+    return frozenset({ROUTER_DEPLOYMENT, garden.generalist.name})
 
 
 def _state_file() -> Path:
@@ -191,18 +213,40 @@ def _wait_healthy(
     app: str,
     timeout_s: float,
     on_progress: Callable[[list[DeploymentProgress]], None] | None,
+    floors: Mapping[str, int],
+    serving: tuple[Collection[str], Callable[[], None]] | None = None,
+    held: Callable[[], Collection[str]] = frozenset,
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
+    """Poll until every deployment of ``app`` is healthy, or raise StartupError.
+
+    Healthy: Serve reports the application running and every deployment
+    healthy, each with at least its ``floors`` running replicas (so that a
+    model held at zero is not taken for ready). ``serving`` is (the
+    deployments that serve, a callback): the callback runs once, the first
+    time every one of them is healthy, and the next poll comes after it.
+    ``held()`` names the deployments shown as queued.
+    """
     deadline = clock() + timeout_s
     store = RayKVStore()
     while True:
         details = _app_details(app)
         if details is not None:
-            progress = _progress_of(app, details, store)
+            waiting = held()
+            progress = [
+                replace(p, held=True) if p.name in waiting else p
+                for p in _progress_of(app, details, store)
+            ]
             if on_progress:
                 on_progress(progress)
+            healthy = {p.name for p in progress if p.healthy}
+            if serving is not None and set(serving[0]) <= healthy:
+                serving[1]()
+                serving = None
+                continue
             app_status = _text(details.get("status"))
-            if app_status == "RUNNING" and progress and all(p.healthy for p in progress):
+            whole = all(p.healthy and p.running >= floors.get(p.name, 0) for p in progress)
+            if app_status == "RUNNING" and progress and whole:
                 return
             if app_status == "DEPLOY_FAILED" or any(p.status == "DEPLOY_FAILED" for p in progress):
                 failed = [f"{p.name}: {p.message}" for p in progress if p.status != "HEALTHY"]
@@ -223,8 +267,18 @@ def up(
     address: str | None = None,
     timeout_s: float = 900,
     on_progress: Callable[[list[DeploymentProgress]], None] | None = None,
+    on_serving: Callable[[], None] | None = None,
 ) -> RunState:
     """Deploy ``garden`` and wait until every model is healthy.
+
+    A first deploy is staged: the router and the generalist start alone,
+    with every other model held at zero replicas, and the rest start as soon
+    as those two are healthy, when ``on_serving`` runs: from then on the
+    garden serves, ``auto`` covering each specialist still starting with the
+    generalist (``cold_start``). The second deploy changes only the held
+    models' autoscaling config, so Serve restarts nothing (each deployment's
+    code version is pinned). A deploy onto a running garden (an update) is
+    not staged; ``on_serving`` then runs at its first poll.
 
     With ``address`` None a local Ray is started (or the one an earlier
     ``up`` started is reused); otherwise the cluster at ``address`` is joined.
@@ -269,12 +323,44 @@ def up(
         garden.telemetry.metrics_port,
     )
     _write_state(state)
-    serve.run_many(
-        [serve.RunTarget(build_app(garden, env=env), name=garden.name, route_prefix="/")],
-        wait_for_ingress_deployment_creation=False,
-        wait_for_applications_running=False,
+    # A first deploy starts the router and the generalist alone, the rest once they
+    # serve: on a small machine six replicas starting at once all take the
+    # longest time, and the garden would serve only when every one is up.
+    fresh = _app_details(garden.name) is None
+    holding = (
+        frozenset(m.name for m in garden.models) - serving_deployments(garden)
+        if fresh
+        else frozenset()
     )
-    _wait_healthy(garden.name, timeout_s, on_progress)
+
+    def deploy(held: frozenset[str]) -> None:
+        target = serve.RunTarget(
+            build_app(garden, env=env, held=held), name=garden.name, route_prefix="/"
+        )
+        serve.run_many(
+            [target],
+            wait_for_ingress_deployment_creation=False,
+            wait_for_applications_running=False,
+        )
+
+    def serves() -> None:
+        nonlocal holding
+        if holding:
+            logger.info("garden up: serving; starting %s", ", ".join(sorted(holding)))
+            holding = frozenset()
+            deploy(holding)  # the held models' autoscaling only: nothing else restarts
+        if on_serving is not None:
+            on_serving()
+
+    deploy(holding)
+    _wait_healthy(
+        garden.name,
+        timeout_s,
+        on_progress,
+        floors={m.name: m.autoscaling.min_replicas for m in garden.models},
+        serving=(serving_deployments(garden), serves),
+        held=lambda: holding,
+    )
     return state
 
 

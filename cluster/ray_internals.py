@@ -31,6 +31,14 @@ What is reached, and why no public API serves:
   ``_apply_delay_logic``: the pieces of the wrapper Ray puts around every
   deployment policy, which the simulator composes on its own clock (Ray's
   delay logic takes ``_now`` for that).
+* ``Deployment.options``' private ``version`` (with ``_internal=True``) and
+  ``Application._bound_deployment``: a deployment's code version. Serve
+  compares it to decide whether a redeploy restarts a deployment's replicas
+  or only updates their config; ``serve.run`` gives every deployment a
+  random one, so each ``garden up`` on a running garden would restart every
+  replica. The garden pins a hash of what the replicas run
+  (:func:`with_code_version`), as Serve's declarative deploys do with their
+  import path and arguments.
 * ``ray.serve._private.common`` ``DeploymentID`` and ``ReplicaID``, and
   ``ray.serve._private.metrics_utils``' ``InMemoryMetricsStore``,
   ``merge_instantaneous_total`` and ``aggregate_timeseries``: the simulator
@@ -50,6 +58,7 @@ __all__ = [
     "aggregate_mean",
     "apply_delay_logic",
     "apply_scaling_factors",
+    "code_version_of",
     "cold_start_replicas",
     "deployment_id",
     "draining_replicas",
@@ -65,6 +74,7 @@ __all__ = [
     "serve_controller",
     "serve_details",
     "start_deleting_app",
+    "with_code_version",
 ]
 
 #: The Ray version every reach below was checked against.
@@ -86,6 +96,8 @@ _REACHES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("ray.serve._private.constants", "SERVE_NAMESPACE", ()),
     ("ray.serve.context", "_get_global_client", ("raise_if_no_controller_running",)),
     ("ray.serve.api", "delete", ("name", "_blocking")),
+    ("ray.serve.deployment", "Deployment.options", ("version", "_internal")),
+    ("ray.serve.deployment", "Application.__init__", ("bound_deployment",)),
     (_POLICY, "_get_cold_start_scale_up_replicas", ("ctx",)),
     (_POLICY, "_extract_internal_policy_state", ("policy_state",)),
     (
@@ -197,6 +209,24 @@ def draining_replicas(app: str) -> dict[str, int]:
     return out
 
 
+def with_code_version(app: Any, version: str) -> Any:
+    """``app`` (a bound ``Application``) with its deployment's code version pinned to ``version``.
+
+    Redeploying it with the same version restarts no replica unless Serve's
+    own restart triggers changed (actor options, placement); its config
+    (autoscaling, limits) is updated in place.
+    """
+    from ray.serve.deployment import Application
+
+    return Application(app._bound_deployment.options(version=version, _internal=True))
+
+
+def code_version_of(app: Any) -> str | None:
+    """The code version pinned on ``app``'s deployment (None: Serve picks a random one)."""
+    version: str | None = app._bound_deployment.version
+    return version
+
+
 # -- Serve's policy wrapper and autoscaling metrics, for the simulator ------------------
 
 
@@ -275,7 +305,9 @@ def aggregate_mean(merged: Sequence[Any], last_window_s: float, window_start: fl
 
 
 def _problem(module: str, name: str, params: tuple[str, ...]) -> str | None:
-    found = getattr(importlib.import_module(module), name, None)
+    found: Any = importlib.import_module(module)
+    for part in name.split("."):  # a class's method: "Deployment.options"
+        found = getattr(found, part, None)
     if found is None:
         return f"{module}.{name} is gone"
     if params:

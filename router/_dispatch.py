@@ -126,8 +126,15 @@ class Dispatcher:
         abandon_when_down: bool = False,
         adapter: str | None = None,
         trace: Mapping[str, str] | None = None,
+        refuse_starting: bool = False,
     ) -> Reply:
         """Send ``body`` to ``model`` and return once its reply head arrived.
+
+        With ``refuse_starting`` (a request naming its model), a model whose
+        replicas are all still starting (none runs yet) refuses it at once
+        with :class:`ModelUnavailableError`, code ``model_starting`` and
+        ``Retry-After``: Serve would hold it for the whole cold start, while
+        ``auto`` is served meanwhile by the generalist.
 
         ``trace`` is the request span's W3C context (``traceparent``), which
         the replica's own span continues.
@@ -167,6 +174,13 @@ class Dispatcher:
         key = model if adapter is None else f"{model}:{adapter}"
         if self._states.down(model):
             raise self._down_error(model)
+        if refuse_starting and self._states.cold_start(model):
+            raise ModelUnavailableError(
+                f"model {model!r} is starting: none of its replicas runs yet; retry later, "
+                "or send model 'auto', which the generalist serves meanwhile",
+                code="model_starting",
+                retry_after=self._retry_after,
+            )
         self._states.begin(model, spilled_from)
         probe = None
         try:

@@ -174,6 +174,10 @@ class ModelStates:
         """Serve's running replicas of ``model``, as last observed."""
         return self._running[model]
 
+    def cold_start(self, model: str) -> bool:
+        """True when no replica of ``model`` runs and one is starting (as last observed)."""
+        return self._running[model] == 0 and self._starting[model] > 0
+
     def down(self, model: str) -> bool:
         """True when ``model``'s replicas failed and none runs (as last observed).
 

@@ -823,7 +823,9 @@ class Router:
                 )
                 resume = self._resume(endpoint, body, policy, decision, carrier) if stream else None
             else:
-                send = self._dispatcher.send(target, endpoint, body, adapter=adapter, trace=carrier)
+                send = self._dispatcher.send(
+                    target, endpoint, body, adapter=adapter, trace=carrier, refuse_starting=True
+                )
                 reply, headers, resume = await send, {}, None
                 traced.responded(model)
         except BaseException as err:

@@ -28,6 +28,7 @@ os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
 from cluster.config import GardenConfig, load_config
 from tests._lora import BUCKET, build_adapter, s3_env, s3_server
 from tests._otlp import SpanCollector
+from tests._serving import ServingProbe
 
 #: First-token deadline of the test garden: far above a tiny model's first
 #: token, short enough that the stalled-specialist test is quick.
@@ -97,6 +98,8 @@ class RunningGarden:
     config: GardenConfig
     endpoint: str  # http://host:port/v1
     spans: SpanCollector
+    #: What the garden served the moment `up` reported it serving.
+    serving: ServingProbe
 
     @property
     def metrics_url(self) -> str:
@@ -242,8 +245,9 @@ def garden(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGarden]:
     stack = contextlib.ExitStack()
     try:
         stack.enter_context(s3_server(s3_port, {f"{ADAPTER_MODEL}/{ADAPTER}": adapter}))
-        state = up(cfg, timeout_s=900)
-        yield RunningGarden(cfg, state.endpoint, spans)
+        probe = ServingProbe(f"http://127.0.0.1:{cfg.router.port}", TEST_API_KEY)
+        state = up(cfg, timeout_s=900, on_serving=probe)
+        yield RunningGarden(cfg, state.endpoint, spans, probe)
     finally:
         stack.close()
         spans.close()

@@ -52,6 +52,10 @@ class ProgressPrinter:
         if self._console.is_terminal:
             self._bars.stop()
 
+    def note(self, text: str) -> None:
+        """Print one line above the bars (or among the lines, without a terminal)."""
+        self._console.print(text, highlight=False, markup=False)
+
     def __call__(self, progress: list[DeploymentProgress]) -> None:
         for p in progress:
             key = (p.stage, p.status, p.running, p.target)
@@ -120,8 +124,17 @@ def up_cmd(config_path: str | None, address: str | None, timeout_s: float) -> No
     click.echo(f"garden up: deploying {garden.name!r} ({len(garden.models)} models) on {where}")
     start = time.monotonic()
     with ProgressPrinter() as progress:
-        state = up(garden, address=address, timeout_s=timeout_s, on_progress=progress)
-    click.echo(f"garden {garden.name!r} is ready in {time.monotonic() - start:.0f}s")
+
+        def serving() -> None:
+            progress.note(
+                f"garden {garden.name!r} is serving after {time.monotonic() - start:.0f}s: "
+                "auto covers the models still starting with the generalist"
+            )
+
+        state = up(
+            garden, address=address, timeout_s=timeout_s, on_progress=progress, on_serving=serving
+        )
+    click.echo(f"garden {garden.name!r} is complete in {time.monotonic() - start:.0f}s")
     click.echo(f"  endpoint: {state.endpoint}")
     click.echo(f"  models:   {', '.join(m.name for m in garden.models)}")
     click.echo("  status: garden status    stop: garden down")

@@ -1,9 +1,10 @@
-"""``garden bench startup``: seconds until every model is ready, and peak memory.
+"""``garden bench startup``: seconds until the garden serves and is complete, and peak memory.
 
-The clock starts before Ray does and stops when ``garden up`` would print the
-endpoint. A sampler thread reads the memory of every process of the garden
-(Ray's daemons and workers, the model replicas and their vLLM engines) once a
-second. Two sums are reported:
+The clock starts before Ray does. ``serving_s`` is when ``garden up`` reports
+the garden serving (the router and the generalist healthy), ``ready_s`` when
+it would print the endpoint (every model healthy). A sampler thread reads
+the memory of every process of the garden (Ray's daemons and workers, the
+model replicas and their vLLM engines) once a second. Two sums are reported:
 
 * ``peak_rss_gib``: the resident memory of the garden as a whole, i.e. each
   resident page counted once however many processes map it (the sum of the
@@ -104,7 +105,7 @@ class _Sampler(threading.Thread):
 
 def run_startup_bench(
     garden: GardenConfig,
-    up: Callable[[GardenConfig], Any],
+    up: Callable[..., Any],
     down: Callable[[], Any],
     *,
     settle_s: float = 10.0,
@@ -112,9 +113,12 @@ def run_startup_bench(
     """Start ``garden`` from nothing with ``up``, measure, and take it down with ``down``.
 
     ``up`` and ``down`` are the control plane's (``cluster.lifecycle``), so
-    that what is timed is what ``garden up`` does; the caller checks that no
-    garden runs yet. Memory keeps being sampled for ``settle_s`` after ready,
-    since engines finish allocating just after they report healthy.
+    that what is timed is what ``garden up`` does: ``serving_s`` when it
+    reports the garden serving (``on_serving``: the router and the
+    generalist healthy), ``ready_s`` when it returns (every model healthy).
+    The caller checks that no garden runs yet. Memory keeps being sampled
+    for ``settle_s`` after ready, since engines finish allocating just after
+    they report healthy.
     """
     from deployments.tiny import build_missing
 
@@ -122,14 +126,16 @@ def run_startup_bench(
     sampler = _Sampler()
     sampler.start()
     start = time.monotonic()
+    serving: list[float] = []
     try:
-        up(garden)
+        up(garden, on_serving=lambda: serving.append(time.monotonic() - start))
         ready_s = time.monotonic() - start
         time.sleep(settle_s)
     finally:
         sampler.stop()
         down()
     return {
+        "serving_s": round(serving[0], 1) if serving else None,
         "ready_s": round(ready_s, 1),
         "peak_rss_gib": round(sampler.peak_pss / _GIB, 2),
         "peak_rss_sum_gib": round(sampler.peak_rss / _GIB, 2),

@@ -4,6 +4,8 @@ One model's engine config changes (``code``'s ``max_num_seqs``), and ``up``
 is called again with the new config while clients send requests: Ray Serve
 replaces ``code``'s replicas and, since the router's arguments hold the
 config, the two routers one at a time, each draining its requests first.
+The other models keep their replicas: each deployment's code version is a
+hash of what it runs (``cluster.app.code_version``).
 With the ``openai`` client's default retries no request fails. The test
 then puts the original config back the same way.
 """
@@ -113,10 +115,12 @@ def test_an_update_under_load_loses_no_request(garden: RunningGarden) -> None:
     before = garden.config.model("code").engine["max_num_seqs"]
     assert isinstance(before, int)
     old_pids = {p.pid for p in replica_processes(garden.config.name, "code")}
+    kept = {p.pid for p in replica_processes(garden.config.name, "generalist")}
     tally = _Tally()
     try:
         took = _update_under_load(_changed(garden.config, before - 1), garden.endpoint, tally)
         new_pids = {p.pid for p in replica_processes(garden.config.name, "code")}
+        untouched = {p.pid for p in replica_processes(garden.config.name, "generalist")}
     finally:
         restored = _Tally()
         _update_under_load(garden.config, garden.endpoint, restored)
@@ -138,5 +142,6 @@ def test_an_update_under_load_loses_no_request(garden: RunningGarden) -> None:
     assert not restored.failed and not restored.streams_failed
     assert tally.served == tally.sent > 20
     assert old_pids and new_pids and not old_pids & new_pids  # code's replicas were replaced
+    assert kept and untouched == kept  # a model whose config did not change kept its replicas
     progress = {p.name: p for p in status(garden.config.name)}
     assert progress["code"].healthy and progress["router"].running == 2

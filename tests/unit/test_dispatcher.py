@@ -119,6 +119,27 @@ def test_a_model_that_is_down_refuses_requests_and_abandons_waiting_ones() -> No
     assert not states.down("law")
 
 
+def test_a_request_naming_a_model_still_starting_is_refused_with_retry_after() -> None:
+    """Progressive readiness: a 503 at once, not a wait through the whole cold start."""
+    replies = _Replies(HEAD)
+    dispatcher, states = _garden(replies)
+    states.observe({"generalist": 1}, starting={"law": 1})
+
+    async def scenario() -> None:
+        with pytest.raises(ModelUnavailableError, match="is starting") as info:
+            await dispatcher.send("law", "chat", {}, refuse_starting=True)
+        assert info.value.status_code == 503 and info.value.code == "model_starting"
+        assert info.value.retry_after == 1 and states.outstanding("law") == 0
+        # A routed request that ends up there anyway (no spill) waits for it.
+        replies.release.set()
+        assert (await dispatcher.send("law", "chat", {})).head == HEAD
+        # Scaled to zero, nothing starting yet: sent, so that Serve starts a replica.
+        states.observe({"generalist": 1})
+        assert (await dispatcher.send("law", "chat", {}, refuse_starting=True)).head == HEAD
+
+    asyncio.run(scenario())
+
+
 def test_the_first_token_deadline_still_applies_while_watching() -> None:
     replies = _Replies(HEAD)
     dispatcher, _ = _garden(replies)

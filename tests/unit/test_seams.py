@@ -163,3 +163,20 @@ def test_draining_replicas_counts_the_apps_replica_actors(monkeypatch: pytest.Mo
     monkeypatch.setattr(ray.util, "list_named_actors", lambda all_namespaces=False: actors)
     assert draining_replicas("garden") == {"router": 2, "law": 1}
     assert draining_replicas("none") == {}
+
+
+def test_a_pinned_code_version_survives_the_application_and_its_options() -> None:
+    from ray import serve
+
+    from cluster.ray_internals import code_version_of, with_code_version
+
+    @serve.deployment
+    class Echo:
+        def __call__(self) -> str:
+            return "echo"
+
+    app = Echo.bind()
+    assert code_version_of(app) is None  # serve.run would give it a random one
+    pinned = with_code_version(app, "v1")
+    assert code_version_of(pinned) == "v1"
+    assert code_version_of(with_code_version(pinned, "v2")) == "v2"

@@ -101,3 +101,87 @@ def test_in_a_terminal_a_bar_ends_at_healthy(monkeypatch: pytest.MonkeyPatch) ->
     assert "\x1b[" in text  # drawn live, with escape codes
     final = text.rsplit("\r", 1)[-1]
     assert "law" in final and "healthy" in final and "1/1 replicas" in final
+
+
+def _details(status: str, **deployments: tuple[str, list[str]]) -> dict[str, Any]:
+    """Serve's details of one app: each deployment's (status, its replicas' states)."""
+    return {
+        "status": status,
+        "deployments": {
+            name: {
+                "status": dep_status,
+                "target_num_replicas": len(states),
+                "replicas": [
+                    _replica(f"{name}-{i}", state, pid=100 + i) for i, state in enumerate(states)
+                ],
+            }
+            for name, (dep_status, states) in deployments.items()
+        },
+    }
+
+
+def test_a_staged_start_serves_first_and_completes_once_every_floor_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cluster import lifecycle
+
+    held = {"law"}
+    polls = iter(
+        [
+            _details(
+                "DEPLOYING",
+                router=("UPDATING", ["STARTING"]),
+                generalist=("UPDATING", ["STARTING"]),
+                law=("HEALTHY", []),
+            ),
+            # Serving: the router and the generalist run; law is still held at zero.
+            _details(
+                "RUNNING",
+                router=("HEALTHY", ["RUNNING"]),
+                generalist=("HEALTHY", ["RUNNING"]),
+                law=("HEALTHY", []),
+            ),
+            # A poll that still shows law at zero after its release: not complete.
+            _details(
+                "RUNNING",
+                router=("HEALTHY", ["RUNNING"]),
+                generalist=("HEALTHY", ["RUNNING"]),
+                law=("HEALTHY", []),
+            ),
+            _details(
+                "DEPLOYING",
+                router=("HEALTHY", ["RUNNING"]),
+                generalist=("HEALTHY", ["RUNNING"]),
+                law=("UPDATING", ["STARTING"]),
+            ),
+            _details(
+                "RUNNING",
+                router=("HEALTHY", ["RUNNING"]),
+                generalist=("HEALTHY", ["RUNNING"]),
+                law=("HEALTHY", ["RUNNING"]),
+            ),
+        ]
+    )
+    monkeypatch.setattr(lifecycle, "_app_details", lambda app: next(polls))
+    monkeypatch.setattr(lifecycle, "RayKVStore", MemoryStore)
+    monkeypatch.setattr(lifecycle.time, "sleep", lambda s: None)
+    seen: list[dict[str, str]] = []
+    served: list[int] = []
+
+    def serves() -> None:
+        served.append(len(seen))
+        held.clear()  # what up's callback does: release the held models
+
+    lifecycle._wait_healthy(
+        "garden",
+        60,
+        lambda progress: seen.append({p.name: p.stage for p in progress}),
+        floors={"generalist": 1, "law": 1},
+        serving=({"router", "generalist"}, serves),
+        held=lambda: frozenset(held),
+    )
+    assert served == [2]  # once, at the second poll
+    starting = {"router": "loading weights", "generalist": "loading weights"}
+    assert seen[0] == {**starting, "law": "queued"}
+    assert seen[2]["law"] == "healthy"  # released, at zero: the floor keeps the wait going
+    assert seen[3]["law"] == "loading weights" and len(seen) == 5
