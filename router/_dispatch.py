@@ -130,9 +130,10 @@ class Dispatcher:
     ) -> Reply:
         """Send ``body`` to ``model`` and return once its reply head arrived.
 
-        With ``refuse_starting`` (a request naming its model), a model whose
-        replicas are all still starting (none runs yet) refuses it at once
-        with :class:`ModelUnavailableError`, code ``model_starting`` and
+        With ``refuse_starting`` (a request naming a model in its first
+        start, as the caller judges it), a model whose replicas are all still
+        starting (none runs yet) refuses it at once with
+        :class:`ModelUnavailableError`, code ``model_starting`` and
         ``Retry-After``: Serve would hold it for the whole cold start, while
         ``auto`` is served meanwhile by the generalist.
 

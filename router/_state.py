@@ -58,6 +58,7 @@ class ModelStates:
         self._outstanding = dict.fromkeys(per_replica, 0)
         self._running = dict.fromkeys(per_replica, 0)
         self._starting = dict.fromkeys(per_replica, 0)
+        self._ran: set[str] = set()  # models seen with a running replica, ever
         self._down_since: dict[str, float] = {}
         self._down_grace_s = down_grace_s
         self._cooldowns = Cooldowns(
@@ -165,6 +166,7 @@ class ModelStates:
         """
         self._running = {m: int(running.get(m, 0)) for m in self._per_replica}
         self._starting = {m: int((starting or {}).get(m, 0)) for m in self._per_replica}
+        self._ran.update(m for m, n in self._running.items() if n > 0)
         now = self._clock()
         self._down_since = {m: self._down_since.get(m, now) for m in down if m in self._per_replica}
         self._budget_capped = set(budget_capped)
@@ -177,6 +179,18 @@ class ModelStates:
     def cold_start(self, model: str) -> bool:
         """True when no replica of ``model`` runs and one is starting (as last observed)."""
         return self._running[model] == 0 and self._starting[model] > 0
+
+    def first_start(self, model: str) -> bool:
+        """A cold start of a model never seen running: its first, as far as this router knows.
+
+        Not a replica replaced in an update, nor a start from zero after it
+        served (:meth:`ran` records what others saw).
+        """
+        return self.cold_start(model) and model not in self._ran
+
+    def ran(self, model: str) -> None:
+        """Record that ``model`` has had a running replica (seen elsewhere)."""
+        self._ran.add(model)
 
     def down(self, model: str) -> bool:
         """True when ``model``'s replicas failed and none runs (as last observed).

@@ -55,6 +55,7 @@ from cluster.exceptions import (
     RequestError,
     UpstreamError,
 )
+from cluster.startup import engine_up_replicas
 from cluster.store import RayKVStore, SharedStore
 from cluster.tracing import tracer_provider
 from deployments.protocol import ReplyHead
@@ -563,10 +564,9 @@ class Router:
             for owner in garden.domain_owners().values()
             if ":" in owner
         }
+        self._store = store or RayKVStore()
         self._sessions = (
-            Sessions(store or RayKVStore(), garden.name, spec.session_ttl_s)
-            if spec.session_ttl_s
-            else None
+            Sessions(self._store, garden.name, spec.session_ttl_s) if spec.session_ttl_s else None
         )
         self._reaped_at = time.monotonic()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -768,6 +768,20 @@ class Router:
     def _model_ids(self, key: str | None = None) -> list[str]:
         return [str(card["id"]) for card in self._cards_for(key)]
 
+    async def _ran_before(self, model: str) -> bool:
+        """Whether ``model`` had an engine up before (a replica reported it), so it is not new.
+
+        A request naming a model in its first start is refused (503
+        ``model_starting``); one whose replica is being replaced (an update)
+        or that starts again from zero waits for it, as Serve would have it.
+        The replicas' engine-up reports (``cluster.startup``) say so for
+        routers that never saw the model running themselves.
+        """
+        reported = await asyncio.to_thread(engine_up_replicas, self._store, self._app_name, model)
+        if reported:
+            self._states.ran(model)
+        return bool(reported)
+
     async def _ensure_watcher(self) -> None:
         if self._quotas is not None and (self._beating is None or self._beating.done()):
             # Off the request path: the first store call may start the counter actor.
@@ -823,8 +837,9 @@ class Router:
                 )
                 resume = self._resume(endpoint, body, policy, decision, carrier) if stream else None
             else:
+                refuse = self._states.first_start(target) and not await self._ran_before(target)
                 send = self._dispatcher.send(
-                    target, endpoint, body, adapter=adapter, trace=carrier, refuse_starting=True
+                    target, endpoint, body, adapter=adapter, trace=carrier, refuse_starting=refuse
                 )
                 reply, headers, resume = await send, {}, None
                 traced.responded(model)

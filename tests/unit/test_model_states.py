@@ -34,6 +34,19 @@ def test_starting_replicas_are_reported_beside_running_ones() -> None:
     assert (law.healthy, law.running, law.starting, law.cold_start) == (True, 1, 0, False)
 
 
+def test_only_a_model_never_seen_running_is_in_its_first_start() -> None:
+    states = _states(Clock())
+    states.observe({"generalist": 1}, starting={"law": 1})
+    assert states.first_start("law") and not states.first_start("generalist")
+    states.observe({"law": 1, "generalist": 1})
+    states.observe({"generalist": 1}, starting={"law": 1})  # replaced, or up again from zero
+    assert states.cold_start("law") and not states.first_start("law")
+    fresh = _states(Clock())  # a router that never saw it, told by a replica's report
+    fresh.observe({"generalist": 1}, starting={"law": 1})
+    fresh.ran("law")
+    assert not fresh.first_start("law")
+
+
 def test_outstanding_requests_fill_the_queue() -> None:
     states = _states(Clock())
     states.observe({"law": 1, "generalist": 1})
