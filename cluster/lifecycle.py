@@ -268,6 +268,7 @@ def up(
     timeout_s: float = 900,
     on_progress: Callable[[list[DeploymentProgress]], None] | None = None,
     on_serving: Callable[[], None] | None = None,
+    staged: bool = True,
 ) -> RunState:
     """Deploy ``garden`` and wait until every model is healthy.
 
@@ -278,7 +279,9 @@ def up(
     generalist (``cold_start``). The second deploy changes only the held
     models' autoscaling config, so Serve restarts nothing (each deployment's
     code version is pinned). A deploy onto a running garden (an update) is
-    not staged; ``on_serving`` then runs at its first poll.
+    not staged; ``on_serving`` then runs at its first poll. ``staged=False``
+    starts every model at once (``garden bench startup --all-at-once``, the
+    baseline the staging is measured against).
 
     With ``address`` None a local Ray is started (or the one an earlier
     ``up`` started is reused); otherwise the cluster at ``address`` is joined.
@@ -329,7 +332,7 @@ def up(
     fresh = _app_details(garden.name) is None
     holding = (
         frozenset(m.name for m in garden.models) - serving_deployments(garden)
-        if fresh
+        if fresh and staged
         else frozenset()
     )
 

@@ -1,12 +1,14 @@
 """Where each model replica is in its start: placing, loading weights, engine up, healthy.
 
 Serve's controller tells two of the four stages. A replica it has decided to
-add but that has no worker process yet (Serve's ``PENDING_ALLOCATION``: no
-``pid`` in its details) is **placing**: waiting for a node with its
-resources, then for the worker to start. A ``RUNNING`` replica is
-**healthy**: its constructor returned and its first health check passed.
+add but whose actor is not constructed yet (Serve's ``PENDING_ALLOCATION``:
+no ``pid`` in its details) is **placing**: waiting for a node with its
+resources, for the worker to start, and for the actor's constructor, which
+unpickles the deployment class and so imports Ray Serve LLM, vLLM and torch
+(most of a CPU replica's start). A ``RUNNING`` replica is **healthy**: the
+deployment's constructor returned and its first health check passed.
 
-In between runs the replica's constructor, where Ray Serve LLM starts the
+In between runs the deployment's constructor, where Ray Serve LLM starts the
 vLLM engine: it fetches and loads the weights, sizes the KV cache and warms
 up (CUDA graphs on GPUs). That is **loading weights**, until the replica
 reports its engine up in the garden's shared store

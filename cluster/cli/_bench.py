@@ -25,9 +25,14 @@ def bench_group() -> None:
 
 @bench_group.command("startup")
 @config_option
+@click.option(
+    "--all-at-once",
+    is_flag=True,
+    help="Start every model at once, not the router and the generalist first (the baseline).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def startup(config_path: str | None, as_json: bool) -> None:
-    """Start a fresh garden; report seconds until ready and peak memory of all its processes.
+def startup(config_path: str | None, all_at_once: bool, as_json: bool) -> None:
+    """Start a fresh garden; report seconds until it serves and is complete, and peak memory.
 
     \b
     Example:
@@ -41,7 +46,8 @@ def startup(config_path: str | None, as_json: bool) -> None:
         raise ClusterError("a garden is already running here; `garden down` first")
     # The deployments' progress on stderr: stdout stays the result (--json).
     with ProgressPrinter(stderr=True) as progress:
-        result = run_startup_bench(garden, functools.partial(up, on_progress=progress), down)
+        start = functools.partial(up, on_progress=progress, staged=not all_at_once)
+        result = run_startup_bench(garden, start, down)
     if as_json:
         click.echo(json.dumps(result))
     else:
