@@ -138,12 +138,12 @@ def test_garden_up_hands_the_drivers_keys_to_the_router(data_dir: Path) -> None:
 def test_the_router_replica_gets_the_keys_in_its_runtime_env(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from cluster import app as app_module
     from cluster.app import build_app
-    from deployments import model as model_module
 
     garden = _garden(data_dir, api_keys_env=KEYS_ENV)
     # Ray Serve LLM's builder would start (or join) a Ray cluster: models are stand-ins here.
-    monkeypatch.setattr(model_module, "build_model_deployment", lambda _g, spec: spec.name)
+    monkeypatch.setattr(app_module, "_model_deployment", lambda _g, spec, _held: spec.name)
     app = build_app(garden, env={KEYS_ENV: "sk-a"})
     options = app._bound_deployment.ray_actor_options
     assert options["runtime_env"] == {"env_vars": {KEYS_ENV: "sk-a"}}
