@@ -60,6 +60,13 @@ def startup(config_path: str | None, all_at_once: bool, as_json: bool) -> None:
 @click.option("--rounds", default=8, show_default=True, type=click.IntRange(1))
 @click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1))
 @click.option("--tokens", default=32, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--runs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Repeat the whole measurement; each ratio is reported as its min, median and max.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write a PNG chart.")
 def overhead(
@@ -68,6 +75,7 @@ def overhead(
     rounds: int,
     concurrency: int,
     tokens: int,
+    runs: int,
     as_json: bool,
     plot: str | None,
 ) -> None:
@@ -75,7 +83,7 @@ def overhead(
 
     \b
     Example:
-      garden bench overhead --json > overhead.json
+      garden bench overhead --runs 3 --json > overhead.json
     """
     from cluster._ray import connect
     from cluster.lifecycle import down, read_state, run_dir, status, up
@@ -99,6 +107,7 @@ def overhead(
             result = run_overhead_bench(
                 garden, state.endpoint, model=model, rounds=rounds, concurrency=concurrency,
                 tokens=tokens, log_dir=run_dir(), api_key=api_key_of(garden), progress=progress,
+                runs=runs,
             )  # fmt: skip
     finally:
         if started:
@@ -205,12 +214,20 @@ def _overhead_table(result: dict[str, Any]) -> Group:
         ],
         right=4,
     )
+    runs = result["settings"]["runs"]
     ratios = table(
         "ratio",
-        "figures",
-        rows=[
-            (name, "  ".join(f"{k} {v}" for k, v in r.items()))
-            for name, r in result["ratios"].items()
-        ],
+        *result["ratios"][next(iter(result["ratios"]))],
+        rows=[(name, *(_spread(v) for v in r.values())) for name, r in result["ratios"].items()],
+        title=f"median (min to max) of {runs} run{'s' if runs > 1 else ''}",
+        right=len(result["ratios"][next(iter(result["ratios"]))]),
     )
     return Group(setups, ratios)
+
+
+def _spread(value: dict[str, float] | None) -> str:
+    if value is None:
+        return "-"
+    if value["min"] == value["max"]:
+        return f"{value['median']}"
+    return f"{value['median']} ({value['min']} to {value['max']})"

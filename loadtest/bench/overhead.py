@@ -24,10 +24,11 @@ import asyncio
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,14 @@ from cluster.exceptions import ClusterError, StartupError
 from cluster.processes import garden_processes, kill_tree, with_descendants
 from loadtest.bench._streams import Round, Target, run_round, summarize
 
-__all__ = ["CODE_PROMPTS", "SETUPS", "ratios", "round_orders", "run_overhead_bench"]
+__all__ = [
+    "CODE_PROMPTS",
+    "SETUPS",
+    "ratio_spread",
+    "ratios",
+    "round_orders",
+    "run_overhead_bench",
+]
 
 SETUPS = ("vllm", "ray_llm", "garden_explicit", "garden_auto")
 _RATIOS = {
@@ -47,6 +55,8 @@ _RATIOS = {
     "garden_auto/ray_llm": ("garden_auto", "ray_llm"),
     "garden_auto/vllm": ("garden_auto", "vllm"),
     "garden_explicit/vllm": ("garden_explicit", "vllm"),
+    # What routing costs on top of naming the model: the classifier and the policy.
+    "garden_auto/garden_explicit": ("garden_auto", "garden_explicit"),
 }
 _RATIO_FIELDS = {
     "p50_ttft": "p50_ttft_ms",
@@ -81,6 +91,51 @@ def ratios(setups: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | Non
             a, b = setups[num].get(field), setups[den].get(field)
             row[key] = round(a / b, 3) if a is not None and b else None
         out[name] = row
+    return out
+
+
+def ratio_spread(
+    runs: Sequence[Mapping[str, Mapping[str, float | None]]],
+) -> dict[str, dict[str, dict[str, float] | None]]:
+    """Each ratio across ``runs`` (each run's :func:`ratios`) as ``{"min", "median", "max"}``.
+
+    A ratio that some run could not form (a figure missing) is None: a
+    spread over fewer runs than were asked for would look like more.
+    """
+    out: dict[str, dict[str, dict[str, float] | None]] = {}
+    for name in runs[0]:
+        row: dict[str, dict[str, float] | None] = {}
+        for key in runs[0][name]:
+            values = [run[name][key] for run in runs]
+            known = [v for v in values if v is not None]
+            row[key] = (
+                {
+                    "min": min(known),
+                    "median": round(statistics.median(known), 3),
+                    "max": max(known),
+                }
+                if len(known) == len(values)
+                else None
+            )
+        out[name] = row
+    return out
+
+
+def _median_setups(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each setup's figures as the median over ``runs``; failures summed."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in runs[0]["setups"]:
+        rows = [run["setups"][name] for run in runs]
+        merged: dict[str, Any] = {}
+        for key in rows[0]:
+            values = [row.get(key) for row in rows]
+            if key == "failures":
+                merged[key] = sum(v or 0 for v in values)
+            elif all(isinstance(v, int | float) for v in values):
+                merged[key] = round(statistics.median(values), 3)
+            else:
+                merged[key] = values[-1]
+        out[name] = merged
     return out
 
 
@@ -304,12 +359,17 @@ def run_overhead_bench(
     log_dir: Path,
     api_key: str = "",
     progress: Progress = _quiet,
+    runs: int = 1,
 ) -> dict[str, Any]:
     """Start the two baselines beside the running garden at ``endpoint``, measure, stop them.
 
     The connected Ray cluster must be the garden's; ``api_key`` is sent to
     the garden when it has ``router.auth``; ``progress`` hears of each step.
-    Returns the issue's JSON object (``setups`` and ``ratios``) plus the
+    The measurement (a warm-up round per setup, then ``rounds`` alternating
+    rounds) runs ``runs`` times against the same servers. Returns the
+    issue's JSON object: ``ratios`` as each ratio's ``{"min", "median",
+    "max"}`` over the runs, ``setups`` as each figure's median (failures
+    summed), ``runs`` (each run's own ``setups`` and ``ratios``) and the
     settings.
     """
     spec = garden.model(model)
@@ -327,12 +387,34 @@ def run_overhead_bench(
             Target("garden_explicit", endpoint, model, api_key),
             Target("garden_auto", endpoint, "auto", api_key),
         ]
-        seen = asyncio.run(_rounds(targets, prompts, rounds, concurrency, tokens, progress))
+        reports = []
+        for run in range(runs):
+            step = progress if runs == 1 else _prefixed(progress, f"run {run + 1}/{runs}: ")
+            seen = asyncio.run(_rounds(targets, prompts, rounds, concurrency, tokens, step))
+            reports.append(_report(seen, model))
     except httpx.HTTPError as err:
         raise ClusterError(f"the overhead benchmark lost a server: {err}") from err
     finally:
         if vllm is not None:
             _stop(vllm)
         _delete_ray_llm(garden.name)
-    settings = {"model": model, "rounds": rounds, "concurrency": concurrency, "tokens": tokens}
-    return {**_report(seen, model), "settings": settings}
+    settings = {
+        "model": model,
+        "rounds": rounds,
+        "concurrency": concurrency,
+        "tokens": tokens,
+        "runs": runs,
+    }
+    return {
+        "setups": _median_setups(reports),
+        "ratios": ratio_spread([r["ratios"] for r in reports]),
+        "runs": reports,
+        "settings": settings,
+    }
+
+
+def _prefixed(progress: Progress, prefix: str) -> Progress:
+    def step(text: str, done: int, total: int | None) -> None:
+        progress(prefix + text, done, total)
+
+    return step

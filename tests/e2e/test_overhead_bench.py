@@ -39,13 +39,15 @@ def test_the_four_setups_answer_and_the_baselines_are_gone_after(
         tokens=4,
         log_dir=tmp_path,
         api_key=TEST_API_KEY,
+        runs=2,
     )
-    assert list(result["setups"]) == list(SETUPS)
+    assert list(result["setups"]) == list(SETUPS) and len(result["runs"]) == 2
     for name, setup in result["setups"].items():
         assert setup["failures"] == 0, (name, setup)
         assert setup["requests"] == 2 and setup["throughput_rps"] > 0
     assert result["setups"]["garden_auto"]["routed_share"] == 1.0
-    assert all(v is not None for r in result["ratios"].values() for v in r.values())
+    spreads = [v for r in result["ratios"].values() for v in r.values()]
+    assert spreads and all(v is not None and v["min"] <= v["median"] <= v["max"] for v in spreads)
     # vLLM's server, Ray Serve LLM's replicas and their engines were all stopped. Ray
     # Serve LLM's usage-telemetry actor (one per cluster) stays until the garden's down.
     left = [

@@ -10,7 +10,7 @@ import pytest
 
 from cluster.config import load_config
 from loadtest.bench._streams import Round, Sample, summarize
-from loadtest.bench.overhead import SETUPS, ratios, round_orders, vllm_command
+from loadtest.bench.overhead import SETUPS, ratio_spread, ratios, round_orders, vllm_command
 
 pytestmark = pytest.mark.unit
 
@@ -50,7 +50,9 @@ def test_ratios_divide_the_named_setups() -> None:
         "garden_auto/ray_llm",
         "garden_auto/vllm",
         "garden_explicit/vllm",
+        "garden_auto/garden_explicit",
     }
+    assert r["garden_auto/garden_explicit"]["throughput"] == 0.9
     assert r["garden_auto/ray_llm"] == {
         "p50_ttft": 1.0,
         "p50_e2e": 1.1,
@@ -68,3 +70,26 @@ def test_every_setup_follows_every_other_equally_often(n: int) -> None:
     assert set(follows) == {(a, b) for a in range(n) for b in range(n) if a != b}
     assert len(set(follows.values())) == 1
     assert len(set(Counter(order[0] for order in orders).values())) == 1
+
+
+def test_a_ratio_over_runs_is_its_min_median_and_max() -> None:
+    runs = [
+        {"garden_auto/vllm": {"throughput": 0.9, "p50_ttft": 1.4}},
+        {"garden_auto/vllm": {"throughput": 0.8, "p50_ttft": None}},  # a run without TTFTs
+        {"garden_auto/vllm": {"throughput": 0.95, "p50_ttft": 1.2}},
+    ]
+    spread = ratio_spread(runs)["garden_auto/vllm"]
+    assert spread["throughput"] == {"min": 0.8, "median": 0.9, "max": 0.95}
+    assert spread["p50_ttft"] is None  # not a spread over two runs passed off as three
+    even = ratio_spread([{"r": {"x": 1.0}}, {"r": {"x": 2.0}}])
+    assert even == {"r": {"x": {"min": 1.0, "median": 1.5, "max": 2.0}}}
+
+
+def test_the_setups_of_several_runs_are_their_medians_failures_summed() -> None:
+    from loadtest.bench.overhead import _median_setups
+
+    runs = [
+        {"setups": {"vllm": {"p50_ttft_ms": v, "failures": f, "note": "x"}}}
+        for v, f in ((10.0, 0), (30.0, 2), (20.0, 1))
+    ]
+    assert _median_setups(runs) == {"vllm": {"p50_ttft_ms": 20.0, "failures": 3, "note": "x"}}
