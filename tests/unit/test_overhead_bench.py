@@ -51,6 +51,9 @@ def test_ratios_divide_the_named_setups() -> None:
         "garden_auto/vllm",
         "garden_explicit/vllm",
         "garden_auto/garden_explicit",
+        "ray_llm_lean/ray_llm",
+        "garden_explicit/ray_llm_lean",
+        "garden_auto/ray_llm_lean",
     }
     assert r["garden_auto/garden_explicit"]["throughput"] == 0.9
     assert r["garden_auto/ray_llm"] == {
