@@ -26,7 +26,7 @@ from deployments._internals import (
     engine_client,
 )
 from deployments._tracing import end_span, engine_span
-from deployments.protocol import ENDPOINTS, ReplyHead
+from deployments.protocol import ENDPOINTS, ReplyHead, RequestBody
 
 __all__ = ["GardenModel"]
 
@@ -160,15 +160,16 @@ class GardenModel(HookedServer):
         return {} if probe is None else dict(probe.stats())
 
     async def generate(
-        self, endpoint: str, body: dict[str, Any], trace: Mapping[str, str] | None = None
+        self, endpoint: str, request: RequestBody, trace: Mapping[str, str] | None = None
     ) -> AsyncIterator[Any]:
-        """Serve one OpenAI request given as its JSON body.
+        """Serve one OpenAI request given as its JSON body (``request.json``).
 
         Yields a :class:`ReplyHead`, then the remaining SSE chunks of a stream.
         The body is validated here with vLLM's own request schema, so the
         router never needs vLLM's classes. ``trace`` (W3C headers) is the
         router span's context: the engine call's span is its child.
         """
+        body = request.json
         span = engine_span(endpoint, str(body.get("model", "")), trace)
         status: int | None = None
         try:

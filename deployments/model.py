@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GARDEN_ENV_MARKER",
+    "PREFIX_AWARE_ROUTER",
     "build_llm_config",
     "build_model_deployment",
     "deployment_options",
@@ -29,6 +30,9 @@ __all__ = [
     "resolve_source",
     "server_class",
 ]
+
+#: Ray Serve LLM's prefix-aware request router (``replica_router: prefix_aware``).
+PREFIX_AWARE_ROUTER = "ray.serve.llm.request_router:PrefixCacheAffinityRouter"
 
 #: Set in every model replica and inherited by its engine processes, so that
 #: ``garden down`` can find engines that outlived their replica.
@@ -137,7 +141,7 @@ def deployment_options(garden: GardenConfig, spec: ModelSpec) -> dict[str, Any]:
     queues what the config says, however many routers it runs.
     """
     routers = garden.router.num_replicas
-    return {
+    options: dict[str, Any] = {
         "name": spec.name,
         "max_ongoing_requests": spec.limits.max_ongoing_requests,
         "max_queued_requests": -(-spec.limits.max_queued_requests // routers),
@@ -153,6 +157,11 @@ def deployment_options(garden: GardenConfig, spec: ModelSpec) -> dict[str, Any]:
         # The replica's CPU share lives in the placement bundle it shares with the engine.
         "ray_actor_options": {"num_cpus": 0},
     }
+    if spec.replica_router == "prefix_aware":
+        # Ray Serve LLM's own: it reads the prompt from the call's argument with a
+        # `messages` or `prompt` attribute (deployments.protocol.RequestBody).
+        options["request_router_config"] = {"request_router_class": PREFIX_AWARE_ROUTER}
+    return options
 
 
 def build_llm_config(garden: GardenConfig, spec: ModelSpec) -> LLMConfig:

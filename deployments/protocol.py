@@ -9,8 +9,9 @@ yields one :class:`ReplyHead` and then, for streams, SSE text chunks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["ENDPOINTS", "ReplyHead"]
+__all__ = ["ENDPOINTS", "ReplyHead", "RequestBody"]
 
 #: OpenAI (and vLLM) endpoints a model replica serves, by the name the router passes.
 ENDPOINTS = ("chat", "completions", "responses", "embeddings", "tokenize", "detokenize")
@@ -30,3 +31,34 @@ class ReplyHead:
     status: int
     body: bytes
     stream: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RequestBody:
+    """An OpenAI request body as the router sends it to a replica.
+
+    Ray Serve LLM's prefix-aware request router (``replica_router:
+    prefix_aware``) picks a replica by the text of the first call argument
+    that has a ``messages`` or a ``prompt`` attribute, as vLLM's request
+    objects have. This gives a plain JSON body the same two: ``messages``
+    only when the body has them (an absent attribute lets the router look
+    for ``prompt``), and ``prompt`` always, the body's ``prompt`` or
+    ``input`` (Responses, embeddings) or an empty text (detokenize).
+    """
+
+    json: dict[str, Any]
+
+    @property
+    def messages(self) -> Any:
+        """The chat messages; AttributeError when the body has none."""
+        if "messages" not in self.json:
+            raise AttributeError("messages")
+        return self.json["messages"]
+
+    @property
+    def prompt(self) -> Any:
+        """The prompt, the ``input``, or ``""``."""
+        for key in ("prompt", "input"):
+            if key in self.json:
+                return self.json[key]
+        return ""

@@ -29,7 +29,7 @@ from cluster.exceptions import (
     QueueFullError,
     UpstreamError,
 )
-from deployments.protocol import ReplyHead
+from deployments.protocol import ReplyHead, RequestBody
 from router._state import ModelStates
 
 __all__ = ["COOLDOWN_CODE", "REPLICA_FAILURES", "Dispatcher", "Reply"]
@@ -194,7 +194,7 @@ class Dispatcher:
             named = body if body.get("model") == key else {**body, "model": key}
             replies = cast(
                 DeploymentResponseGenerator[Any],
-                handle.generate.remote(endpoint, named, dict(trace or {})),
+                handle.generate.remote(endpoint, RequestBody(named), dict(trace or {})),
             )
             head = await self._head(
                 _Target(model, key), replies, deadline_s, stalls, abandon_when_down

@@ -22,7 +22,7 @@ from starlette.testclient import TestClient
 
 from cluster.config import GardenConfig, load_config
 from cluster.counters import MemoryCounters
-from deployments.protocol import ReplyHead
+from deployments.protocol import ReplyHead, RequestBody
 from router import _health
 
 __all__ = [
@@ -122,8 +122,9 @@ class FakeHandle:
         return copy
 
     def remote(
-        self, endpoint: str, body: dict[str, Any], trace: dict[str, str] | None = None
+        self, endpoint: str, request: RequestBody, trace: dict[str, str] | None = None
     ) -> Any:
+        body = request.json
         self.sent.append((body, self._options))
         self.endpoints.append(endpoint)
         self.traces.append(dict(trace or {}))

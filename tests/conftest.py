@@ -57,6 +57,11 @@ TOOLS_MODEL = "code"
 #: garden policy (min_replicas 0): the scale-from-zero test brings it up.
 COLD_MODEL = "law"
 
+#: The model whose replicas Ray Serve LLM's prefix-aware router picks
+#: (``replica_router: prefix_aware``): the cold model, which the long-prompt
+#: burst grows to two replicas.
+PREFIX_AWARE_MODEL = COLD_MODEL
+
 #: The cold model's cold start in the test garden's profile, seconds.
 COLD_START_S = 30.0
 
@@ -188,6 +193,8 @@ def _test_config(traces_endpoint: str, profile: str, s3_port: int, keys_dir: Pat
     # logical CPU each, both fit where one did, so the 2 CPUs Ray sees on a
     # 2-core CI machine leave room for the other tests' scale-ups meanwhile.
     law["resources"] = {**law["resources"], "cpus": law["resources"]["cpus"] / 2}
+    # Its replicas are picked by Ray Serve LLM's prefix-aware router (PREFIX_AWARE_MODEL).
+    law["replica_router"] = "prefix_aware"
     # Medicine holds 64 streams on a replica, so that 50 routed streams can be in
     # flight on it when the continuation test kills it (KV blocks: 64 x 1,024 tokens).
     medicine = next(m for m in data["models"] if m["name"] == "medicine")

@@ -255,6 +255,13 @@ class ModelSpec(Strict):
         1.0, ge=0, description="Cost of one replica for one hour, in the budget's currency."
     )
     slo: SLOSpec = Field(default_factory=SLOSpec, description="Latency objectives.")
+    replica_router: Literal["power_of_two", "prefix_aware"] = Field(
+        "power_of_two",
+        description="How a request picks one of this model's replicas: 'power_of_two' "
+        "(Serve's default: the shorter queue of two at random) or 'prefix_aware' (Ray Serve "
+        "LLM's PrefixCacheAffinityRouter: the replica that served the longest shared prompt "
+        "prefix while the load is balanced, so its prefix cache hits).",
+    )
 
     @model_validator(mode="after")
     def _role_shape(self) -> ModelSpec:
