@@ -26,17 +26,25 @@ from autoscaling.simulate._compare import compare as compare_policies
 from autoscaling.simulate._controller import POLICIES, PolicyName, RayKnobs
 from autoscaling.simulate._mix import default_mix, parse_mix
 from autoscaling.simulate._plot import plot_comparison, plot_replay
-from autoscaling.simulate._run import TargetsFrom, simulate, with_bounds
+from autoscaling.simulate._run import (
+    REPLICA_ROUTERS,
+    ReplicaRouter,
+    TargetsFrom,
+    simulate,
+    with_bounds,
+)
 from autoscaling.simulate._trace import FORMATS, Request, TraceError, TraceFormat, read_trace
 
 __all__ = [
     "FORMATS",
     "POLICIES",
+    "REPLICA_ROUTERS",
     "PolicyName",
     "Profile",
     "ProfileError",
     "ProfileSet",
     "RayKnobs",
+    "ReplicaRouter",
     "Request",
     "TargetsFrom",
     "TraceError",

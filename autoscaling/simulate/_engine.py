@@ -131,7 +131,7 @@ class Engine:
         run.outstanding += 1
         if job.spilled_from is not None:
             self.runs[job.spilled_from].spilled += 1
-        replica = run.free_replica()
+        replica = run.free_replica(job)
         if replica is None:
             run.queue.append(job)
         else:
@@ -146,7 +146,7 @@ class Engine:
 
     def _pull(self, run: ModelRun) -> None:
         while run.queue:
-            replica = run.free_replica()
+            replica = run.free_replica(run.queue[0])
             if replica is None:
                 return
             replica.assign(run.queue.popleft(), self.now)
@@ -189,6 +189,7 @@ class Engine:
             run.spec.limits.max_ongoing_requests,
             provisioned_s=self.now,
             ready_s=ready_s,
+            block_tokens=run.block_tokens,
         )
         run.replicas.append(replica)
         self._cost_changed()

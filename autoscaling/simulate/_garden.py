@@ -16,7 +16,10 @@ from autoscaling.simulate._metrics import Reporter
 from autoscaling.simulate._replica import Job, Replica, ReplicaState
 from cluster.config import ModelSpec
 
-__all__ = ["ModelRun"]
+__all__ = ["MATCH_RATE_THRESHOLD", "ModelRun"]
+
+#: Ray Serve LLM's ``PrefixCacheAffinityRouter`` default ``match_rate_threshold``.
+MATCH_RATE_THRESHOLD = 0.1
 
 
 @dataclass(eq=False)
@@ -40,6 +43,10 @@ class ModelRun:
     names: int = 0
     handle: Reporter = field(init=False)
     kv: dict[str, Reporter] = field(default_factory=dict)
+    #: Prompt tokens per prefix-cache block; None: the replay models no prefix cache.
+    block_tokens: int | None = None
+    #: Replicas picked as Ray Serve LLM's PrefixCacheAffinityRouter does.
+    prefix_aware: bool = False
 
     def __post_init__(self) -> None:
         self.handle = Reporter(self.look_back_s)
@@ -61,17 +68,30 @@ class ModelRun:
         """Replicas shutting down (still held and paid for)."""
         return sum(r.state is ReplicaState.DRAINING for r in self.replicas)
 
-    def free_replica(self) -> Replica | None:
-        """Where Serve sends the next request: the running replica with the fewest ongoing.
+    def free_replica(self, job: Job | None = None) -> Replica | None:
+        """Where Serve sends the next request (``job``): a running replica with a free slot.
 
-        (Serve samples two replicas and takes the less busy; taking the least
-        busy of all is the deterministic limit of that rule.)
+        By default the one with the fewest ongoing requests. (Serve samples
+        two replicas and takes the less busy; taking the least busy of all is
+        the deterministic limit of that rule.) With :attr:`prefix_aware`, as
+        Ray Serve LLM's ``PrefixCacheAffinityRouter`` does at its defaults
+        (load never counts as imbalanced; a match rate of at least
+        :data:`MATCH_RATE_THRESHOLD`): the replicas that were sent the
+        longest prefix of the job's blocks, or with a lower match rate the
+        ones sent the fewest blocks; the least busy of those.
         """
-        best: Replica | None = None
-        for r in self.replicas:
-            if r.has_slot and (best is None or r.ongoing < best.ongoing):
-                best = r
-        return best
+        free = [r for r in self.replicas if r.has_slot]
+        if not free:
+            return None
+        if self.prefix_aware and job is not None and job.blocks:
+            matches = {r.name: r.routed_match(job.blocks) for r in free}
+            best = max(matches.values())
+            if best / len(job.blocks) >= MATCH_RATE_THRESHOLD:
+                free = [r for r in free if matches[r.name] == best]
+            else:
+                fewest = min(len(r.routed) for r in free)
+                free = [r for r in free if len(r.routed) == fewest]
+        return min(free, key=lambda r: r.ongoing)  # the first among equals, as before
 
     def new_replica_name(self) -> str:
         """A fresh replica id within this deployment."""

@@ -11,12 +11,19 @@ The service model, and what it leaves out:
 - The decoding sequences share the GPU (processor sharing): each gets the
   profile's per-sequence rate at the current decode batch size. Prefill does
   not slow decoding down (chunked prefill's interference is ignored).
+- With a prefix cache (``block_tokens``, a replay option), a prompt whose
+  first blocks (``Job.blocks``, hashes of the prefix up to each block) are
+  cached prefills only the rest, as vLLM's automatic prefix caching does;
+  at least its last token is computed. The cache holds the KV cache's
+  capacity in blocks, least recently used out first; blocks held by running
+  sequences are not set apart (vLLM caches in its free blocks, so this is
+  an upper bound on what stays cached).
 """
 
 from __future__ import annotations
 
 import heapq
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from enum import Enum
 
@@ -39,6 +46,10 @@ class Job:
     domain: str
     model: str = ""
     spilled_from: str | None = None
+    #: The prompt's blocks (hashes of the prefix up to each); () without prefix caching.
+    blocks: tuple[int, ...] = ()
+    #: Prompt tokens served from the replica's prefix cache, not prefilled.
+    cached_tokens: int = 0
     first_token_s: float | None = None
     done_s: float | None = None
     rejected: bool = False
@@ -62,9 +73,25 @@ class Replica:
     """
 
     def __init__(
-        self, name: str, profile: Profile, max_ongoing: int, provisioned_s: float, ready_s: float
+        self,
+        name: str,
+        profile: Profile,
+        max_ongoing: int,
+        provisioned_s: float,
+        ready_s: float,
+        block_tokens: int | None = None,
     ) -> None:
         self.name, self.profile, self.max_ongoing = name, profile, max_ongoing
+        self.block_tokens = block_tokens
+        # The prefix cache (block hash -> None, least recently used first), and
+        # every block routed here, which is what a prefix-aware router knows.
+        self._cache: OrderedDict[int, None] = OrderedDict()
+        self._cache_blocks = (
+            None
+            if block_tokens is None or profile.kv_cache_tokens is None
+            else max(1, profile.kv_cache_tokens // block_tokens)
+        )
+        self.routed: set[int] = set()
         self.provisioned_s, self.ready_s = provisioned_s, ready_s
         self.state = ReplicaState.STARTING
         self.ongoing = 0  # requests Serve has sent here and not seen finish
@@ -92,8 +119,13 @@ class Replica:
         """True when Serve would send this replica one more request."""
         return self.state is ReplicaState.RUNNING and self.ongoing < self.max_ongoing
 
+    def routed_match(self, blocks: tuple[int, ...]) -> int:
+        """Leading ``blocks`` this replica was sent before (a prefix-aware router's view)."""
+        return _leading(blocks, self.routed)
+
     def assign(self, job: Job, now: float) -> None:
         """Serve hands the replica ``job``."""
+        self.routed.update(job.blocks)
         self.ongoing += 1
         self.meter.arrived(job.input_tokens)
         self._waiting.append(job)
@@ -118,6 +150,7 @@ class Replica:
         job = self._prefill.popleft()
         job.first_token_s = now
         self.meter.prefilled(job.input_tokens)
+        self._cache_blocks_of(job)
         done: list[Job] = []
         remaining = max(job.output_tokens - 1, 0)
         if remaining == 0:
@@ -169,9 +202,22 @@ class Replica:
 
     def _start_prefill(self, now: float) -> None:
         if self.prefill_done_s is None and self._prefill:
-            tokens = self._prefill[0].input_tokens
+            job = self._prefill[0]
+            if self.block_tokens is not None and job.blocks:
+                hit = _leading(job.blocks, self._cache)
+                job.cached_tokens = min(hit * self.block_tokens, max(job.input_tokens - 1, 0))
+            tokens = job.input_tokens - job.cached_tokens
             self.prefill_done_s = now + tokens / self.profile.prefill_tokens_per_s
             self.prefill_token += 1
+
+    def _cache_blocks_of(self, job: Job) -> None:
+        if self.block_tokens is None:
+            return
+        for block in job.blocks:
+            self._cache[block] = None
+            self._cache.move_to_end(block)
+        while self._cache_blocks is not None and len(self._cache) > self._cache_blocks:
+            self._cache.popitem(last=False)
 
     def _sync(self, now: float) -> None:
         if now > self._vt:
@@ -186,3 +232,13 @@ class Replica:
             return
         self._rate = self.profile.decode_rate(len(self._decoding))
         self.decode_done_s = now + max(0.0, self._decoding[0][0] - self._v) / self._rate
+
+
+def _leading(blocks: tuple[int, ...], held: set[int] | OrderedDict[int, None]) -> int:
+    """How many of ``blocks``, from the first, are in ``held``."""
+    n = 0
+    for block in blocks:
+        if block not in held:
+            break
+        n += 1
+    return n

@@ -16,11 +16,15 @@ from autoscaling.simulate._mix import assign_domains, default_mix, validate_mix
 from autoscaling.simulate._partition import partition
 from autoscaling.simulate._replica import Job
 from autoscaling.simulate._report import summarize
-from autoscaling.simulate._trace import Request
+from autoscaling.simulate._trace import MOONCAKE_BLOCK_TOKENS, Request
 from cluster.config import GardenConfig, load_config
 from router.virtual import virtual_policies
 
-__all__ = ["simulate", "with_bounds"]
+__all__ = ["REPLICA_ROUTERS", "ReplicaRouter", "simulate", "with_bounds"]
+
+#: ``models[].replica_router``'s values, which ``simulate(replica_router=)`` may force.
+ReplicaRouter = Literal["power_of_two", "prefix_aware"]
+REPLICA_ROUTERS: tuple[ReplicaRouter, ...] = ("power_of_two", "prefix_aware")
 
 
 TargetsFrom = Literal["profile", "config"]
@@ -209,8 +213,18 @@ def simulate(
     max_replicas: int | None = None,
     knobs: RayKnobs | None = None,
     tune_against: float | None = None,
+    prefix_cache: bool = False,
+    replica_router: ReplicaRouter | None = None,
 ) -> dict[str, Any]:
     """Replay ``requests`` through ``garden`` (default: the embedded one) under ``policy``.
+
+    With ``prefix_cache`` each replica keeps a prefix cache of the requests'
+    blocks (Mooncake's ``hash_ids``, :data:`MOONCAKE_BLOCK_TOKENS` tokens
+    each), and a prompt prefills only what is not cached; off by default,
+    so that replays without it give the figures they always gave.
+    ``replica_router`` overrides every model's ``replica_router``
+    (``prefix_aware``: replicas picked as Ray Serve LLM's prefix-aware
+    router picks them).
 
     ``budget`` overrides ``budget.max_cost_per_hour``; only the ``garden``
     policy is bound by it (the baselines know no budget, and the report
@@ -238,6 +252,10 @@ def simulate(
         raise ValueError(f"unknown policy {policy!r}; expected one of {list(POLICIES)}")
     if not requests:
         raise ValueError("the trace has no request")
+    if replica_router not in (None, *REPLICA_ROUTERS):
+        raise ValueError(
+            f"unknown replica_router {replica_router!r}; expected one of {list(REPLICA_ROUTERS)}"
+        )
     if knobs is not None and policy != "ray-default":
         raise ValueError(f"knobs tune Ray's policy (ray-default), not {policy!r}")
     garden = garden if garden is not None else load_config(None)
@@ -269,16 +287,23 @@ def simulate(
                 requests[i].input_tokens,
                 requests[i].output_tokens,
                 domains[i],
+                blocks=requests[i].blocks if prefix_cache else (),
             )
             for i in ordered
         ]
+
+    def replicas(runs: dict[str, ModelRun]) -> dict[str, ModelRun]:
+        for run in runs.values():
+            run.block_tokens = MOONCAKE_BLOCK_TOKENS if prefix_cache else None
+            run.prefix_aware = (replica_router or run.spec.replica_router) == "prefix_aware"
+        return runs
 
     per_replica = _targets(garden, profiles, requests, targets_from)
     horizon = max(r.arrival_s for r in requests)
     caps = (cost_cap, garden.budget.max_gpus) if policy == "garden" else (None, None)
     allowed: dict[str, int] | None = {} if caps != (None, None) else None
     timing = {"control_period_s": control_period_s, "series_step_s": series_step_s}
-    runs = _runs(garden, profiles, policy, per_replica, allowed, knobs)
+    runs = replicas(_runs(garden, profiles, policy, per_replica, allowed, knobs))
     if policy in ("static-peak", "static-partition"):
         for run in runs.values():
             run.target = run.deployment.max_replicas
@@ -286,10 +311,10 @@ def simulate(
         peaks = {n: r.peak_demand for n, r in runs.items()}
         if policy == "static-partition":
             garden = _partitioned(garden, runs, peaks, cost_cap)
-            runs = _runs(garden, profiles, policy, per_replica, None)
+            runs = replicas(_runs(garden, profiles, policy, per_replica, None))
         else:
             fixed = fixed_targets(peaks, runs)
-            runs = _runs(garden, profiles, policy, per_replica, None)
+            runs = replicas(_runs(garden, profiles, policy, per_replica, None))
             for name, run in runs.items():
                 run.target = fixed[name]
     replayed = jobs()
@@ -323,4 +348,14 @@ def simulate(
     }
     if knobs is not None:
         head["knobs"] = dataclasses.asdict(knobs)
+    if prefix_cache or replica_router is not None:
+        prompt = sum(j.input_tokens for j in replayed if j.first_token_s is not None)
+        cached = sum(j.cached_tokens for j in replayed if j.first_token_s is not None)
+        head["prefix_cache"] = {
+            "on": prefix_cache,
+            "block_tokens": MOONCAKE_BLOCK_TOKENS if prefix_cache else None,
+            "replica_router": {n: "prefix_aware" if r.prefix_aware else "power_of_two"
+                               for n, r in runs.items()},
+            "cached_prompt_share": round(cached / prompt, 4) if prompt else 0.0,
+        }  # fmt: skip
     return {**head, **result}

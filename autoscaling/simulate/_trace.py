@@ -23,7 +23,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["FORMATS", "Request", "TraceError", "TraceFormat", "read_trace"]
+__all__ = ["FORMATS", "MOONCAKE_BLOCK_TOKENS", "Request", "TraceError", "TraceFormat", "read_trace"]
+
+#: Prompt tokens per block of a Mooncake trace's ``hash_ids`` (its published block size).
+MOONCAKE_BLOCK_TOKENS = 512
 
 TraceFormat = Literal["azure", "mooncake"]
 FORMATS: tuple[TraceFormat, ...] = ("azure", "mooncake")
@@ -49,6 +52,10 @@ class Request:
     arrival_s: float
     input_tokens: int
     output_tokens: int
+    #: The prompt's blocks as hashes of the prefix up to each (Mooncake's
+    #: ``hash_ids``): two prompts share their first k blocks when their
+    #: first k hashes are equal. Empty when the trace has none (Azure).
+    blocks: tuple[int, ...] = ()
 
 
 def _count(value: Any, name: str, path: str, line: int) -> int:
@@ -86,7 +93,10 @@ def _stamp_s(text: str, path: str, line: int) -> tuple[int, float]:
     return minute, seconds
 
 
-def _azure(path: str, lines: Iterable[str]) -> Iterator[tuple[tuple[int, float], int, int]]:
+_Row = tuple[tuple[int, float], int, int, tuple[int, ...]]
+
+
+def _azure(path: str, lines: Iterable[str]) -> Iterator[_Row]:
     reader = csv.reader(lines)
     header = next(reader, None)
     if header is None:
@@ -107,10 +117,11 @@ def _azure(path: str, lines: Iterable[str]) -> Iterator[tuple[tuple[int, float],
             _stamp_s(stamp, path, line),
             _count(ctx, "ContextTokens", path, line),
             _count(gen, "GeneratedTokens", path, line),
+            (),
         )
 
 
-def _mooncake(path: str, lines: Iterable[str]) -> Iterator[tuple[tuple[int, float], int, int]]:
+def _mooncake(path: str, lines: Iterable[str]) -> Iterator[_Row]:
     for line, text in enumerate(lines, start=1):
         if not text.strip():
             continue
@@ -127,12 +138,15 @@ def _mooncake(path: str, lines: Iterable[str]) -> Iterator[tuple[tuple[int, floa
         if isinstance(stamp, bool) or not isinstance(stamp, int | float) or stamp < 0:
             raise TraceError(path, line, f"timestamp must be ms >= 0, got {stamp!r}")
         hashes = row.get("hash_ids", [])
-        if not isinstance(hashes, list):
-            raise TraceError(path, line, f"hash_ids must be a list, got {hashes!r}")
+        if not isinstance(hashes, list) or not all(
+            isinstance(h, int) and not isinstance(h, bool) for h in hashes
+        ):
+            raise TraceError(path, line, f"hash_ids must be a list of integers, got {hashes!r}")
         yield (
             (0, float(stamp) / 1000.0),
             _count(row["input_length"], "input_length", path, line),
             _count(row["output_length"], "output_length", path, line),
+            tuple(hashes),
         )
 
 
@@ -153,4 +167,7 @@ def read_trace(path: str | Path, fmt: TraceFormat) -> list[Request]:
     rows.sort(key=lambda r: r[0])
     (m0, s0) = rows[0][0]
     # Rounded to the Azure trace's 100 ns resolution: no float noise in replays.
-    return [Request(round((m - m0) + (s - s0), 7), n_in, n_out) for (m, s), n_in, n_out in rows]
+    return [
+        Request(round((m - m0) + (s - s0), 7), n_in, n_out, blocks)
+        for (m, s), n_in, n_out, blocks in rows
+    ]

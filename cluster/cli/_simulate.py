@@ -135,6 +135,18 @@ def _comparison(result: dict[str, Any]) -> None:
     help="Replay garden (specialists at min 1 and 0), ray-default, ray-tuned and "
     "static-peak side by side; --plot draws cost against attainment.",
 )
+@click.option(
+    "--prefix-cache",
+    is_flag=True,
+    help="Model each replica's prefix cache from the trace's block hashes (Mooncake's "
+    "hash_ids): cached prompt blocks skip their prefill. Off by default.",
+)
+@click.option(
+    "--replica-router",
+    type=click.Choice(["power_of_two", "prefix_aware"]),
+    default=None,
+    help="Pick replicas this way for every model (default: each model's replica_router).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option(
     "--plot",
@@ -156,6 +168,8 @@ def simulate_cmd(
     min_replicas: int | None,
     max_replicas: int | None,
     compare: bool,
+    prefix_cache: bool,
+    replica_router: str | None,
     as_json: bool,
     plot_path: Path | None,
 ) -> None:
@@ -168,6 +182,7 @@ def simulate_cmd(
     from autoscaling.simulate import (
         PolicyName,
         ProfileError,
+        ReplicaRouter,
         TargetsFrom,
         TraceError,
         TraceFormat,
@@ -178,6 +193,8 @@ def simulate_cmd(
     )
 
     garden = load(config_path)
+    if compare and (prefix_cache or replica_router):
+        raise click.UsageError("--prefix-cache and --replica-router replay one policy, not all")
     if plot_path is not None:
         try:
             import matplotlib  # noqa: F401
@@ -204,7 +221,13 @@ def simulate_cmd(
             result = compare_policies(requests, garden, profiles, **common)
         else:
             result = simulate(
-                requests, garden, profiles, policy=cast("PolicyName", policy), **common
+                requests,
+                garden,
+                profiles,
+                policy=cast("PolicyName", policy),
+                prefix_cache=prefix_cache,
+                replica_router=cast("ReplicaRouter | None", replica_router),
+                **common,
             )
         wall_s = time.perf_counter() - start
     except (TraceError, ProfileError, ValueError) as err:
