@@ -40,25 +40,34 @@ class RequestBody:
     Ray Serve LLM's prefix-aware request router (``replica_router:
     prefix_aware``) picks a replica by the text of the first call argument
     that has a ``messages`` or a ``prompt`` attribute, as vLLM's request
-    objects have. This gives a plain JSON body the same two: ``messages``
-    only when the body has them (an absent attribute lets the router look
-    for ``prompt``), and ``prompt`` always, the body's ``prompt`` or
-    ``input`` (Responses, embeddings) or an empty text (detokenize).
+    objects have, and divides by that text's length. So this body offers
+    only ``prompt``, as one non-empty string: the text of its messages, its
+    prompt or its ``input`` (Responses, embeddings), or a single space when
+    it has none (detokenize, or a body the replica will refuse).
     """
 
     json: dict[str, Any]
 
     @property
-    def messages(self) -> Any:
-        """The chat messages; AttributeError when the body has none."""
-        if "messages" not in self.json:
-            raise AttributeError("messages")
-        return self.json["messages"]
+    def prompt(self) -> str:
+        """The request's text, never empty (see the class)."""
+        body = self.json
+        for key in ("messages", "prompt", "input"):
+            if key in body:
+                text = _text(body[key])
+                if text:
+                    return text
+        return " "
 
-    @property
-    def prompt(self) -> Any:
-        """The prompt, the ``input``, or ``""``."""
-        for key in ("prompt", "input"):
-            if key in self.json:
-                return self.json[key]
-        return ""
+
+def _text(value: Any) -> str:
+    """The text in a prompt, a message list or content parts (token ids have none)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(_text(item) for item in value)
+    if isinstance(value, dict):
+        if isinstance(value.get("text"), str):
+            return str(value["text"])
+        return _text(value.get("content"))
+    return ""
