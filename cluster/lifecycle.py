@@ -33,7 +33,7 @@ from cluster.ray_internals import (
     serve_details,
     start_deleting_app,
 )
-from cluster.startup import Stage, engine_up_replicas, stage_counts
+from cluster.startup import Stage, engine_up_replicas, stage_counts, status_text
 from cluster.store import RayKVStore, SharedStore
 
 __all__ = [
@@ -168,10 +168,6 @@ def _import_serving_code() -> None:
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
 
 
-def _text(value: object) -> str:
-    return str(getattr(value, "value", value))
-
-
 def _progress_of(app: str, details: dict[str, Any], store: SharedStore) -> list[DeploymentProgress]:
     out = []
     for name, dep in details.get("deployments", {}).items():
@@ -180,8 +176,8 @@ def _progress_of(app: str, details: dict[str, Any], store: SharedStore) -> list[
         out.append(
             DeploymentProgress(
                 name=name,
-                status=_text(dep.get("status")),
-                running=sum(_text(r.get("state")) == "RUNNING" for r in replicas),
+                status=status_text(dep.get("status")),
+                running=sum(status_text(r.get("state")) == "RUNNING" for r in replicas),
                 target=int(dep.get("target_num_replicas") or len(replicas)),
                 message=str(dep.get("message") or ""),
                 stages={stage.label: n for stage, n in counts.items()},
@@ -244,7 +240,7 @@ def _wait_healthy(
                 serving[1]()
                 serving = None
                 continue
-            app_status = _text(details.get("status"))
+            app_status = status_text(details.get("status"))
             whole = all(p.healthy and p.running >= floors.get(p.name, 0) for p in progress)
             if app_status == "RUNNING" and progress and whole:
                 return

@@ -36,6 +36,7 @@ __all__ = [
     "replica_stage",
     "report_engine_up",
     "stage_counts",
+    "status_text",
 ]
 
 #: Seconds a replica's engine-up report lives: far beyond any replica's
@@ -78,14 +79,14 @@ def engine_up_replicas(store: SharedStore, app: str, deployment: str) -> frozens
     return frozenset(key.removeprefix(prefix) for key in store.items(prefix))
 
 
-def _text(value: Any) -> str:
-    # The controller's details hold Serve's str enums or their values.
+def status_text(value: Any) -> str:
+    """A status or state of Serve's details as text (they hold Serve's str enums or values)."""
     return str(getattr(value, "value", value))
 
 
 def replica_stage(replica: Mapping[str, Any], engine_up: bool) -> Stage | None:
     """The stage of one replica of Serve's details (None: it is stopping, not starting)."""
-    state = _text(replica.get("state"))
+    state = status_text(replica.get("state"))
     if state == "RUNNING":
         return Stage.HEALTHY
     if state not in _STARTING:
