@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -67,6 +67,14 @@ def startup(config_path: str | None, all_at_once: bool, as_json: bool) -> None:
     type=click.IntRange(1),
     help="Repeat the whole measurement; each ratio is reported as its min, median and max.",
 )
+@click.option(
+    "--client",
+    type=click.Choice(["garden", "vllm"]),
+    default="garden",
+    show_default=True,
+    help="Who times the requests: the garden's light client, or vLLM's own benchmark "
+    "client (vllm.benchmarks.serve: random 128-token prompts; garden_auto left out).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write a PNG chart.")
 def overhead(
@@ -76,6 +84,7 @@ def overhead(
     concurrency: int,
     tokens: int,
     runs: int,
+    client: str,
     as_json: bool,
     plot: str | None,
 ) -> None:
@@ -84,10 +93,11 @@ def overhead(
     \b
     Example:
       garden bench overhead --runs 3 --json > overhead.json
+      garden bench overhead --client vllm --rounds 3 --runs 3 --json
     """
     from cluster._ray import connect
     from cluster.lifecycle import down, read_state, run_dir, status, up
-    from loadtest.bench.overhead import run_overhead_bench
+    from loadtest.bench.overhead import Client, run_overhead_bench
 
     garden = load(config_path)
     if model not in {m.name for m in garden.models}:
@@ -107,7 +117,7 @@ def overhead(
             result = run_overhead_bench(
                 garden, state.endpoint, model=model, rounds=rounds, concurrency=concurrency,
                 tokens=tokens, log_dir=run_dir(), api_key=api_key_of(garden), progress=progress,
-                runs=runs,
+                runs=runs, client=cast("Client", client),
             )  # fmt: skip
     finally:
         if started:
@@ -199,6 +209,7 @@ def _overhead_table(result: dict[str, Any]) -> Group:
     setups = table(
         "setup",
         "p50/p99 TTFT ms",
+        "p50/p99 ITL ms",
         "p50/p99 e2e ms",
         "req/s",
         "failures",
@@ -206,13 +217,14 @@ def _overhead_table(result: dict[str, Any]) -> Group:
             (
                 name,
                 f"{s.get('p50_ttft_ms')}/{s.get('p99_ttft_ms')}",
+                f"{s.get('p50_itl_ms')}/{s.get('p99_itl_ms')}",
                 f"{s.get('p50_e2e_ms')}/{s.get('p99_e2e_ms')}",
                 s.get("throughput_rps"),
                 s["failures"],
             )
             for name, s in result["setups"].items()
         ],
-        right=4,
+        right=5,
     )
     runs = result["settings"]["runs"]
     ratios = table(

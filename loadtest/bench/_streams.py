@@ -7,6 +7,7 @@ so on a 2-core machine the client's own CPU cost is equal for all of them.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import statistics
 import time
@@ -38,6 +39,8 @@ class Sample:
     e2e_s: float
     ok: bool
     served_by: str | None = None
+    #: Seconds between consecutive chunks with content, after the first.
+    itls_s: tuple[float, ...] = ()
 
 
 @dataclass(slots=True)
@@ -58,7 +61,7 @@ async def _one(client: httpx.AsyncClient, target: Target, prompt: str, tokens: i
         "ignore_eos": True,
     }
     started = time.perf_counter()
-    first: float | None = None
+    arrivals: list[float] = []
     done = False
     headers = {"authorization": f"Bearer {target.api_key}"} if target.api_key else {}
     url = f"{target.base_url}/chat/completions"
@@ -69,11 +72,13 @@ async def _one(client: httpx.AsyncClient, target: Target, prompt: str, tokens: i
                 continue
             if line == "data: [DONE]":
                 done = True
-            elif first is None and _has_content(line[6:]):
-                first = time.perf_counter()
+            elif _has_content(line[6:]):
+                arrivals.append(time.perf_counter())
+        first = arrivals[0] if arrivals else None
         ok = reply.status_code == 200 and done and first is not None
     ended = time.perf_counter()
-    return Sample((first or ended) - started, ended - started, ok, served_by)
+    itls = tuple(b - a for a, b in itertools.pairwise(arrivals))
+    return Sample((first or ended) - started, ended - started, ok, served_by, itls)
 
 
 def _has_content(payload: str) -> bool:
@@ -102,18 +107,26 @@ def _q(values: list[float], q: float) -> float:
 
 
 def summarize(rounds: Sequence[Round]) -> dict[str, Any]:
-    """p50/p99 TTFT and end-to-end latency (ms), throughput (requests/s), failures."""
+    """p50/p99 TTFT, inter-token and end-to-end latency (ms), throughput (requests/s), failures.
+
+    The inter-token latency is the gap between consecutive chunks with
+    content, as vLLM's benchmark client measures it: several tokens in one
+    chunk count as one gap.
+    """
     samples = [s for r in rounds for s in r.samples]
     good = [s for s in samples if s.ok]
     if not good:
         return {"requests": len(samples), "failures": len(samples)}
     ttft = [s.ttft_s * 1000 for s in good]
     e2e = [s.e2e_s * 1000 for s in good]
+    itl = [gap * 1000 for s in good for gap in s.itls_s] or [0.0]
     return {
         "requests": len(samples),
         "failures": len(samples) - len(good),
         "p50_ttft_ms": round(statistics.median(ttft), 2),
         "p99_ttft_ms": round(_q(ttft, 0.99), 2),
+        "p50_itl_ms": round(statistics.median(itl), 2),
+        "p99_itl_ms": round(_q(itl, 0.99), 2),
         "p50_e2e_ms": round(statistics.median(e2e), 2),
         "p99_e2e_ms": round(_q(e2e, 0.99), 2),
         "throughput_rps": round(len(good) / sum(r.wall_s for r in rounds), 3),

@@ -36,7 +36,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import psutil
@@ -45,16 +45,20 @@ from cluster.config import GardenConfig, ModelSpec
 from cluster.exceptions import ClusterError, StartupError
 from cluster.processes import garden_processes, kill_tree, with_descendants
 from loadtest.bench._streams import Round, Target, run_round, summarize
+from loadtest.bench._vllm_client import VllmRounds, run_vllm_rounds, summarize_vllm
 
 __all__ = [
     "CODE_PROMPTS",
     "SETUPS",
+    "Client",
     "ratio_spread",
     "ratios",
     "round_orders",
     "run_overhead_bench",
 ]
 
+#: Who times the setups: the garden's own light client, or vLLM's benchmark client.
+Client = Literal["garden", "vllm"]
 SETUPS = ("vllm", "ray_llm", "ray_llm_lean", "garden_explicit", "garden_auto")
 _RATIOS = {
     "garden_explicit/ray_llm": ("garden_explicit", "ray_llm"),
@@ -70,6 +74,7 @@ _RATIOS = {
 }
 _RATIO_FIELDS = {
     "p50_ttft": "p50_ttft_ms",
+    "p99_itl": "p99_itl_ms",
     "p50_e2e": "p50_e2e_ms",
     "p99_e2e": "p99_e2e_ms",
     "throughput": "throughput_rps",
@@ -94,9 +99,15 @@ CODE_PROMPTS = (
 
 
 def ratios(setups: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]]:
-    """Each ratio of the issue: numerator setup's figure over the denominator's."""
+    """Each ratio of the issue: numerator setup's figure over the denominator's.
+
+    Ratios of a setup that did not run (``garden_auto`` under vLLM's client)
+    are left out.
+    """
     out: dict[str, dict[str, float | None]] = {}
     for name, (num, den) in _RATIOS.items():
+        if num not in setups or den not in setups:
+            continue
         row: dict[str, float | None] = {}
         for key, field in _RATIO_FIELDS.items():
             a, b = setups[num].get(field), setups[den].get(field)
@@ -251,7 +262,8 @@ def _start_ray_llm(
     """Ray Serve LLM's own app for ``spec``: its own ingress and defaults.
 
     Only the engine arguments are the garden's, and with ``lean`` the
-    server class too (the garden's replica class, so its engine layout);
+    server class and stream batching too (the garden's replica, so its
+    engine layout);
     the replica count is fixed at one and no CPU is reserved, so that it
     fits beside the garden. Deployed without waiting (:func:`_wait_app_running`).
     """
@@ -263,10 +275,15 @@ def _start_ray_llm(
     one = {"min_replicas": 1, "max_replicas": 1, "initial_replicas": 1}
     update: dict[str, Any] = {
         "deployment_config": {"autoscaling_config": one, **_NO_CPU},
-        "placement_group_config": {"bundles": [{"CPU": 0.01}], "strategy": "PACK"},
+        # The default garden reserves every logical CPU of a 2-core node, and a
+        # bundle needs some resource: a token of memory (1 MiB) places it anyway.
+        "placement_group_config": {"bundles": [{"memory": 2**20}], "strategy": "PACK"},
     }
     if lean:
+        # The garden's replicas, stream batching included: the router's cost alone.
         update["server_cls"] = server_class()
+    else:
+        update["experimental_configs"] = {}  # Ray Serve LLM's own stream batching
     config = build_llm_config(garden, spec).model_copy(update=update)
     app = build_openai_app({"llm_configs": [config], "ingress_deployment_config": _NO_CPU})
     name = RAY_LLM_LEAN_APP if lean else RAY_LLM_APP
@@ -377,6 +394,7 @@ def run_overhead_bench(
     api_key: str = "",
     progress: Progress = _quiet,
     runs: int = 1,
+    client: Client = "garden",
 ) -> dict[str, Any]:
     """Start the two baselines beside the running garden at ``endpoint``, measure, stop them.
 
@@ -388,6 +406,11 @@ def run_overhead_bench(
     "max"}`` over the runs, ``setups`` as each figure's median (failures
     summed), ``runs`` (each run's own ``setups`` and ``ratios``) and the
     settings.
+
+    ``client="vllm"`` times the setups with vLLM's own benchmark client
+    (:mod:`loadtest.bench._vllm_client`: random prompts of 128 tokens,
+    ``prompts`` unused) instead of ours; ``garden_auto`` is left out there,
+    since random tokens are no domain's question.
     """
     spec = garden.model(model)
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -411,6 +434,11 @@ def run_overhead_bench(
         reports = []
         for run in range(runs):
             step = progress if runs == 1 else _prefixed(progress, f"run {run + 1}/{runs}: ")
+            if client == "vllm":
+                reports.append(
+                    _vllm_report(garden, spec, targets, rounds, concurrency, tokens, log_dir, step)
+                )
+                continue
             seen = asyncio.run(_rounds(targets, prompts, rounds, concurrency, tokens, step))
             reports.append(_report(seen, model))
     except httpx.HTTPError as err:
@@ -420,6 +448,7 @@ def run_overhead_bench(
             _stop(vllm)
         _delete_ray_llm(garden.name)
     settings = {
+        "client": client,
         "model": model,
         "rounds": rounds,
         "concurrency": concurrency,
@@ -432,6 +461,42 @@ def run_overhead_bench(
         "runs": reports,
         "settings": settings,
     }
+
+
+def _vllm_report(
+    garden: GardenConfig,
+    spec: ModelSpec,
+    targets: Sequence[Target],
+    rounds: int,
+    concurrency: int,
+    tokens: int,
+    log_dir: Path,
+    progress: Progress,
+) -> dict[str, Any]:
+    from deployments.model import resolve_source
+
+    named = [t for t in targets if t.name != "garden_auto"]
+    settings = VllmRounds(
+        targets=[(t.name, t.base_url, t.model, t.api_key) for t in named],
+        tokenizer=resolve_source(garden, spec),
+        orders=round_orders(len(named)),
+        rounds=rounds,
+        num_prompts=4 * concurrency,
+        output_len=tokens,
+        concurrency=concurrency,
+    )
+    total = len(named) * (rounds + 1)
+    done = 0
+
+    def step(line: str) -> None:
+        nonlocal done
+        progress(line, done, total)
+        done += 1
+
+    seen = run_vllm_rounds(settings, log_dir, step)
+    progress("done", total, total)
+    setups = {name: summarize_vllm(r) for name, r in seen.items()}
+    return {"setups": setups, "ratios": ratios(setups)}
 
 
 def _prefixed(progress: Progress, prefix: str) -> Progress:

@@ -58,11 +58,70 @@ def test_ratios_divide_the_named_setups() -> None:
     assert r["garden_auto/garden_explicit"]["throughput"] == 0.9
     assert r["garden_auto/ray_llm"] == {
         "p50_ttft": 1.0,
+        "p99_itl": None,  # no setup has the figure
         "p50_e2e": 1.1,
         "p99_e2e": 1.0,
         "throughput": 0.9,
     }
     assert r["garden_explicit/vllm"]["throughput"] == 1.0
+
+
+def test_ratios_leave_out_a_setup_that_did_not_run() -> None:
+    setups = {name: {"throughput_rps": 10.0} for name in SETUPS if name != "garden_auto"}
+    assert not [name for name in ratios(setups) if "garden_auto" in name]
+    assert "garden_explicit/vllm" in ratios(setups)
+
+
+def test_inter_token_latency_is_the_gap_between_chunks_pooled_over_requests() -> None:
+    gaps = [(0.01, 0.02), (0.03,), ()]  # a one-chunk stream has no gap
+    samples = [Sample(0.1, 1.0, ok=True, itls_s=g) for g in gaps]
+    s = summarize([Round([*samples, Sample(9, 9, ok=False, itls_s=(5.0,))], 1.0)])
+    assert s["p50_itl_ms"] == pytest.approx(20)
+    assert s["p99_itl_ms"] == pytest.approx(30)  # the failed request's gap is not counted
+
+
+def test_vllm_clients_rounds_pool_raw_times_and_sum_durations() -> None:
+    from loadtest.bench._vllm_client import summarize_vllm
+
+    def one(ttfts: list[float], itls: list[list[float]], failed: int) -> dict[str, object]:
+        return {
+            "duration": 2.0,
+            "completed": len(ttfts) - failed,
+            "failed": failed,
+            "ttfts": ttfts,
+            "itls": itls,
+            "latencies": [t + sum(g) for t, g in zip(ttfts, itls, strict=True)],
+            "output_throughput": 50.0,
+        }
+
+    # vLLM's client records a failed request with ttft 0 and no gaps.
+    rounds = [one([0.1, 0.2], [[0.01, 0.05], [0.02]], 0), one([0.3, 0.0], [[0.03], []], 1)]
+    s = summarize_vllm(rounds)
+    assert (s["requests"], s["failures"]) == (4, 1)
+    assert s["p50_ttft_ms"] == pytest.approx(200)
+    assert s["p50_itl_ms"] == pytest.approx(25)  # median of 10, 20, 30, 50 ms
+    assert s["p99_itl_ms"] == pytest.approx(50)
+    assert s["throughput_rps"] == pytest.approx(0.75)  # 3 completed in 4 s
+    assert s["output_tokens_per_s"] == pytest.approx(50.0)
+    assert summarize_vllm([one([0.0], [[]], 1)]) == {"requests": 1, "failures": 1}
+
+
+def test_vllm_clients_command_line_keeps_a_route_prefix_and_the_api_key() -> None:
+    from loadtest.bench._vllm_client import VllmRounds, _argv
+
+    target = ("ray_llm", "http://127.0.0.1:8000/bench-ray-llm/v1", "code", "sk-1")
+    spec = VllmRounds(targets=[target], tokenizer="/models/code", orders=[[0]], rounds=1)
+    argv = _argv(target, spec, seed=3)
+
+    def flag(name: str) -> str:
+        return argv[argv.index(name) + 1]
+
+    assert flag("--base-url") == "http://127.0.0.1:8000"
+    assert flag("--endpoint") == "/bench-ray-llm/v1/chat/completions"
+    assert (flag("--backend"), flag("--seed"), flag("--model")) == ("openai-chat", "3", "code")
+    assert flag("--header") == "Authorization=Bearer sk-1"
+    keyless = ("vllm", "http://127.0.0.1:9000/v1", "code", "")
+    assert "--header" not in _argv(keyless, spec, seed=0)
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 5, 6])
