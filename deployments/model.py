@@ -193,6 +193,7 @@ def build_llm_config(garden: GardenConfig, spec: ModelSpec) -> LLMConfig:
         placement_group_config=placement_group_config(spec),
         deployment_config=deployment_options(garden, spec),
         runtime_env={"env_vars": env},
+        experimental_configs={"stream_batching_interval_ms": spec.stream_batching_interval_ms},
     )
 
 

@@ -33,6 +33,7 @@ from cluster.config._router_spec import (
 )
 from cluster.config._schema import (
     DEFAULT_KV_TARGET,
+    DEFAULT_STREAM_BATCHING_INTERVAL_MS,
     AutoscalingSpec,
     BudgetSpec,
     GardenConfig,
@@ -49,6 +50,7 @@ __all__ = [
     "ADAPTER_ID",
     "DEFAULT_CONFIG_NAME",
     "DEFAULT_KV_TARGET",
+    "DEFAULT_STREAM_BATCHING_INTERVAL_MS",
     "UNNAMED_KEY",
     "AdapterSpec",
     "ApiKeySpec",

@@ -19,6 +19,7 @@ from cluster.config._types import CustomResources, Domain, Name, Strict
 
 __all__ = [
     "DEFAULT_KV_TARGET",
+    "DEFAULT_STREAM_BATCHING_INTERVAL_MS",
     "AutoscalingSpec",
     "BudgetSpec",
     "GardenConfig",
@@ -37,6 +38,10 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 #: The share of a replica's KV cache the garden policy fills at most: the
 #: config's default, and the default of the policy's own ``kv_target``.
 DEFAULT_KV_TARGET = 0.85
+
+#: How long a replica gathers stream tokens before sending them (ms): see
+#: ``ModelSpec.stream_batching_interval_ms`` and docs/performance.md.
+DEFAULT_STREAM_BATCHING_INTERVAL_MS = 10.0
 
 
 def _expand(text: str) -> str:
@@ -261,6 +266,16 @@ class ModelSpec(Strict):
         "(Serve's default: the shorter queue of two at random) or 'prefix_aware' (Ray Serve "
         "LLM's PrefixCacheAffinityRouter: the replica that served the longest shared prompt "
         "prefix while the load is balanced, so its prefix cache hits).",
+    )
+
+    stream_batching_interval_ms: float = Field(
+        DEFAULT_STREAM_BATCHING_INTERVAL_MS,
+        ge=0,
+        le=1000,
+        description="How long a replica gathers a stream's tokens before it sends them on, "
+        "in ms (Ray Serve LLM's experimental_configs.stream_batching_interval_ms): 0 sends "
+        "each token alone (smoothest stream, most per-chunk work), larger values send fewer, "
+        "bigger chunks (Ray Serve LLM's own default is 50).",
     )
 
     @model_validator(mode="after")
