@@ -39,6 +39,14 @@ What is reached, and why no public API serves:
   replica. The garden pins a hash of what the replicas run
   (:func:`with_code_version`), as Serve's declarative deploys do with their
   import path and arguments.
+* ``DeploymentHandle.options``' private ``_by_reference``, and
+  ``ray.serve._private.constants.RAY_SERVE_USE_GRPC_BY_DEFAULT``: how a
+  handle's calls travel (Ray actor calls with object streaming, or gRPC).
+  A handle in a deployment's arguments keeps the options of the process
+  that bound it, the ``garden up`` driver, which does not run in Ray
+  Serve's throughput-optimized mode; the router re-applies its own
+  process's default (:func:`with_process_transport`), so that its calls go
+  over gRPC where the cluster runs in that mode.
 * ``ray.serve._private.common`` ``DeploymentID`` and ``ReplicaID``, and
   ``ray.serve._private.metrics_utils``' ``InMemoryMetricsStore``,
   ``merge_instantaneous_total`` and ``aggregate_timeseries``: the simulator
@@ -74,7 +82,9 @@ __all__ = [
     "serve_controller",
     "serve_details",
     "start_deleting_app",
+    "transport_of",
     "with_code_version",
+    "with_process_transport",
 ]
 
 #: The Ray version every reach below was checked against.
@@ -96,6 +106,8 @@ _REACHES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("ray.serve._private.constants", "SERVE_NAMESPACE", ()),
     ("ray.serve.context", "_get_global_client", ("raise_if_no_controller_running",)),
     ("ray.serve.api", "delete", ("name", "_blocking")),
+    ("ray.serve._private.constants", "RAY_SERVE_USE_GRPC_BY_DEFAULT", ()),
+    ("ray.serve.handle", "DeploymentHandle.options", ("_by_reference",)),
     ("ray.serve.deployment", "Deployment.options", ("version", "_internal")),
     ("ray.serve.deployment", "Application.__init__", ("bound_deployment",)),
     (_POLICY, "_get_cold_start_scale_up_replicas", ("ctx",)),
@@ -225,6 +237,23 @@ def code_version_of(app: Any) -> str | None:
     """The code version pinned on ``app``'s deployment (None: Serve picks a random one)."""
     version: str | None = app._bound_deployment.version
     return version
+
+
+def with_process_transport(handle: Any) -> Any:
+    """``handle`` calling over this process's own default transport (gRPC or actor calls).
+
+    Ray Serve reads the default at import, from ``RAY_SERVE_USE_GRPC_BY_DEFAULT``
+    (on in its throughput-optimized mode); a handle unpickled from a
+    deployment's arguments carries the default of the driver that bound it.
+    """
+    from ray.serve._private.constants import RAY_SERVE_USE_GRPC_BY_DEFAULT
+
+    return handle.options(_by_reference=not RAY_SERVE_USE_GRPC_BY_DEFAULT)
+
+
+def transport_of(handle: Any) -> str:
+    """How ``handle``'s calls travel: ``"grpc"`` or ``"actor"``."""
+    return "actor" if handle.handle_options._by_reference else "grpc"
 
 
 # -- Serve's policy wrapper and autoscaling metrics, for the simulator ------------------

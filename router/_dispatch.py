@@ -29,6 +29,7 @@ from cluster.exceptions import (
     QueueFullError,
     UpstreamError,
 )
+from cluster.ray_internals import with_process_transport
 from deployments.protocol import ReplyHead, RequestBody
 from router._state import ModelStates
 
@@ -96,7 +97,12 @@ class Dispatcher:
         retry_after_s: int,
         watch_period_s: float = 0.5,
     ) -> None:
-        self._handles = {name: h.options(stream=True) for name, h in handles.items()}
+        # The handles were bound by the `garden up` driver: they call as its process
+        # would, unless set to this replica's own transport (gRPC in Serve's
+        # throughput-optimized mode, cluster.ray_internals).
+        self._handles = {
+            name: with_process_transport(h).options(stream=True) for name, h in handles.items()
+        }
         self._states = states
         self._retry_after = retry_after_s
         self._watch_period = watch_period_s

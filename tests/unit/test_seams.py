@@ -26,6 +26,10 @@ SEAMS = {
 def _is_internal(module: str, names: list[str]) -> str | None:
     """Which seam an import of ``names`` from ``module`` belongs to (None: public API)."""
     parts = module.split(".")
+    if parts[:2] == ["vllm", "benchmarks"]:
+        # What `vllm bench serve` runs: vLLM's benchmark client, driven by its own
+        # CLI arguments (tests/integration/test_vllm_bench_client.py holds it).
+        return None
     if parts[0] == "vllm" or module.startswith("ray.llm._internal"):
         return "vllm"
     if parts[0] == "ray":
@@ -67,6 +71,7 @@ def test_the_scan_finds_internal_imports() -> None:
     assert _is_internal("ray.experimental.internal_kv", ["_internal_kv_get"]) == "ray"
     assert _is_internal("ray.llm._internal.common.callbacks.base", []) == "vllm"
     assert _is_internal("vllm.exceptions", ["VLLMValidationError"]) == "vllm"
+    assert _is_internal("vllm.benchmarks.serve", ["add_cli_args", "main"]) is None
     assert _is_internal("ray.serve.llm", ["LLMServer"]) is None
     assert _is_internal("ray.serve.config", ["AutoscalingContext"]) is None
 
@@ -180,3 +185,24 @@ def test_a_pinned_code_version_survives_the_application_and_its_options() -> Non
     pinned = with_code_version(app, "v1")
     assert code_version_of(pinned) == "v1"
     assert code_version_of(with_code_version(pinned, "v2")) == "v2"
+
+
+def test_the_router_calls_over_its_own_processs_transport() -> None:
+    """A handle unpickled from the driver's bind takes the replica's default transport."""
+    from types import SimpleNamespace
+
+    from ray.serve._private.constants import RAY_SERVE_USE_GRPC_BY_DEFAULT
+
+    from cluster.ray_internals import transport_of, with_process_transport
+
+    class Handle:
+        def __init__(self, by_reference: bool) -> None:
+            self.handle_options = SimpleNamespace(_by_reference=by_reference)
+
+        def options(self, **kwargs: bool) -> Handle:
+            return Handle(kwargs["_by_reference"])
+
+    driver_bound = Handle(by_reference=True)  # the driver runs without the switches
+    expected = "grpc" if RAY_SERVE_USE_GRPC_BY_DEFAULT else "actor"
+    assert transport_of(with_process_transport(driver_bound)) == expected
+    assert transport_of(Handle(by_reference=False)) == "grpc"
