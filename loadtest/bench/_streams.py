@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["Round", "Sample", "Target", "run_round", "summarize"]
+__all__ = ["Round", "Sample", "Target", "latency_figures", "run_round", "summarize"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,11 +123,15 @@ def summarize(rounds: Sequence[Round]) -> dict[str, Any]:
     return {
         "requests": len(samples),
         "failures": len(samples) - len(good),
-        "p50_ttft_ms": round(statistics.median(ttft), 2),
-        "p99_ttft_ms": round(_q(ttft, 0.99), 2),
-        "p50_itl_ms": round(statistics.median(itl), 2),
-        "p99_itl_ms": round(_q(itl, 0.99), 2),
-        "p50_e2e_ms": round(statistics.median(e2e), 2),
-        "p99_e2e_ms": round(_q(e2e, 0.99), 2),
+        **latency_figures(ttft, itl, e2e),
         "throughput_rps": round(len(good) / sum(r.wall_s for r in rounds), 3),
     }
+
+
+def latency_figures(ttft: list[float], itl: list[float], e2e: list[float]) -> dict[str, float]:
+    """p50 and p99 of each of TTFT, inter-token and end-to-end latency (ms in, ms out)."""
+    out: dict[str, float] = {}
+    for name, values in (("ttft", ttft), ("itl", itl), ("e2e", e2e)):
+        out[f"p50_{name}_ms"] = round(statistics.median(values), 2)
+        out[f"p99_{name}_ms"] = round(_q(values, 0.99), 2)
+    return out

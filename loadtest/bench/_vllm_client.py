@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import io
 import json
-import statistics
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cluster.exceptions import ClusterError
+from loadtest.bench._streams import latency_figures
 
 __all__ = ["VllmRounds", "client_parser", "run_vllm_rounds", "summarize_vllm"]
 
@@ -142,11 +142,6 @@ def run_vllm_rounds(
     return dict(json.loads(out_path.read_text()))
 
 
-def _q(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def summarize_vllm(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """One setup's figures over its rounds (ms, requests/s, output tokens/s).
 
@@ -165,12 +160,7 @@ def summarize_vllm(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {
         "requests": completed + failed,
         "failures": failed,
-        "p50_ttft_ms": round(statistics.median(ttft), 2),
-        "p99_ttft_ms": round(_q(ttft, 0.99), 2),
-        "p50_itl_ms": round(statistics.median(itl), 2),
-        "p99_itl_ms": round(_q(itl, 0.99), 2),
-        "p50_e2e_ms": round(statistics.median(e2e), 2),
-        "p99_e2e_ms": round(_q(e2e, 0.99), 2),
+        **latency_figures(ttft, itl, e2e),
         "throughput_rps": round(completed / duration, 3),
         "output_tokens_per_s": round(
             sum(float(r["output_throughput"]) * float(r["duration"]) for r in rounds) / duration,
