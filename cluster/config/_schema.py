@@ -41,7 +41,7 @@ DEFAULT_KV_TARGET = 0.85
 
 #: How long a replica gathers stream tokens before sending them (ms): see
 #: ``ModelSpec.stream_batching_interval_ms`` and docs/performance.md.
-DEFAULT_STREAM_BATCHING_INTERVAL_MS = 10.0
+DEFAULT_STREAM_BATCHING_INTERVAL_MS = 50.0
 
 
 def _expand(text: str) -> str:
@@ -275,7 +275,9 @@ class ModelSpec(Strict):
         description="How long a replica gathers a stream's tokens before it sends them on, "
         "in ms (Ray Serve LLM's experimental_configs.stream_batching_interval_ms): 0 sends "
         "each token alone (smoothest stream, most per-chunk work), larger values send fewer, "
-        "bigger chunks (Ray Serve LLM's own default is 50).",
+        "bigger chunks. The default is Ray Serve LLM's own (50); on the 2-core machine 10 "
+        "cut the p99 inter-token latency by about an eighth for about a sixth of the "
+        "throughput (docs/performance.md).",
     )
 
     @model_validator(mode="after")
