@@ -33,6 +33,11 @@ What is reached, and why no public API serves:
   probe, and to skip the usage-telemetry actor. They are overridden here
   only, by :class:`HookedEngine` and :class:`HookedServer`, which turn them
   into public hooks that the garden's classes override.
+* ``LLMServer._batch_output_stream``, ``_get_batch_interval_ms`` and
+  ``_llm_config``: how a streamed reply is cut into chunks has no public
+  hook; :meth:`HookedServer.batch_stream` is one (the garden paces the
+  chunks, ``deployments._pacing``), and the interval and the
+  ``experimental_configs`` it reads become public methods.
 * ``VLLMEngine._engine_client``: the engine's ``AsyncLLM``, for the KV-cache
   size and the probe.
 * ``AsyncLLM.logger_manager.stat_loggers``: vLLM's stat loggers are given at
@@ -56,7 +61,7 @@ import importlib
 import inspect
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -151,6 +156,8 @@ _MEMBERS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     (*_NAMES["VLLMEngine"], "start", ("self",)),
     ("ray.serve.llm", "LLMServer", "_get_default_engine_class", ("self",)),
     ("ray.serve.llm", "LLMServer", "_start_engine", ("self",)),
+    ("ray.serve.llm", "LLMServer", "_batch_output_stream", ("self", "generator")),
+    ("ray.serve.llm", "LLMServer", "_get_batch_interval_ms", ("self", "stream")),
     ("ray.serve.llm", "LLMServer", "chat", ("self", "request")),
     ("ray.serve.llm", "LLMServer", "completions", ("self", "request")),
     ("ray.serve.llm", "LLMServer", "embeddings", ("self", "request")),
@@ -180,6 +187,7 @@ _ATTRIBUTES = (
     (*_NAMES["VLLMEngine"], "self._engine_client"),
     (*_NAMES["VLLMEngine"], "self._app_state"),
     (*_NAMES["VLLMEngine"], "self._oai_serving_tokenization"),
+    ("ray.llm._internal.serve.core.server.llm_server", "LLMServer", "self._llm_config"),
     ("vllm.v1.engine.async_llm", "AsyncLLM", "self.logger_manager"),
 )
 
@@ -273,6 +281,25 @@ class HookedServer(LLMServer):
             request, engine_method=method, batch_output_stream=False
         )
         return stream
+
+    def experimental_configs(self) -> dict[str, Any]:
+        """This replica's ``LLMConfig.experimental_configs``."""
+        return dict(self._llm_config.experimental_configs)
+
+    def batch_interval_ms(self) -> float | None:
+        """The stream batching interval Ray Serve LLM applies here (ms)."""
+        interval: float | None = self._get_batch_interval_ms()
+        return interval
+
+    def batch_stream(self, stream: AsyncGenerator[Any, None]) -> AsyncGenerator[list[Any], None]:
+        """A streamed reply's items in the chunks this replica sends (Ray's batcher by default)."""
+        batched: AsyncGenerator[list[Any], None] = super()._batch_output_stream(stream)
+        return batched
+
+    def _batch_output_stream(
+        self, generator: AsyncGenerator[Any, None]
+    ) -> AsyncGenerator[list[Any], None]:
+        return self.batch_stream(generator)
 
     def _get_default_engine_class(self) -> Any:
         return self.engine_class()

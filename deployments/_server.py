@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import psutil
@@ -25,6 +25,7 @@ from deployments._internals import (
     TokenizeCompletionRequest,
     engine_client,
 )
+from deployments._pacing import STREAM_BATCHING_KEY, paced
 from deployments._tracing import end_span, engine_span
 from deployments.protocol import ENDPOINTS, ReplyHead, RequestBody
 
@@ -125,6 +126,14 @@ class GardenModel(HookedServer):
             )
         except (RayError, ConnectionError, RuntimeError) as err:
             logger.warning("could not report the engine up for garden up's progress: %r", err)
+
+    def batch_stream(self, stream: AsyncGenerator[Any, None]) -> AsyncGenerator[list[Any], None]:
+        # models[].stream_batching: 'paced' unless the config says Ray's 'fixed' clock.
+        interval_ms = self.batch_interval_ms()
+        mode = self.experimental_configs().get(STREAM_BATCHING_KEY, "paced")
+        if mode == "paced" and interval_ms:
+            return paced(stream, interval_ms / 1000)
+        return super().batch_stream(stream)
 
     def replica_facts(self) -> dict[str, float | int | None]:
         """What ``garden profile`` reads of this replica.

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from cluster.config import GardenConfig, ModelSpec
 from cluster.exceptions import ModelSourceError
 from cluster.tracing import TRACES_ENDPOINT_ENV
+from deployments._pacing import STREAM_BATCHING_KEY
 from deployments.tiny import is_built, model_path
 
 if TYPE_CHECKING:
@@ -193,7 +194,10 @@ def build_llm_config(garden: GardenConfig, spec: ModelSpec) -> LLMConfig:
         placement_group_config=placement_group_config(spec),
         deployment_config=deployment_options(garden, spec),
         runtime_env={"env_vars": env},
-        experimental_configs={"stream_batching_interval_ms": spec.stream_batching_interval_ms},
+        experimental_configs={
+            "stream_batching_interval_ms": spec.stream_batching_interval_ms,
+            STREAM_BATCHING_KEY: spec.stream_batching,
+        },
     )
 
 

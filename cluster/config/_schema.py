@@ -279,6 +279,13 @@ class ModelSpec(Strict):
         "cut the p99 inter-token latency by about an eighth for about a sixth of the "
         "throughput (docs/performance.md).",
     )
+    stream_batching: Literal["paced", "fixed"] = Field(
+        "paced",
+        description="When a replica sends a stream's gathered tokens: 'paced' (the garden's: "
+        "at once when stream_batching_interval_ms has passed since the last chunk, so the "
+        "first token and the end of the stream never wait, at most one chunk per interval) "
+        "or 'fixed' (Ray Serve LLM's own batcher: every interval on a fixed clock).",
+    )
 
     @model_validator(mode="after")
     def _role_shape(self) -> ModelSpec:
