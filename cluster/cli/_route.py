@@ -229,7 +229,8 @@ def _request_cost(garden: Any, output_tokens: int) -> Any:
 
     prices = token_prices(
         load_profiles(garden.autoscaling.profile),
-        [(m.name, m.cost_per_hour, m.slo.tpot_ms / 1000) for m in garden.models],
+        # Only models that chat are routed to; an embedder may have no profile.
+        [(m.name, m.cost_per_hour, m.slo.tpot_ms / 1000) for m in garden.chat_models],
     )
 
     def cost(model: str, text: str) -> float:

@@ -47,3 +47,16 @@ def test_cost_against_the_generalist_and_the_oracle() -> None:
     assert c["savings"] == pytest.approx(40 / 25) and c["ceiling"] == pytest.approx(40 / 19)
     assert c["share_of_ceiling"] == pytest.approx(19 / 25)
     assert c["share_of_saving"] == pytest.approx(15 / 21)
+
+
+def test_cost_view_of_the_embedded_garden_prices_every_chat_model() -> None:
+    # The embedded garden has an embedder with no service profile; the cost
+    # view prices only the models that requests can be routed to.
+    from cluster.cli._options import load
+    from cluster.cli._route import _request_cost
+
+    garden = load(None)
+    assert garden.embedders, "the embedded garden is expected to serve an embedder"
+    cost = _request_cost(garden, 256)
+    for model in garden.chat_models:
+        assert cost(model.name, "What is a tort?") > 0
