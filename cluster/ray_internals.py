@@ -178,15 +178,36 @@ def serve_controller() -> tuple[str, str]:
     return SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
 
 
-def serve_details() -> dict[str, Any] | None:
+#: Tries of one serve-details call, and the pause between them.
+_DETAILS_TRIES = 3
+_DETAILS_PAUSE_S = 0.5
+
+
+def serve_details(*, pause_s: float = _DETAILS_PAUSE_S) -> dict[str, Any] | None:
     """The controller's serve details as the dict it sends (None: no controller runs).
 
-    Blocking: one call to the controller.
+    Blocking: one call to the controller, tried again up to twice when the
+    controller's method fails. Ray 2.60's controller raises an
+    AttributeError from ``get_serve_instance_details`` while it is still
+    creating a deployment (its info is not yet set), so a poll during
+    ``garden up`` can hit it; a third failure in a row is raised.
     """
+    import time
+
+    from ray.exceptions import RayTaskError
     from ray.serve.context import _get_global_client
 
     client = _get_global_client(raise_if_no_controller_running=False)
-    return None if client is None else dict(client.get_serve_details())
+    if client is None:
+        return None
+    for attempt in range(_DETAILS_TRIES):
+        try:
+            return dict(client.get_serve_details())
+        except RayTaskError:
+            if attempt == _DETAILS_TRIES - 1:
+                raise
+            time.sleep(pause_s)
+    raise AssertionError("unreachable")
 
 
 def start_deleting_app(name: str) -> None:

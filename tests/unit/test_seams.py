@@ -206,3 +206,32 @@ def test_the_router_calls_over_its_own_processs_transport() -> None:
     expected = "grpc" if RAY_SERVE_USE_GRPC_BY_DEFAULT else "actor"
     assert transport_of(with_process_transport(driver_bound)) == expected
     assert transport_of(Handle(by_reference=False)) == "grpc"
+
+
+def test_serve_details_outlast_a_controller_mid_deploy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ray's controller fails get_serve_instance_details while it creates a
+    # deployment; one poll of `garden up` must not die of it. A third failure
+    # in a row is the caller's.
+    import ray.serve.context
+    from ray.exceptions import RayTaskError
+
+    from cluster import ray_internals
+
+    failures = [2]
+
+    class _Client:
+        def get_serve_details(self) -> dict[str, object]:
+            if failures[0]:
+                failures[0] -= 1
+                cause = AttributeError("'NoneType' object has no attribute 'deployment_config'")
+                raise RayTaskError("get_serve_instance_details", "traceback", cause)
+            return {"applications": {}}
+
+    def client(raise_if_no_controller_running: bool = True) -> _Client:
+        return _Client()
+
+    monkeypatch.setattr(ray.serve.context, "_get_global_client", client)
+    assert ray_internals.serve_details(pause_s=0) == {"applications": {}}
+    failures[0] = 3
+    with pytest.raises(RayTaskError):
+        ray_internals.serve_details(pause_s=0)
