@@ -28,6 +28,11 @@ Options (``--name`` or the environment variable beside it):
   (every domain equally by default);
 * ``--max-tokens`` / ``LOADTEST_MAX_TOKENS`` (64) and ``--ignore-eos`` /
   ``LOADTEST_IGNORE_EOS`` (vLLM's extension: always ``max_tokens`` tokens);
+* ``--turns`` / ``LOADTEST_TURNS``: turns per conversation (1, the
+  default: each request is a new chat). Above 1, each user holds a chat:
+  every request carries the earlier turns and their answers, in the domain
+  of its first prompt, which is what a replica's prefix cache can reuse;
+  each record has its ``turn``;
 * ``--arrival-rate`` / ``LOADTEST_RATE``: requests per second for all users
   together (each user paces itself to ``users / rate`` seconds per request);
   0 (default): each user sends its next request as soon as one ends;
@@ -64,7 +69,7 @@ try:
 except ImportError:  # plain `locust -f loadtest/locustfile.py` with another Python
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from loadtest.prompts import PromptMix, parse_weights
+from loadtest.prompts import Conversation, PromptMix, parse_weights
 from loadtest.shapes import BurstSchedule, pacing_wait
 from loadtest.stream import RequestRecord, StreamMeter
 from loadtest.summary import NO_REASON
@@ -87,6 +92,8 @@ def _options(parser: Any) -> None:
     group.add_argument("--ignore-eos", action="store_true", default=False,
                        env_var="LOADTEST_IGNORE_EOS",
                        help="vLLM extension: always generate max_tokens tokens.")  # fmt: skip
+    group.add_argument("--turns", type=int, default=1, env_var="LOADTEST_TURNS",
+                       help="Turns per conversation (1: every request a new chat).")  # fmt: skip
     group.add_argument("--arrival-rate", type=float, default=0.0, env_var="LOADTEST_RATE",
                        help="Requests/s for all users together (0: back to back).")  # fmt: skip
     group.add_argument("--records", default="", env_var="LOADTEST_RECORDS",
@@ -131,6 +138,8 @@ def _on_init(environment: Environment, **_: Any) -> None:
     if options is None:
         return
     parse_weights(options.domain_weights)  # a bad mix fails now, not in every user
+    if options.turns < 1:
+        raise ValueError(f"--turns must be at least 1, got {options.turns}")
     _records.open(options.records)
 
 
@@ -160,12 +169,17 @@ events.quit.add_listener(_on_quit)
 
 
 class ChatUser(HttpUser):
-    """Streams one chat completion after another (paced by ``--arrival-rate``)."""
+    """Streams one chat completion after another (paced by ``--arrival-rate``).
+
+    With ``--turns`` above 1 the completions are the turns of one
+    conversation after another (:class:`~loadtest.prompts.Conversation`).
+    """
 
     def on_start(self) -> None:
         options = self.environment.parsed_options
         self._rng = random.Random()
-        self._mix = PromptMix.parse(options.domain_weights if options else "")
+        mix = PromptMix.parse(options.domain_weights if options else "")
+        self._chat = Conversation(mix, turns=options.turns if options else 1)
         self._last_start: float | None = None
 
     def wait_time(self) -> float:
@@ -179,10 +193,10 @@ class ChatUser(HttpUser):
     def chat(self) -> None:
         options = self.environment.parsed_options
         assert options is not None, "ChatUser runs under Locust's command line"
-        domain, prompt = self._mix.pick(self._rng)
+        domain, messages = self._chat.ask(self._rng)
         body: dict[str, Any] = {
             "model": options.chat_model,
-            "messages": [{"role": "user", "content": prompt}],
+            "messages": messages,
             "max_tokens": options.max_tokens,
             "stream": True,
             "stream_options": {"include_usage": True},
@@ -191,13 +205,19 @@ class ChatUser(HttpUser):
             body["ignore_eos"] = True
         headers = {"Authorization": f"Bearer {options.api_key}"} if options.api_key else {}
         self._last_start = time.monotonic()
-        record = self._stream(options, body, headers)
+        record, text = self._stream(options, body, headers)
         record.prompt_domain = domain
+        record.turn = self._chat.turn
         _records.write(record.as_dict())
         if record.ok:
+            self._chat.answered(text)
             self._report(record)
+        else:
+            self._chat.failed()
 
-    def _stream(self, options: Any, body: dict[str, Any], headers: dict[str, str]) -> RequestRecord:
+    def _stream(
+        self, options: Any, body: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[RequestRecord, str]:
         start_epoch, started = time.time(), time.perf_counter()
         meter = StreamMeter(started)
         with self.client.post(
@@ -236,7 +256,7 @@ class ChatUser(HttpUser):
                 response.success()
             else:
                 response.failure(record.error)
-        return record
+        return record, meter.text
 
     def _report(self, record: RequestRecord) -> None:
         fire = self.environment.events.request.fire

@@ -4,6 +4,9 @@ Five domains, the four specialists' and ``general``, each with short user
 questions of the kind a client would send. :class:`PromptMix` draws
 ``(domain, prompt)`` pairs with configurable weights, e.g. from
 ``"medicine=2,law=1,finance=1,code=1,general=1"`` (:func:`parse_weights`).
+:class:`Conversation` strings a user's turns into one multi-turn chat, so
+that each request carries the earlier turns (the prefix a replica's cache
+can hold).
 
 Pure standard library: the locustfile imports this module inside a
 gevent-patched Locust process.
@@ -13,9 +16,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["DOMAINS", "PROMPTS", "PromptMix", "parse_weights"]
+__all__ = ["DOMAINS", "PROMPTS", "Conversation", "PromptMix", "parse_weights"]
 
 PROMPTS: dict[str, tuple[str, ...]] = {
     "medicine": (
@@ -143,3 +147,46 @@ class PromptMix:
         names = [d for d in DOMAINS if self.weights.get(d, 0) > 0]
         domain = rng.choices(names, weights=[self.weights[d] for d in names])[0]
         return domain, rng.choice(PROMPTS[domain])
+
+    def pick_in(self, domain: str, rng: random.Random) -> str:
+        """One prompt of ``domain`` (a conversation's later turns stay on its topic)."""
+        return rng.choice(PROMPTS[domain])
+
+
+@dataclass
+class Conversation:
+    """One user's chat of up to ``turns`` turns; then the next one starts afresh.
+
+    :meth:`ask` gives the messages of the next request: the earlier turns,
+    each with the answer it got, then the new prompt. A chat stays in the
+    domain of its first prompt. With ``turns`` 1 every request is a new chat.
+    """
+
+    mix: PromptMix
+    turns: int = 1
+    domain: str = ""
+    turn: int = 0  # turns asked in this chat
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.turns < 1:
+            raise ValueError(f"turns must be at least 1, got {self.turns}")
+
+    def ask(self, rng: random.Random) -> tuple[str, list[dict[str, Any]]]:
+        """``(domain, messages)`` of the next turn, a new chat after ``turns`` turns."""
+        if self.turn >= self.turns or not self.domain:
+            self.domain, prompt = self.mix.pick(rng)
+            self.turn, self.messages = 0, []
+        else:
+            prompt = self.mix.pick_in(self.domain, rng)
+        self.turn += 1
+        self.messages.append({"role": "user", "content": prompt})
+        return self.domain, list(self.messages)
+
+    def answered(self, text: str) -> None:
+        """The last turn's answer, which the next turn carries."""
+        self.messages.append({"role": "assistant", "content": text})
+
+    def failed(self) -> None:
+        """The last turn got no answer: the next request starts a new chat."""
+        self.turn = self.turns

@@ -63,6 +63,7 @@ class LoadTest:
     model: str = "auto"
     weights: str = ""
     max_tokens: int = 64
+    turns: int = 1  # per conversation; 1: every request a new chat
     ignore_eos: bool = True
     burst_s: float = 10.0
     idle_s: float = 10.0
@@ -95,6 +96,7 @@ class LoadTest:
             LOADTEST_MODEL=self.model,
             LOADTEST_WEIGHTS=self.weights,
             LOADTEST_MAX_TOKENS=str(self.max_tokens),
+            LOADTEST_TURNS=str(self.turns),
             LOADTEST_IGNORE_EOS="true" if self.ignore_eos else "false",
             LOADTEST_RATE=str(self.rate),
             LOADTEST_BURST_S=str(self.burst_s),

@@ -125,6 +125,7 @@ class RequestRecord:
     e2e_ms: float | None = None
     output_tokens: int = 0
     prompt_tokens: int | None = None
+    turn: int = 1  # the turn of a multi-turn chat (1: its first request)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -144,7 +145,14 @@ class StreamMeter:
     model: str | None = None
     done: bool = False
     error: str | None = None
+    #: The first choice's content, in pieces (a multi-turn user sends it back).
+    pieces: list[str] = field(default_factory=list)
     _parser: SSEParser = field(default_factory=SSEParser)
+
+    @property
+    def text(self) -> str:
+        """The first choice's content streamed so far."""
+        return "".join(self.pieces)
 
     def feed(self, chunk: bytes, now: float) -> None:
         """Bytes received at ``now``."""
@@ -178,6 +186,7 @@ class StreamMeter:
             return
         self.model = self.model or obj.get("model")
         if _has_content(obj):
+            self.pieces.append(_content(obj))
             self.first_content = self.first_content or now
             self.last_content = now
             self.content_chunks += 1
@@ -213,6 +222,14 @@ class StreamMeter:
         else:
             record.ok = True
         return record
+
+
+def _content(obj: dict[str, Any]) -> str:
+    for choice in obj.get("choices") or ():
+        if isinstance(choice, dict) and choice.get("index", 0) == 0:
+            delta = choice.get("delta") or {}
+            return str(choice.get("text") or delta.get("content") or "")
+    return ""
 
 
 def _has_content(obj: dict[str, Any]) -> bool:

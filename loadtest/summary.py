@@ -6,6 +6,7 @@ wall-clock window. Percentiles are exact over the records (linear
 interpolation between closest ranks), not Locust's bucketed ones.
 
 * latency percentiles (``ttft_ms``, ``tpot_ms``, ``e2e_ms``): p50/p90/p99,
+  and ``ttft_ms_by_turn`` (a multi-turn test's turns, "1" the first),
   mean and count over successful requests;
 * throughput: successful requests and output tokens per second of the window;
 * failures: count, share, and counts per error text;
@@ -112,6 +113,10 @@ def summarize(rows: Iterable[Mapping[str, Any]], slos: Mapping[str, SLO]) -> dic
     total = len(requests)
     per_second = (lambda n: round(n / window, 3)) if window > 0 else (lambda n: 0.0)
     served = [r for r in requests if r.get("model")]
+    by_turn: dict[str, list[float]] = {}
+    for r in ok:  # a multi-turn test's later turns carry the earlier ones: cacheable prefixes
+        if r.get("ttft_ms") is not None:
+            by_turn.setdefault(str(r.get("turn") or 1), []).append(r["ttft_ms"])
     by_prompt: dict[str, Counter[str]] = {}
     for r in served:
         by_prompt.setdefault(r.get("prompt_domain") or "unknown", Counter())[r["model"]] += 1
@@ -119,6 +124,7 @@ def summarize(rows: Iterable[Mapping[str, Any]], slos: Mapping[str, SLO]) -> dic
         "requests": total,
         "duration_s": round(window, 3),
         "ttft_ms": _latency([r["ttft_ms"] for r in ok if r.get("ttft_ms") is not None]),
+        "ttft_ms_by_turn": {t: _latency(by_turn[t]) for t in sorted(by_turn, key=int)},
         "tpot_ms": _latency([r["tpot_ms"] for r in ok if r.get("tpot_ms") is not None]),
         "e2e_ms": _latency([r["e2e_ms"] for r in ok if r.get("e2e_ms") is not None]),
         "throughput": {

@@ -2,9 +2,10 @@
 
 It streams ``max_tokens`` one-word chunks ``delay_s`` apart, then a usage
 chunk and ``[DONE]``, with ``x-garden-*`` headers naming a model by the
-prompt's first word. A request for model ``broken`` gets a stream cut
-before ``[DONE]``, one for ``failing`` an error event, and one for
-``missing`` a 404.
+prompt's first word; its usage counts the words of all the messages as
+prompt tokens (a multi-turn chat's grow with each turn). A request for
+model ``broken`` gets a stream cut before ``[DONE]``, one for ``failing``
+an error event, and one for ``missing`` a 404.
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if body["model"] == "failing":
             self._event({"error": {"message": "engine died", "code": 500}})
-        usage = {"prompt_tokens": 5, "completion_tokens": tokens, "total_tokens": tokens + 5}
+        words = sum(len(str(m.get("content") or "").split()) for m in body["messages"])
+        usage = {"prompt_tokens": words, "completion_tokens": tokens}
+        usage["total_tokens"] = tokens + words
         self._event({"model": "fake", "choices": [], "usage": usage})
         self._chunk(b"data: [DONE]\n\n")
         self.wfile.write(b"0\r\n\r\n")

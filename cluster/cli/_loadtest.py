@@ -50,6 +50,9 @@ def _weights(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--weights", default="", callback=_weights,
               help="Prompt domain mix, e.g. medicine=2,law=1,code=1 (default: equal).")  # fmt: skip
 @click.option("--max-tokens", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--turns", default=1, show_default=True, type=click.IntRange(1),
+              help="Turns per conversation: each request carries the earlier "
+                   "turns and answers (1: every request a new chat).")  # fmt: skip
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("loadtest-report"), show_default=True,
               help="Folder for Locust's CSV and HTML, records.jsonl and summary.json.")  # fmt: skip
@@ -65,6 +68,7 @@ def loadtest_cmd(
     model: str,
     weights: str,
     max_tokens: int,
+    turns: int,
     out: Path,
     as_json: bool,
 ) -> None:
@@ -88,6 +92,7 @@ def loadtest_cmd(
         model=model,
         weights=weights,
         max_tokens=max_tokens,
+        turns=turns,
         burst_s=burst_s,
         idle_s=idle_s,
         api_key=api_key_of(garden),

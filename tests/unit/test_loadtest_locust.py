@@ -81,3 +81,20 @@ def test_burst_shape_leaves_idle_gaps(isolated_run_dir: Path, tmp_path: Path) ->
     # Requests in [0, 1) and [2, 3) s; none starts in the idle second between.
     assert offsets and not [t for t in offsets if 1.2 < t < 1.9], offsets
     assert any(t >= 1.9 for t in offsets), offsets
+
+
+def test_multi_turn_users_send_back_the_earlier_turns(tmp_path: Path) -> None:
+    # Each turn carries the earlier prompts and the answers they got, so the
+    # fake's prompt token count (words of all messages) grows turn by turn.
+    with fake_openai() as url:
+        test = LoadTest(host=url, users=1, duration_s=3, max_tokens=4, turns=3)
+        summary = run_loadtest(test, tmp_path, {})
+    assert summary["locust_exit_code"] == 0 and summary["failures"]["count"] == 0
+    rows = [r for r in read_records(tmp_path / "records.jsonl") if "kind" not in r]
+    assert [r["turn"] for r in rows[:6]] == [1, 2, 3, 1, 2, 3]
+    first, second, third = rows[:3]
+    answer = 4  # words: "w0 w1 w2 w3"
+    assert second["prompt_tokens"] > first["prompt_tokens"] + answer
+    assert third["prompt_tokens"] > second["prompt_tokens"] + answer
+    assert len({r["prompt_domain"] for r in rows[:3]}) == 1  # one chat, one domain
+    assert set(summary["ttft_ms_by_turn"]) == {"1", "2", "3"}
