@@ -57,6 +57,40 @@ def router_env(garden: GardenConfig, environ: Mapping[str, str]) -> dict[str, st
     return {name: environ[name] for name in names if name is not None and name in environ}
 
 
+def profile_check(garden: GardenConfig) -> None:
+    """Raise ConfigError unless every model on the garden policy has a service profile.
+
+    The garden policy sizes replicas from ``autoscaling.profile``'s entry for
+    its model; Serve's controller builds the policy, so a missing entry would
+    otherwise fail inside the controller after the deploy has begun, and
+    stall it. Checked before anything starts.
+    """
+    from autoscaling.profile import ProfileError, load_profiles
+
+    on_policy = [
+        (i, spec) for i, spec in enumerate(garden.models) if garden.policy_of(spec) == "garden"
+    ]
+    if not on_policy:
+        return
+    profile = garden.autoscaling.profile
+    try:
+        profiles = load_profiles(profile)
+    except (ProfileError, OSError) as err:
+        raise ConfigError("(autoscaling)", [f"autoscaling.profile: {profile!r}: {err}"]) from err
+    problems = []
+    for i, spec in on_policy:
+        try:
+            profiles.for_model(spec.name)
+        except ProfileError as err:
+            problems.append(
+                f"models[{i}] ({spec.name!r}) is on the 'garden' autoscaling policy, but "
+                f"autoscaling.profile {profile!r} has no profile for it ({err}); add one, "
+                "or set models[].autoscaling.policy: ray-default"
+            )
+    if problems:
+        raise ConfigError("(autoscaling)", problems)
+
+
 #: The packages whose files are the garden's code (what its replicas run).
 _PACKAGES = ("cluster", "router", "deployments", "autoscaling")
 
@@ -122,10 +156,13 @@ def build_app(
     again without them starts their replicas, and restarts nothing else
     (every deployment's code version is pinned, :func:`code_version`).
     Raises :class:`~cluster.exceptions.ModelSourceError` when a model's local
-    checkpoint is missing, before anything is deployed.
+    checkpoint is missing, and ConfigError when a model on the garden
+    policy has no service profile (:func:`profile_check`), before anything
+    is deployed.
     """
     from router.ingress import Router
 
+    profile_check(garden)
     models = {
         spec.name: _model_deployment(garden, spec, spec.name in held) for spec in garden.models
     }

@@ -23,7 +23,7 @@ from cluster._ray import (
     start_local_ray,
     stop_local_ray,
 )
-from cluster.app import ROUTER_DEPLOYMENT, build_app, router_env
+from cluster.app import ROUTER_DEPLOYMENT, build_app, profile_check, router_env
 from cluster.config import GardenConfig
 from cluster.exceptions import ClusterError, StartupError
 from cluster.processes import cluster_processes, kill_garden_processes, kill_tree
@@ -281,7 +281,8 @@ def up(
 
     With ``address`` None a local Ray is started (or the one an earlier
     ``up`` started is reused); otherwise the cluster at ``address`` is joined.
-    Raises before starting anything when a checkpoint is missing, the port
+    Raises before starting anything when a checkpoint is missing, a model on
+    the garden policy has no service profile, the port
     is taken, or ``router.auth`` names an unset or empty variable (this
     process's environment, which the router replicas then receive).
     """
@@ -291,6 +292,7 @@ def up(
 
     for spec in garden.models:  # a missing checkpoint fails before anything starts
         resolve_source(garden, spec)
+    profile_check(garden)  # so does a model the garden policy cannot size
     env = router_env(garden, os.environ)  # so do missing API keys
     previous = read_state()
     owns = address is None
