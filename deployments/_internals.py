@@ -38,6 +38,10 @@ What is reached, and why no public API serves:
   hook; :meth:`HookedServer.batch_stream` is one (the garden paces the
   chunks, ``deployments._pacing``), and the interval and the
   ``experimental_configs`` it reads become public methods.
+* ``VLLMEngine.resolve_lora`` (public, but its race is Ray's): it
+  registers a downloaded adapter with vLLM outside Serve's multiplex lock,
+  so :class:`HookedEngine` serializes it; without that, two first requests
+  for one adapter fail the second with a 500.
 * ``VLLMEngine._engine_client``: the engine's ``AsyncLLM``, for the KV-cache
   size and the probe.
 * ``AsyncLLM.logger_manager.stat_loggers``: vLLM's stat loggers are given at
@@ -55,6 +59,7 @@ little to a driver that builds an ``LLMConfig``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import importlib
@@ -154,6 +159,7 @@ _MEMBERS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         ("self", "vllm_engine_args", "vllm_engine_config", "placement_group"),
     ),
     (*_NAMES["VLLMEngine"], "start", ("self",)),
+    (*_NAMES["VLLMEngine"], "resolve_lora", ("self", "disk_lora_model")),
     ("ray.serve.llm", "LLMServer", "_get_default_engine_class", ("self",)),
     ("ray.serve.llm", "LLMServer", "_start_engine", ("self",)),
     ("ray.serve.llm", "LLMServer", "_batch_output_stream", ("self", "generator")),
@@ -209,6 +215,18 @@ class HookedEngine(VLLMEngine):
 
     def started(self, client: Any) -> None:
         """The engine's ``AsyncLLM``, just started."""
+
+    async def resolve_lora(self, disk_lora_model: Any) -> None:
+        # Ray Serve LLM downloads an adapter under Serve's multiplex lock but
+        # registers it with vLLM outside it: two first requests for one adapter
+        # both pass its "already registered?" check, and vLLM refuses the second
+        # ("has already been loaded"), which reaches the client as a 500. One
+        # registration at a time: the second then finds the first's and returns.
+        lock = self.__dict__.get("_garden_lora_lock")
+        if lock is None:
+            lock = self.__dict__["_garden_lora_lock"] = asyncio.Lock()
+        async with lock:
+            await super().resolve_lora(disk_lora_model)
 
     async def start(self) -> None:
         await super().start()
