@@ -359,6 +359,12 @@ def _replies_of(tasks: Mapping[int, asyncio.Future[Reply]]) -> dict[int, Reply]:
     }
 
 
+def _ends_stream(piece: bytes | str) -> bool:
+    """Whether ``piece`` carries the stream's ``data: [DONE]`` end."""
+    tail = piece[-16:] if isinstance(piece, str) else piece[-16:].decode(errors="replace")
+    return tail.rstrip().endswith("data: [DONE]")
+
+
 async def _sse(
     reply: _Streamed,
     traced: Traced,
@@ -378,6 +384,7 @@ async def _sse(
     usage: tuple[int, int] | None = None
     error: str | None = None
     gone = False  # the client left mid-stream
+    done = False  # [DONE] went out: a client that leaves now has the whole stream
     relabel: Callable[[bytes | str], str] | None = None  # set once handed over
     sent = 0  # pieces: at least a token each, the count when no usage arrives
     try:
@@ -397,6 +404,7 @@ async def _sse(
                     elif resume is not None:
                         resume.transcript.feed(piece)
                     sent += 1
+                    done = done or _ends_stream(piece)
                     yield piece
                 break
             except _MID_STREAM_FAILURES as err:
@@ -415,7 +423,10 @@ async def _sse(
                 relabel = resume.transcript.relabel if isinstance(handed, Reply) else _as_text
                 reply, error = handed, None
     except (asyncio.CancelledError, GeneratorExit):
-        gone, error = True, "client disconnected"
+        # An OpenAI client closes the connection once it reads [DONE], which
+        # can come before the replica's stream has ended here: not a failure.
+        if not done:
+            gone, error = True, "client disconnected"
         raise
     finally:
         reply.close()
