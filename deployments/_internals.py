@@ -222,11 +222,12 @@ class HookedEngine(VLLMEngine):
         # both pass its "already registered?" check, and vLLM refuses the second
         # ("has already been loaded"), which reaches the client as a 500. One
         # registration at a time: the second then finds the first's and returns.
-        lock = self.__dict__.get("_garden_lora_lock")
-        if lock is None:
-            lock = self.__dict__["_garden_lora_lock"] = asyncio.Lock()
-        async with lock:
+        async with self._lora_lock:
             await super().resolve_lora(disk_lora_model)
+
+    @functools.cached_property
+    def _lora_lock(self) -> asyncio.Lock:
+        return asyncio.Lock()
 
     async def start(self) -> None:
         await super().start()

@@ -69,7 +69,7 @@ try:
 except ImportError:  # plain `locust -f loadtest/locustfile.py` with another Python
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from loadtest.prompts import Conversation, PromptMix, parse_weights
+from loadtest.prompts import Conversation, PromptMix
 from loadtest.shapes import BurstSchedule, pacing_wait
 from loadtest.stream import RequestRecord, StreamMeter
 from loadtest.summary import NO_REASON
@@ -137,9 +137,8 @@ def _on_init(environment: Environment, **_: Any) -> None:
     options = environment.parsed_options
     if options is None:
         return
-    parse_weights(options.domain_weights)  # a bad mix fails now, not in every user
-    if options.turns < 1:
-        raise ValueError(f"--turns must be at least 1, got {options.turns}")
+    # A bad mix or turn count fails now, not in every user.
+    Conversation(PromptMix.parse(options.domain_weights), turns=options.turns)
     _records.open(options.records)
 
 

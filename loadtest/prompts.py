@@ -148,10 +148,6 @@ class PromptMix:
         domain = rng.choices(names, weights=[self.weights[d] for d in names])[0]
         return domain, rng.choice(PROMPTS[domain])
 
-    def pick_in(self, domain: str, rng: random.Random) -> str:
-        """One prompt of ``domain`` (a conversation's later turns stay on its topic)."""
-        return rng.choice(PROMPTS[domain])
-
 
 @dataclass
 class Conversation:
@@ -178,7 +174,7 @@ class Conversation:
             self.domain, prompt = self.mix.pick(rng)
             self.turn, self.messages = 0, []
         else:
-            prompt = self.mix.pick_in(self.domain, rng)
+            prompt = rng.choice(PROMPTS[self.domain])  # later turns stay on its topic
         self.turn += 1
         self.messages.append({"role": "user", "content": prompt})
         return self.domain, list(self.messages)
